@@ -1,0 +1,57 @@
+"""The application factory: it only wires settings, extensions and blueprints together."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from quart import Quart
+from quart_cors import cors
+from quart_schema import Info, QuartSchema
+
+from . import chat, db, errors
+from .blueprints import health, messages, rooms, users, ws
+from .config import Settings
+
+
+def find_project_root() -> Path:
+    """The folder holding hypercorn.toml, templates/ and static/: beside the package in a
+    checkout (editable install), else the working directory (a deploy's app folder)."""
+    beside_package = Path(__file__).resolve().parent.parent
+    if (beside_package / "hypercorn.toml").exists():
+        return beside_package
+    return Path.cwd()
+
+
+PROJECT_ROOT = find_project_root()
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
+    """Build the app: defaults, then the environment, then `test_config` overrides."""
+    settings = Settings.from_env()
+    if test_config:
+        settings = settings.with_overrides(test_config)
+
+    app = Quart(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # REST keeps the socket's field order
+    QuartSchema(
+        app,
+        info=Info(title="quartchat", version="0.1.0"),
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+    )
+    allowed = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
+    cors(app, allow_origin=allowed)
+    errors.init_app(app)
+    for blueprint in (users, rooms, messages, ws, health):
+        app.register_blueprint(blueprint.blueprint)
+    # Registered before the database so that its after_serving hook, which finishes
+    # pending writes, runs while the database is still open.
+    chat.init_app(app, settings)
+    db.init_app(app, settings.database_url)
+    return app

@@ -1,0 +1,120 @@
+"""Messages over REST: the polling fallback, `GET`/`POST /rooms/{id}/messages`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, Field
+from quart import Blueprint, Response, jsonify
+from quart_schema import document_response, validate_querystring, validate_request
+
+from ..chat import current_chat
+from ..errors import APIError
+from ..lookups import room_or_404, user_or_404
+from ..protocol import parse_message_id, validate_content
+from ..schemas import ResourceId, Timestamp
+from ..store import Draft, Outcome
+from ..wire import parse_timestamp
+
+blueprint = Blueprint("messages", __name__)
+
+MAX_LIMIT = 500
+
+
+class HistoryQuery(BaseModel):
+    since: str | None = Field(
+        default=None, description="ISO 8601 timestamp: only messages strictly after it"
+    )
+    after: str | None = Field(default=None, description="a message id: only messages after it")
+    limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
+
+
+class MessageCreate(BaseModel):
+    user_id: ResourceId
+    content: Any = Field(description="1 to MAX_MESSAGE_CHARS characters, not blank")
+    id: Any = Field(default=None, description="a UUID chosen by the client (idempotency key)")
+
+
+class MessageOut(BaseModel):
+    type: str = "message"
+    id: UUID
+    user_id: str
+    username: str
+    content: str
+    timestamp: Timestamp
+    room_id: str
+    seq: int
+
+
+def parse_since(raw: str) -> datetime:
+    try:
+        return parse_timestamp(raw)
+    except ValueError:
+        raise APIError(
+            400, "INVALID_SINCE", f"since={raw!r} is not an ISO 8601 timestamp"
+        ) from None
+
+
+async def seq_after(room_id: str, raw: str) -> int:
+    """The seq of message `raw` in the room: replay starts after it."""
+    try:
+        message_id = UUID(raw)
+    except ValueError:
+        raise APIError(400, "INVALID_AFTER", f"after={raw!r} is not a message id") from None
+    seq = await current_chat().store.seq_of(room_id, message_id)
+    if seq is None:
+        raise APIError(400, "INVALID_AFTER", f"room {room_id!r} has no message {raw}")
+    return seq
+
+
+@blueprint.get("/rooms/<room_id>/messages")
+@validate_querystring(HistoryQuery)
+@document_response(list[MessageOut])
+async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
+    """Messages of a room, oldest first, as a JSON array.
+
+    `since` (a timestamp; `Z`, `+00:00` or a space for `+`) or `after` (a message id)
+    returns what came strictly after it; with neither, the latest `limit` messages.
+    Poll with the timestamp of the last message received to miss nothing.
+    """
+    if query_args.since is not None and query_args.after is not None:
+        raise APIError(400, "INVALID_REQUEST", "use either since or after, not both")
+    await room_or_404(room_id)
+    since = parse_since(query_args.since) if query_args.since is not None else None
+    after_seq = await seq_after(room_id, query_args.after) if query_args.after else None
+    messages = await current_chat().store.history(
+        room_id, since=since, after_seq=after_seq, limit=query_args.limit
+    )
+    return jsonify([message.payload() for message in messages])
+
+
+@blueprint.post("/rooms/<room_id>/messages")
+@validate_request(MessageCreate)
+@document_response(MessageOut, 201)
+async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int]:
+    """Post a message as `user_id`: stored, then broadcast to the room's sockets.
+
+    A client-chosen `id` that is already stored returns that message with 200 and
+    broadcasts nothing; an `id` used by another room or user is 409.
+    """
+    chat = current_chat()
+    content = validate_content(data.content, chat.settings.max_message_chars)
+    message_id = parse_message_id(data.id)
+    await room_or_404(room_id)
+    user = await user_or_404(data.user_id)
+    stored = await chat.store.submit(
+        Draft(
+            id=message_id or uuid4(),
+            room_id=room_id,
+            user_id=user.id,
+            username=user.username,
+            content=content,
+            client_id=message_id is not None,
+        )
+    )
+    if stored.outcome is Outcome.CONFLICT:
+        raise APIError(409, "MESSAGE_ID_CONFLICT", f"message id {message_id} is already used")
+    status = 201 if stored.outcome is Outcome.CREATED else 200
+    return jsonify(stored.message.payload()), status

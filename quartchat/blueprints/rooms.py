@@ -1,0 +1,80 @@
+"""Rooms: `POST /rooms`, `GET /rooms`, `GET /rooms/{id}`, `GET /rooms/{id}/presence`."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+from pydantic import BaseModel
+from quart import Blueprint
+from quart_schema import validate_request, validate_response
+from tortoise.exceptions import IntegrityError
+
+from ..chat import current_chat
+from ..errors import APIError
+from ..lookups import room_or_404
+from ..models import Room
+from ..schemas import ResourceId, Timestamp, bounded_text
+from ..wire import format_timestamp
+
+blueprint = Blueprint("rooms", __name__)
+
+
+class RoomCreate(BaseModel):
+    name: bounded_text(100)  # type: ignore[valid-type]
+    id: ResourceId | None = None
+
+
+class RoomOut(BaseModel):
+    id: str
+    name: str
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, room: Room) -> RoomOut:
+        return cls(id=room.id, name=room.name, created_at=format_timestamp(room.created_at))
+
+
+class PresenceOut(BaseModel):
+    user_id: str
+    username: str
+
+
+@blueprint.post("/rooms")
+@validate_request(RoomCreate)
+@validate_response(RoomOut, 201)
+async def post_room(data: RoomCreate) -> tuple[RoomOut, int]:
+    """Create a room.
+
+    The client may choose the id; otherwise it is a UUID4. 409 if the id is taken.
+    """
+    room_id = data.id or str(uuid4())
+    try:
+        room = await Room.create(id=room_id, name=data.name)
+    except IntegrityError:
+        raise APIError(409, "ROOM_EXISTS", f"room {room_id!r} already exists") from None
+    return RoomOut.of(room), 201
+
+
+@blueprint.get("/rooms")
+@validate_response(list[RoomOut])
+async def get_rooms() -> list[RoomOut]:
+    """List every room, oldest first."""
+    return [RoomOut.of(room) for room in await Room.all().order_by("created_at", "id")]
+
+
+@blueprint.get("/rooms/<room_id>")
+@validate_response(RoomOut)
+async def get_room(room_id: str) -> RoomOut:
+    """Fetch one room."""
+    return RoomOut.of(await room_or_404(room_id))
+
+
+@blueprint.get("/rooms/<room_id>/presence")
+@validate_response(list[PresenceOut])
+async def get_presence(room_id: str) -> list[PresenceOut]:
+    """Users with at least one open socket in the room."""
+    await room_or_404(room_id)
+    return [
+        PresenceOut(user_id=user_id, username=username)
+        for user_id, username in current_chat().hub.presence(room_id)
+    ]

@@ -1,0 +1,56 @@
+"""Users: `POST /users`, `GET /users/{id}`."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+from pydantic import BaseModel
+from quart import Blueprint
+from quart_schema import validate_request, validate_response
+from tortoise.exceptions import IntegrityError
+
+from ..errors import APIError
+from ..lookups import user_or_404
+from ..models import User
+from ..schemas import ResourceId, Timestamp, bounded_text
+from ..wire import format_timestamp
+
+blueprint = Blueprint("users", __name__)
+
+
+class UserCreate(BaseModel):
+    username: bounded_text(64)  # type: ignore[valid-type]
+    id: ResourceId | None = None
+
+
+class UserOut(BaseModel):
+    id: str
+    username: str
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(id=user.id, username=user.username, created_at=format_timestamp(user.created_at))
+
+
+@blueprint.post("/users")
+@validate_request(UserCreate)
+@validate_response(UserOut, 201)
+async def post_user(data: UserCreate) -> tuple[UserOut, int]:
+    """Create a user.
+
+    The client may choose the id; otherwise it is a UUID4. 409 if the id is taken.
+    """
+    user_id = data.id or str(uuid4())
+    try:
+        user = await User.create(id=user_id, username=data.username)
+    except IntegrityError:
+        raise APIError(409, "USER_EXISTS", f"user {user_id!r} already exists") from None
+    return UserOut.of(user), 201
+
+
+@blueprint.get("/users/<user_id>")
+@validate_response(UserOut)
+async def get_user(user_id: str) -> UserOut:
+    """Fetch one user."""
+    return UserOut.of(await user_or_404(user_id))

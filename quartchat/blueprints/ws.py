@@ -1,0 +1,223 @@
+"""The chat socket, `/ws/{room_id}/{user_id}`.
+
+The handler task reads frames; a second task writes the connection's queue to the socket
+(first the replay asked for with `?since=`/`?after=`, then live frames, skipping any
+message the replay already sent). Anything that must close the socket (a full queue,
+a server restart) cancels the handler, which then sends the close frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from uuid import uuid4
+
+from quart import Blueprint, websocket
+from quart_cors import cors_exempt
+
+from ..chat import Chat, current_chat
+from ..errors import APIError
+from ..hub import Frame, Subscriber
+from ..models import Room, User
+from ..protocol import parse_client_frame
+from ..store import Draft, Outcome, Stored
+from ..wire import error_frame, event_frame, format_timestamp, message_frame, utc_now
+from .messages import parse_since, seq_after
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("ws", __name__)
+
+CLOSE_NOT_FOUND = 4404
+CLOSE_INTERNAL_ERROR = 1011
+REPLAY_PAGE = 500
+# Messages of one socket that may wait for their commit at once; past it the socket
+# simply stops being read, which pushes back on a flooding client.
+MAX_IN_FLIGHT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Where a reconnecting client's replay starts: after a timestamp or after a seq."""
+
+    since: datetime | None = None
+    after_seq: int = 0
+
+
+@blueprint.websocket("/ws/<room_id>/<user_id>")
+@cors_exempt  # quart-cors would reject handshakes without Origin; origins are checked below
+async def ws_room(room_id: str, user_id: str) -> None:
+    """Join a room as a user; see README.md for the frames in both directions."""
+    chat = current_chat()
+    origin = websocket.headers.get("Origin")
+    if origin is not None and not chat.settings.origin_allowed(origin):
+        raise APIError(403, "ORIGIN_NOT_ALLOWED", f"origin {origin!r} may not open sockets")
+    room = await Room.get_or_none(id=room_id)
+    user = await User.get_or_none(id=user_id)
+    if room is None or user is None:
+        missing = f"room {room_id!r}" if room is None else f"user {user_id!r}"
+        # Browsers never see a handshake's HTTP status, only a close code.
+        await websocket.accept()
+        await websocket.close(CLOSE_NOT_FOUND, _close_reason(f"{missing} not found"))
+        return
+
+    owner = asyncio.current_task()
+    assert owner is not None
+    subscriber = Subscriber(room.id, user.id, user.username, chat.settings.send_queue_size, owner)
+    replay = await _replay_or_report(subscriber, websocket.args)
+    # Joined before the handshake completes: whatever the room says after the client
+    # sees its 101 reaches it.
+    chat.hub.join(subscriber)
+    sender: asyncio.Task[None] | None = None
+    try:
+        await websocket.accept()
+        sender = asyncio.create_task(_send_frames(chat, subscriber, replay))
+        sender.add_done_callback(partial(_on_sender_done, subscriber))
+        await _receive_frames(chat, subscriber)
+    except asyncio.CancelledError:
+        if subscriber.close_code is None:
+            raise  # the client went away
+        owner.uncancel()
+        if sender is not None:
+            sender.cancel()
+        await _close(chat, subscriber)
+    finally:
+        if sender is not None:
+            sender.cancel()
+        chat.hub.leave(subscriber)
+
+
+async def _replay_or_report(subscriber: Subscriber, args: Mapping[str, str]) -> Replay | None:
+    """Read `?since=`/`?after=`; a bad value is reported in an error frame, not fatal."""
+    since, after = args.get("since"), args.get("after")
+    try:
+        if since is not None and after is not None:
+            raise APIError(400, "INVALID_REPLAY", "use either since or after, not both")
+        if since is not None:
+            return Replay(since=parse_since(since))
+        if after is not None:
+            return Replay(after_seq=await seq_after(subscriber.room_id, after))
+    except APIError as error:
+        subscriber.deliver(Frame(0, error_frame(error.code, error.detail)))
+    return None
+
+
+async def _send_frames(chat: Chat, subscriber: Subscriber, replay: Replay | None) -> None:
+    last_seq = await _send_replay(chat, subscriber.room_id, replay) if replay else 0
+    queue = subscriber.queue
+    while True:
+        frame = await queue.get()
+        if frame.seq:
+            if frame.seq <= last_seq:
+                continue  # already sent by the replay
+            last_seq = frame.seq
+        await websocket.send(frame.text)
+
+
+async def _send_replay(chat: Chat, room_id: str, replay: Replay) -> int:
+    """Send every stored message after the replay point, in order; return the last seq."""
+    since, last_seq = replay.since, replay.after_seq
+    while True:
+        page = await chat.store.history(room_id, since=since, after_seq=last_seq, limit=REPLAY_PAGE)
+        for message in page:
+            await websocket.send(message_frame(message))
+            last_seq = message.seq
+        if len(page) < REPLAY_PAGE:
+            return last_seq
+        since = None  # later pages continue from the last seq sent
+
+
+def _on_sender_done(subscriber: Subscriber, sender: asyncio.Task[None]) -> None:
+    if sender.cancelled():
+        return
+    error = sender.exception()
+    if error is not None:
+        log.error("socket writer failed", exc_info=error)
+        subscriber.request_close(CLOSE_INTERNAL_ERROR, "internal error; reconnect")
+
+
+async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
+    max_chars = chat.settings.max_message_chars
+    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+    while True:
+        raw = await websocket.receive()
+        try:
+            frame = parse_client_frame(raw, max_chars)
+        except APIError as error:
+            subscriber.deliver(Frame(0, error_frame(error.code, error.detail)))
+            continue
+        if frame.type == "ping":
+            subscriber.deliver(Frame(0, event_frame("pong", timestamp=format_timestamp(utc_now()))))
+        elif frame.type == "typing":
+            typing = event_frame(
+                "typing",
+                user_id=subscriber.user_id,
+                username=subscriber.username,
+                room_id=subscriber.room_id,
+            )
+            chat.hub.broadcast(subscriber.room_id, Frame(0, typing), exclude=subscriber)
+        else:
+            await in_flight.acquire()
+            draft = Draft(
+                id=frame.message_id or uuid4(),
+                room_id=subscriber.room_id,
+                user_id=subscriber.user_id,
+                username=subscriber.username,
+                content=frame.content,
+                client_id=frame.message_id is not None,
+            )
+            accepted = chat.store.submit(draft)
+            accepted.add_done_callback(partial(_report_failure, subscriber, in_flight, draft))
+
+
+def _report_failure(
+    subscriber: Subscriber,
+    in_flight: asyncio.Semaphore,
+    draft: Draft,
+    accepted: asyncio.Future[Stored],
+) -> None:
+    """Tell the sender when its message was not stored (and so was shown to nobody)."""
+    in_flight.release()
+    if accepted.cancelled():
+        return
+    error = accepted.exception()
+    if error is not None:
+        log.warning("message not stored: %s", error)
+        text = error_frame(
+            "UNAVAILABLE", "the message was not stored; send it again", id=str(draft.id)
+        )
+    elif accepted.result().outcome is Outcome.CONFLICT:
+        text = error_frame(
+            "MESSAGE_ID_CONFLICT", "that id belongs to another message", id=str(draft.id)
+        )
+    else:
+        return
+    subscriber.deliver(Frame(0, text))
+
+
+async def _close(chat: Chat, subscriber: Subscriber) -> None:
+    """Send the close frame, then keep reading until the client's reply ends the socket.
+
+    Frames the client sent before it saw the close are still handled (its messages are
+    stored): they were sent in good faith, and reading them is also what lets the
+    server see the client's close reply behind them. A stalled client that cannot take
+    even the close frame is given up on after `close_timeout`.
+    """
+    code = subscriber.close_code or CLOSE_INTERNAL_ERROR
+    try:
+        async with asyncio.timeout(chat.settings.close_timeout):
+            await websocket.close(code, _close_reason(subscriber.close_reason))
+            await _receive_frames(chat, subscriber)
+    except TimeoutError:
+        log.info("socket closed with %d did not answer within the close timeout", code)
+
+
+def _close_reason(text: str) -> str:
+    """A close reason trimmed to the 123 bytes RFC 6455 allows."""
+    encoded = text.encode()
+    if len(encoded) <= 123:
+        return text
+    return encoded[:120].decode(errors="ignore") + "..."

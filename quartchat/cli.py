@@ -1,0 +1,41 @@
+"""The `quartchat` command: `quartchat serve`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import ConfigError, Settings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="quartchat", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server under Hypercorn")
+    serve.add_argument("--config", type=Path, help="a hypercorn.toml (default: the project's own)")
+    serve.add_argument("--host", help="address to bind (default: $HOST or ::)")
+    serve.add_argument("--port", type=int, help="port to bind (default: $PORT or 8000)")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("hypercorn").propagate = False  # Hypercorn logs through its own handlers
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        parser.error(str(error))
+    overrides = {name: value for name, value in (("host", args.host), ("port", args.port)) if value}
+    settings = settings.with_overrides(overrides)
+
+    from .server import run
+
+    run(args.config, settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Settings read from the environment (Railway injects PORT, DATABASE_URL and REDIS_URL)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the server cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of the service; the README's configuration table documents each one."""
+
+    port: int = 8000
+    host: str = "::"
+    database_url: str = "sqlite://quartchat.sqlite3"
+    cors_origins: tuple[str, ...] = ("*",)
+    max_message_chars: int = 4000
+    send_queue_size: int = 1024
+    close_timeout: float = 2.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (default `os.environ`), falling back to the defaults."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            port=_int(env, "PORT", defaults.port, minimum=0),
+            host=env.get("HOST", defaults.host).strip() or defaults.host,
+            database_url=env.get("DATABASE_URL", "").strip() or defaults.database_url,
+            cors_origins=_origins(env.get("CORS_ORIGINS", "*")),
+            max_message_chars=_int(env, "MAX_MESSAGE_CHARS", defaults.max_message_chars),
+            send_queue_size=_int(env, "SEND_QUEUE_SIZE", defaults.send_queue_size),
+        )
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        """Return a copy with the given fields replaced (the app factory's test overrides)."""
+        known = {field.name for field in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return replace(self, **dict(overrides))
+
+    def origin_allowed(self, origin: str) -> bool:
+        """Whether a browser page served from `origin` may use the API and the sockets."""
+        return "*" in self.cors_origins or origin.rstrip("/") in self.cors_origins
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    return origins or ("*",)

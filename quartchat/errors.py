@@ -1,0 +1,78 @@
+"""The one error type of the API, and the handlers that render every failure as JSON."""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import ValidationError
+from quart import Quart, Response, jsonify
+from quart_schema import RequestSchemaValidationError
+from tortoise.exceptions import DBConnectionError, OperationalError
+from werkzeug.exceptions import BadRequest, HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    """A failure the client can act on: an HTTP status, a stable code and a human detail.
+
+    On a socket the same code and detail travel in an `{"type": "error"}` frame.
+    """
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+def error_response(status: int, code: str, detail: str) -> tuple[Response, int]:
+    return jsonify({"code": code, "detail": detail}), status
+
+
+def _validation_detail(error: RequestSchemaValidationError) -> str:
+    cause = error.validation_error
+    if isinstance(cause, ValidationError):
+        problems = []
+        for item in cause.errors():
+            where = ".".join(str(part) for part in item["loc"]) or "body"
+            problems.append(f"{where}: {item['msg']}")
+        return "; ".join(problems)
+    return str(cause) or "the request body is not valid"
+
+
+def init_app(app: Quart) -> None:
+    """Render every error, expected or not, as `{"code", "detail"}` JSON."""
+
+    @app.errorhandler(APIError)
+    async def handle_api_error(error: APIError) -> tuple[Response, int]:
+        return error_response(error.status, error.code, error.detail)
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def handle_validation_error(
+        error: RequestSchemaValidationError,
+    ) -> tuple[Response, int]:
+        return error_response(400, "INVALID_REQUEST", _validation_detail(error))
+
+    @app.errorhandler(HTTPException)
+    async def handle_http_exception(error: HTTPException) -> tuple[Response, int]:
+        status = error.code or 500
+        code = (error.name or "error").upper().replace(" ", "_").replace("'", "")
+        detail = error.description or error.name
+        if status == 400:
+            code = "INVALID_REQUEST"
+            if detail == BadRequest.description:  # werkzeug's generic text: bad JSON
+                detail = "the request body is not valid JSON"
+        return error_response(status, code, detail)
+
+    @app.errorhandler(DBConnectionError)
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(OSError)
+    async def handle_database_down(error: Exception) -> tuple[Response, int]:
+        log.warning("database unavailable: %s", error)
+        return error_response(503, "UNAVAILABLE", "the database is not answering; retry shortly")
+
+    @app.errorhandler(Exception)
+    async def handle_unexpected(error: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error", exc_info=error)
+        return error_response(500, "INTERNAL_ERROR", "the server failed; this is a bug")

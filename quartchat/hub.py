@@ -1,0 +1,136 @@
+"""The in-process room hub: who is connected to which room, and fan-out to their queues.
+
+Each socket is a `Subscriber` with a bounded queue that its own send loop drains, so a
+slow or stuck client only ever fills its own queue. A full queue closes that client with
+4008 (it reconnects and replays what it missed); nothing is ever dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .wire import event_frame, format_timestamp, utc_now
+
+CLOSE_TOO_SLOW = 4008
+CLOSE_TOO_SLOW_REASON = "too slow: reconnect and replay with ?after="
+
+
+class Frame(NamedTuple):
+    """Text to write to a socket; `seq` is the message's room sequence, 0 for events."""
+
+    seq: int
+    text: str
+
+
+class Subscriber:
+    """One open socket in one room."""
+
+    __slots__ = ("close_code", "close_reason", "owner", "queue", "room_id", "user_id", "username")
+
+    def __init__(
+        self, room_id: str, user_id: str, username: str, queue_size: int, owner: asyncio.Task[None]
+    ) -> None:
+        self.room_id = room_id
+        self.user_id = user_id
+        self.username = username
+        self.queue: asyncio.Queue[Frame] = asyncio.Queue(queue_size)
+        self.owner = owner
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    def deliver(self, frame: Frame) -> None:
+        """Queue a frame for this socket without waiting; close the socket if it is full."""
+        if self.close_code is not None:
+            return
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.request_close(CLOSE_TOO_SLOW, CLOSE_TOO_SLOW_REASON)
+
+    def request_close(self, code: int, reason: str) -> None:
+        """Ask the socket's handler to close with `code`: it is interrupted wherever it waits."""
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+            self.owner.cancel()
+
+
+@dataclass(slots=True)
+class _Room:
+    subscribers: set[Subscriber] = field(default_factory=set)
+    # user_id -> (username, number of that user's sockets in the room)
+    users: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+class Hub:
+    """Rooms of subscribers in this process, with presence derived from them."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, _Room] = {}
+
+    def join(self, subscriber: Subscriber) -> None:
+        """Add a socket; the user's first socket in the room announces `user_joined`."""
+        room = self._rooms.setdefault(subscriber.room_id, _Room())
+        room.subscribers.add(subscriber)
+        username, count = room.users.get(subscriber.user_id, (subscriber.username, 0))
+        room.users[subscriber.user_id] = (username, count + 1)
+        if count == 0:
+            self._announce("user_joined", subscriber, exclude=subscriber)
+
+    def leave(self, subscriber: Subscriber) -> None:
+        """Remove a socket; the user's last socket in the room announces `user_left`."""
+        room = self._rooms.get(subscriber.room_id)
+        if room is None or subscriber not in room.subscribers:
+            return
+        room.subscribers.discard(subscriber)
+        username, count = room.users[subscriber.user_id]
+        if count > 1:
+            room.users[subscriber.user_id] = (username, count - 1)
+            return
+        del room.users[subscriber.user_id]
+        if room.subscribers:
+            self._announce("user_left", subscriber, exclude=None)
+        else:
+            del self._rooms[subscriber.room_id]
+
+    def broadcast(self, room_id: str, frame: Frame, exclude: Subscriber | None = None) -> None:
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        for subscriber in room.subscribers:
+            if subscriber is not exclude:
+                subscriber.deliver(frame)
+
+    def presence(self, room_id: str) -> list[tuple[str, str]]:
+        """(user_id, username) of everyone with an open socket in the room."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            return []
+        return [(user_id, username) for user_id, (username, _) in room.users.items()]
+
+    def close_all(self, code: int, reason: str) -> None:
+        for room in list(self._rooms.values()):
+            for subscriber in list(room.subscribers):
+                subscriber.request_close(code, reason)
+
+    @property
+    def room_count(self) -> int:
+        return len(self._rooms)
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(room.subscribers) for room in self._rooms.values())
+
+    def _announce(
+        self, event_type: str, subscriber: Subscriber, exclude: Subscriber | None
+    ) -> None:
+        text = event_frame(
+            event_type,
+            user_id=subscriber.user_id,
+            username=subscriber.username,
+            room_id=subscriber.room_id,
+            timestamp=format_timestamp(utc_now()),
+        )
+        self.broadcast(subscriber.room_id, Frame(0, text), exclude=exclude)

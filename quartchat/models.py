@@ -1,0 +1,59 @@
+"""Tortoise models: users, rooms and the messages posted in them."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class User(Model):
+    """A chat participant; the id is chosen by the client or is a UUID4."""
+
+    id = fields.CharField(primary_key=True, max_length=64)
+    username = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "users"
+
+
+class Room(Model):
+    """A chat room. `last_seq` and `last_message_at` are the room's message counter row.
+
+    Every write of a message updates them in the same transaction, which is what keeps
+    `seq` gapless and timestamps strictly increasing in commit order.
+    """
+
+    id = fields.CharField(primary_key=True, max_length=64)
+    name = fields.CharField(max_length=100)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_seq = fields.BigIntField(default=0)
+    last_message_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "rooms"
+
+
+class Message(Model):
+    """A stored chat message; `seq` numbers a room's messages 1, 2, 3… in commit order."""
+
+    id = fields.UUIDField(primary_key=True)
+    room: fields.ForeignKeyRelation[Room] = fields.ForeignKeyField(
+        "models.Room", related_name="messages", on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="messages", on_delete=fields.CASCADE
+    )
+    content = fields.TextField()
+    created_at = fields.DatetimeField()
+    seq = fields.BigIntField()
+
+    room_id: str
+    user_id: str
+
+    class Meta:
+        table = "messages"
+        unique_together = (("room", "seq"),)
+        indexes = (("room", "created_at"),)

@@ -1,0 +1,72 @@
+"""Validation of what clients send: socket frames, message content and message ids.
+
+Every rejection is an `APIError` whose code and detail reach the client, as an HTTP
+response on REST or as an `error` frame on the socket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+import orjson
+
+from .errors import APIError
+
+FrameType = Literal["message", "ping", "typing"]
+FRAME_TYPES: tuple[FrameType, ...] = ("message", "ping", "typing")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFrame:
+    """A valid frame from a socket; `content` is set only for messages."""
+
+    type: FrameType
+    content: str = ""
+    message_id: UUID | None = None
+
+
+def validate_content(value: object, max_chars: int) -> str:
+    if not isinstance(value, str):
+        raise APIError(400, "INVALID_CONTENT", "content must be a string")
+    if not value.strip():
+        raise APIError(400, "INVALID_CONTENT", "content must not be blank")
+    if len(value) > max_chars:
+        raise APIError(
+            400, "INVALID_CONTENT", f"content is {len(value)} characters; the limit is {max_chars}"
+        )
+    return value
+
+
+def parse_message_id(value: object) -> UUID | None:
+    """A client-chosen message id (a UUID string), or None when the client chose none."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise APIError(400, "INVALID_ID", "id must be a UUID string")
+
+
+def parse_client_frame(raw: str | bytes, max_chars: int) -> ClientFrame:
+    """Parse one socket frame; `{"content": …}` without a type is a message."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise APIError(400, "INVALID_JSON", "the frame is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise APIError(400, "INVALID_JSON", "the frame must be a JSON object")
+    frame_type = data.get("type", "message")
+    if frame_type == "ping":
+        return ClientFrame("ping")
+    if frame_type == "typing":
+        return ClientFrame("typing")
+    if frame_type != "message":
+        known = ", ".join(FRAME_TYPES)
+        shown = repr(frame_type)[:64]
+        raise APIError(400, "UNKNOWN_TYPE", f"unknown frame type {shown}; use one of {known}")
+    content = validate_content(data.get("content"), max_chars)
+    return ClientFrame("message", content, parse_message_id(data.get("id")))

@@ -1,0 +1,89 @@
+"""Socket behaviour that needs a server of its own: slow consumers, pings, idle sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+
+from tests.support import (
+    PROJECT_ROOT,
+    RawWebSocket,
+    create_room,
+    create_user,
+    open_socket,
+    receive_messages,
+    receive_type,
+    start_server,
+)
+
+
+async def test_stalled_client_is_closed_4008_and_the_room_carries_on(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"SEND_QUEUE_SIZE": "32", "MAX_MESSAGE_CHARS": "60000"})
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            room = await create_room(http)
+            sender, stalled_user, healthy_user = [await create_user(http) for _ in range(3)]
+            stalled = RawWebSocket(
+                server.port, f"/ws/{room['id']}/{stalled_user['id']}", receive_buffer=4096
+            )
+            total = 300
+            async with (
+                open_socket(server, room["id"], healthy_user["id"]) as healthy,
+                open_socket(server, room["id"], sender["id"]) as sender_ws,
+            ):
+                await receive_type(healthy, "user_joined")
+                receiving = asyncio.create_task(receive_messages(healthy, total, timeout=60))
+                # The sender gets its own messages back and must read them too.
+                echoes = asyncio.create_task(receive_messages(sender_ws, total, timeout=60))
+                for i in range(total):
+                    await sender_ws.send(json.dumps({"content": f"{i:05d}" + "x" * 50_000}))
+                    await asyncio.sleep(0.005)  # a pace the healthy readers keep up with
+                received = await receiving
+                await echoes
+                assert [m["seq"] for m in received] == list(range(1, total + 1))
+                left = await receive_type(healthy, "user_left", timeout=10)
+                assert left["user_id"] == stalled_user["id"]
+            texts, code = await asyncio.to_thread(stalled.read_until_close, 10)
+            stalled.close()
+            assert code == 4008
+            assert 0 < texts < total
+    finally:
+        server.stop()
+
+
+async def test_server_pings_idle_sockets(tmp_path: Path) -> None:
+    config = tmp_path / "fast-ping.toml"
+    config.write_text(
+        (PROJECT_ROOT / "hypercorn.toml")
+        .read_text()
+        .replace("websocket_ping_interval = 20", "websocket_ping_interval = 0.2")
+    )
+    server = start_server(tmp_path, args=["--config", str(config)])
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            room = await create_room(http)
+            user = await create_user(http)
+        raw = RawWebSocket(server.port, f"/ws/{room['id']}/{user['id']}")
+        raw.sock.settimeout(5)
+        opcode, _ = await asyncio.to_thread(raw.read_frame)
+        raw.close()
+        assert opcode == 0x9  # ping
+    finally:
+        server.stop()
+
+
+async def test_idle_socket_stays_open_past_a_minute(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            room = await create_room(http)
+            user = await create_user(http)
+        async with open_socket(server, room["id"], user["id"], ping_interval=None) as ws:
+            await asyncio.sleep(62)
+            await ws.send('{"type": "ping"}')
+            await receive_type(ws, "pong")
+    finally:
+        server.stop()

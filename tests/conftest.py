@@ -1,0 +1,24 @@
+"""Shared fixtures: a real `quartchat serve` process on a free port, and clients for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from tests.support import RunningServer, start_server
+
+
+@pytest.fixture(scope="session", name="server")
+def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server for the whole session; tests isolate themselves with fresh room ids."""
+    server = start_server(tmp_path_factory.mktemp("server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(name="http")
+async def _http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as client:
+        yield client

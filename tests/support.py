@@ -1,0 +1,227 @@
+"""Helpers for driving a real server: start/stop it, make rooms and users, read frames."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 15) -> int:
+        """Signal the server and wait for it to exit; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError(
+                    f"server did not exit within {timeout}s:\n{self.log()}"
+                ) from None
+        return self.process.returncode
+
+
+def start_server(
+    workdir: Path,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    port: int | None = None,
+    wait: bool = True,
+) -> RunningServer:
+    """Start `quartchat serve` on a free port with a fresh SQLite file in `workdir`."""
+    port = port or free_port()
+    server_env = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "DATABASE_URL": f"sqlite://{workdir / 'chat.sqlite3'}",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+    log_path = workdir / f"server-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "quartchat.cli", "serve", *(args or [])],
+            cwd=workdir,
+            env=server_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = RunningServer(process, port, log_path, server_env)
+    if wait:
+        wait_until_healthy(server)
+    return server
+
+
+def wait_until_healthy(server: RunningServer, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise AssertionError(f"server exited with {server.process.returncode}:\n{server.log()}")
+        try:
+            with urllib.request.urlopen(f"{server.http_url}/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    server.stop(signal.SIGKILL)
+    raise AssertionError(f"server not healthy within {timeout}s:\n{server.log()}")
+
+
+def unique_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def create_user(http: httpx.AsyncClient, username: str = "John Doe") -> dict[str, Any]:
+    response = await http.post("/users", json={"username": username, "id": unique_id("user")})
+    assert response.status_code == 201, response.text
+    user: dict[str, Any] = response.json()
+    return user
+
+
+async def create_room(http: httpx.AsyncClient, name: str = "General") -> dict[str, Any]:
+    response = await http.post("/rooms", json={"name": name, "id": unique_id("room")})
+    assert response.status_code == 201, response.text
+    room: dict[str, Any] = response.json()
+    return room
+
+
+def open_socket(
+    server: RunningServer, room_id: str, user_id: str, query: str = "", **options: Any
+) -> Any:
+    """`async with open_socket(...) as ws:` — a websockets client on the chat socket."""
+    suffix = f"?{query}" if query else ""
+    return connect(f"{server.ws_url}/ws/{room_id}/{user_id}{suffix}", open_timeout=10, **options)
+
+
+async def receive_json(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
+    raw = await asyncio.wait_for(ws.recv(), timeout)
+    frame: dict[str, Any] = json.loads(raw)
+    return frame
+
+
+async def receive_type(ws: ClientConnection, frame_type: str, timeout: float = 5) -> dict[str, Any]:
+    """The next frame of `frame_type`, skipping others (presence, typing...)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        remaining = deadline - asyncio.get_running_loop().time()
+        frame = await receive_json(ws, max(remaining, 0.01))
+        if frame["type"] == frame_type:
+            return frame
+
+
+async def receive_messages(
+    ws: ClientConnection, count: int, timeout: float = 10
+) -> list[dict[str, Any]]:
+    return [await receive_type(ws, "message", timeout) for _ in range(count)]
+
+
+async def assert_silent(
+    ws: ClientConnection, frame_type: str = "message", wait: float = 0.5
+) -> None:
+    """Assert no frame of `frame_type` arrives within `wait` seconds."""
+    try:
+        frame = await receive_type(ws, frame_type, wait)
+    except TimeoutError:
+        return
+    raise AssertionError(f"unexpected {frame_type} frame: {frame}")
+
+
+class RawWebSocket:
+    """A bare RFC 6455 client over a plain socket, for what `websockets` hides: a peer
+    that stops reading, and control frames (server pings) as they arrive."""
+
+    def __init__(self, port: int, path: str, receive_buffer: int | None = None) -> None:
+        self.sock = socket.socket()
+        if receive_buffer:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self._recv()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def _recv(self) -> bytes:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the TCP connection")
+        return chunk
+
+    def _take(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            self.buffer += self._recv()
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def read_frame(self) -> tuple[int, bytes]:
+        """(opcode, payload) of the next frame (server frames are unmasked)."""
+        first, second = self._take(2)
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(self._take(2), "big")
+        elif length == 127:
+            length = int.from_bytes(self._take(8), "big")
+        return first & 0x0F, self._take(length)
+
+    def read_until_close(self, timeout: float) -> tuple[int, int]:
+        """Read frames until a close frame: (number of text frames before it, close code)."""
+        self.sock.settimeout(timeout)
+        texts = 0
+        while True:
+            opcode, payload = self.read_frame()
+            if opcode == 0x8:
+                return texts, int.from_bytes(payload[:2], "big")
+            texts += opcode == 0x1
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,47 @@
+"""Settings from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from quartchat.config import ConfigError, Settings
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.port == 8000
+    assert settings.host == "::"
+    assert settings.database_url == "sqlite://quartchat.sqlite3"
+    assert settings.cors_origins == ("*",)
+    assert settings.max_message_chars == 4000
+
+
+def test_environment_overrides() -> None:
+    settings = Settings.from_env(
+        {
+            "PORT": "9000",
+            "HOST": "0.0.0.0",
+            "DATABASE_URL": "postgresql://u@h/db",
+            "CORS_ORIGINS": "https://a.example, https://b.example/",
+            "MAX_MESSAGE_CHARS": "10",
+        }
+    )
+    assert (settings.port, settings.host) == (9000, "0.0.0.0")
+    assert settings.database_url == "postgresql://u@h/db"
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.origin_allowed("https://b.example")
+    assert not settings.origin_allowed("https://c.example")
+    assert settings.max_message_chars == 10
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("PORT", "http"), ("PORT", "-1"), ("MAX_MESSAGE_CHARS", "0")]
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_overrides_reject_unknown_names() -> None:
+    with pytest.raises(ConfigError, match="nonsense"):
+        Settings().with_overrides({"nonsense": 1})

@@ -1,0 +1,83 @@
+"""The in-process hub: fan-out, presence bookkeeping, and closing slow subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from quartchat.hub import CLOSE_TOO_SLOW, Frame, Hub, Subscriber
+
+
+async def idle_owner() -> asyncio.Task[None]:
+    return asyncio.create_task(asyncio.sleep(3600))
+
+
+async def subscriber(room: str, user: str, queue_size: int = 10) -> Subscriber:
+    return Subscriber(room, user, user.title(), queue_size, await idle_owner())
+
+
+def drain(sub: Subscriber) -> list[dict[str, object]]:
+    frames = []
+    while not sub.queue.empty():
+        frames.append(json.loads(sub.queue.get_nowait().text))
+    return frames
+
+
+async def test_broadcast_reaches_the_room_only() -> None:
+    hub = Hub()
+    alice, bob, carol = (
+        await subscriber("a", "alice"),
+        await subscriber("a", "bob"),
+        await subscriber("b", "carol"),
+    )
+    for sub in (alice, bob, carol):
+        hub.join(sub)
+    drain(alice), drain(bob), drain(carol)
+    hub.broadcast("a", Frame(1, '{"type":"message"}'))
+    assert drain(alice) == drain(bob) == [{"type": "message"}]
+    assert drain(carol) == []
+    hub.broadcast("a", Frame(0, '{"type":"typing"}'), exclude=alice)
+    assert drain(alice) == [] and len(drain(bob)) == 1
+
+
+async def test_presence_counts_sockets_per_user_and_empties() -> None:
+    hub = Hub()
+    watcher = await subscriber("a", "watcher")
+    hub.join(watcher)
+    first, second = await subscriber("a", "bob"), await subscriber("a", "bob")
+    hub.join(first)
+    hub.join(second)
+    assert [frame["type"] for frame in drain(watcher)] == ["user_joined"]
+    assert sorted(hub.presence("a")) == [("bob", "Bob"), ("watcher", "Watcher")]
+    hub.leave(first)
+    assert drain(watcher) == []
+    hub.leave(second)
+    assert [frame["type"] for frame in drain(watcher)] == ["user_left"]
+    hub.leave(second)  # leaving twice is harmless
+    hub.leave(watcher)
+    assert hub.room_count == 0 and hub.subscriber_count == 0
+    assert hub.presence("a") == []
+
+
+async def test_full_queue_closes_with_4008_instead_of_dropping() -> None:
+    hub = Hub()
+    slow = await subscriber("a", "slow", queue_size=2)
+    hub.join(slow)
+    for seq in range(1, 4):
+        hub.broadcast("a", Frame(seq, "{}"))
+    assert slow.close_code == CLOSE_TOO_SLOW
+    await asyncio.sleep(0)
+    assert slow.owner.cancelled()
+    hub.broadcast("a", Frame(9, "{}"))  # a closing subscriber takes nothing more
+    assert slow.queue.qsize() == 2
+
+
+async def test_close_all_asks_every_socket_to_close() -> None:
+    hub = Hub()
+    subs = [await subscriber(room, user) for room in "ab" for user in ("x", "y")]
+    for sub in subs:
+        hub.join(sub)
+    hub.close_all(1012, "server restart")
+    assert {(sub.close_code, sub.close_reason) for sub in subs} == {(1012, "server restart")}
+    await asyncio.sleep(0)
+    assert all(sub.owner.cancelled() for sub in subs)

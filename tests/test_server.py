@@ -1,0 +1,170 @@
+"""`quartchat serve` and plain Hypercorn as processes: binding, shutdown, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from quartchat.server import ipv6_available
+from tests.support import (
+    PROJECT_ROOT,
+    RunningServer,
+    create_room,
+    create_user,
+    free_port,
+    open_socket,
+    receive_messages,
+    receive_type,
+    start_server,
+    wait_until_healthy,
+)
+
+
+async def wait_for_close(ws: Any) -> tuple[int, float]:
+    """Block until the server closes `ws`: (close code, monotonic time of the close)."""
+    with pytest.raises(ConnectionClosed) as closed:
+        async with asyncio.timeout(10):
+            while True:
+                await ws.recv()
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, time.monotonic()
+
+
+async def test_sigterm_closes_every_socket_1012_and_keeps_messages(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    async with httpx.AsyncClient(base_url=server.http_url) as http:
+        rooms = [await create_room(http) for _ in range(2)]
+        user = await create_user(http)
+        sockets = [open_socket(server, room["id"], user["id"]) for room in rooms for _ in range(2)]
+        connections = [await socket.__aenter__() for socket in sockets]
+        await connections[0].send('{"content": "kept over the restart"}')
+        await receive_messages(connections[0], 1)
+        flood = 200
+        for i in range(flood):
+            await connections[2].send(json.dumps({"content": f"burst {i}"}))
+        closes = [asyncio.create_task(wait_for_close(ws)) for ws in connections]
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        results = await asyncio.gather(*closes)
+        for code, closed_at in results:
+            assert code == 1012
+            assert closed_at - signalled < 2.0
+        assert server.process.wait(10) == 0
+        for socket in sockets:
+            await socket.__aexit__(None, None, None)
+
+    restarted = start_server(tmp_path, port=server.port)
+    try:
+        async with httpx.AsyncClient(base_url=restarted.http_url) as http:
+            first = (await http.get(f"/rooms/{rooms[0]['id']}/messages")).json()
+            assert [m["content"] for m in first] == ["kept over the restart"]
+            burst = (
+                await http.get(f"/rooms/{rooms[1]['id']}/messages", params={"limit": 500})
+            ).json()
+            assert [m["seq"] for m in burst] == list(range(1, len(burst) + 1))
+            assert [m["content"] for m in burst] == [f"burst {i}" for i in range(len(burst))]
+    finally:
+        restarted.stop()
+
+
+async def test_plain_hypercorn_command_serves_the_app(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite://{tmp_path / 'chat.sqlite3'}"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hypercorn",
+            "--config",
+            "hypercorn.toml",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "quartchat:create_app()",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = RunningServer(process, port, tmp_path / "unused.log")
+    (tmp_path / "unused.log").write_text("")
+    try:
+        wait_until_healthy(server)
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            room = await create_room(http)
+            user = await create_user(http)
+            async with open_socket(server, room["id"], user["id"]) as ws:
+                await ws.send('{"content": "via hypercorn"}')
+                [message] = await receive_messages(ws, 1)
+                assert message["content"] == "via hypercorn"
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+@pytest.mark.skipif(not ipv6_available(), reason="this machine has no IPv6")
+async def test_default_host_is_dual_stack(tmp_path: Path) -> None:
+    port = free_port()
+    server = start_server(tmp_path, env={"HOST": ""}, port=port)
+    try:
+        for host in ("127.0.0.1", "[::1]"):
+            async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as http:
+                assert (await http.get("/health")).json()["status"] == "ok"
+    finally:
+        server.stop()
+
+
+def test_more_than_one_worker_without_broker_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "two-workers.toml"
+    config.write_text(
+        (PROJECT_ROOT / "hypercorn.toml").read_text().replace("workers = 1", "workers = 2")
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "quartchat.cli", "serve", "--config", str(config)],
+        cwd=tmp_path,
+        env={**os.environ, "PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "REDIS_URL" in result.stderr
+
+
+def test_bad_environment_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "quartchat.cli", "serve"],
+        cwd=tmp_path,
+        env={**os.environ, "PORT": "eighty"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "PORT must be an integer" in result.stderr
+
+
+async def test_ping_round_trip_after_restart_on_same_database(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    async with httpx.AsyncClient(base_url=server.http_url) as http:
+        room = await create_room(http)
+        user = await create_user(http)
+    server.stop()
+    again = start_server(tmp_path)
+    try:
+        async with open_socket(again, room["id"], user["id"]) as ws:
+            await ws.send('{"type": "ping"}')
+            await receive_type(ws, "pong")
+    finally:
+        again.stop()

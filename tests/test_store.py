@@ -1,0 +1,92 @@
+"""The message store against a real SQLite database: group commit, seq, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from quartchat import db
+from quartchat.models import Room, User
+from quartchat.store import Draft, MessageStore, Outcome
+from quartchat.wire import ChatMessage
+
+
+@pytest.fixture(name="database")
+async def _database(tmp_path: Path) -> AsyncIterator[None]:
+    await db.connect(f"sqlite://{tmp_path / 'store.sqlite3'}")
+    await Room.create(id="room", name="Room")
+    await Room.create(id="other", name="Other")
+    await User.create(id="user", username="User")
+    yield
+    await db.disconnect()
+
+
+def draft(content: str, room: str = "room", message_id: uuid.UUID | None = None) -> Draft:
+    return Draft(
+        id=message_id or uuid.uuid4(),
+        room_id=room,
+        user_id="user",
+        username="User",
+        content=content,
+        client_id=message_id is not None,
+    )
+
+
+@pytest.mark.usefixtures("database")
+async def test_burst_is_stored_in_order_and_published_after_commit() -> None:
+    published: list[ChatMessage] = []
+    store = MessageStore(published.append)
+    results = await asyncio.gather(*(store.submit(draft(f"m{i}")) for i in range(100)))
+    assert [r.message.seq for r in results] == list(range(1, 101))
+    assert [m.content for m in published] == [f"m{i}" for i in range(100)]
+    stamps = [m.created_at for m in published]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 100
+    assert await store.history("room", limit=500) == published
+    assert store.writer_count == 0
+
+
+@pytest.mark.usefixtures("database")
+async def test_history_windows() -> None:
+    store = MessageStore(lambda message: None)
+    messages = [(await store.submit(draft(f"m{i}"))).message for i in range(5)]
+    assert await store.history("room", limit=2) == messages[-2:]
+    assert await store.history("room", after_seq=3) == messages[3:]
+    assert await store.history("room", since=messages[0].created_at, limit=2) == messages[1:3]
+    assert await store.seq_of("room", messages[2].id) == 3
+    assert await store.seq_of("other", messages[2].id) is None
+
+
+@pytest.mark.usefixtures("database")
+async def test_client_ids_are_idempotent_within_and_across_batches() -> None:
+    published: list[ChatMessage] = []
+    store = MessageStore(published.append)
+    message_id = uuid.uuid4()
+    first, again = await asyncio.gather(
+        store.submit(draft("once", message_id=message_id)),
+        store.submit(draft("once", message_id=message_id)),
+    )
+    later = await store.submit(draft("once", message_id=message_id))
+    elsewhere = await store.submit(draft("once", room="other", message_id=message_id))
+    assert first.outcome is Outcome.CREATED
+    assert again.outcome is later.outcome is Outcome.DUPLICATE
+    assert later.message == first.message
+    assert elsewhere.outcome is Outcome.CONFLICT
+    assert published == [first.message]
+
+
+@pytest.mark.usefixtures("database")
+async def test_failed_commit_reports_to_every_waiter_and_publishes_nothing() -> None:
+    published: list[ChatMessage] = []
+    store = MessageStore(published.append)
+    failures = await asyncio.gather(
+        store.submit(draft("a", room="missing-room")),
+        store.submit(draft("b", room="missing-room")),
+        return_exceptions=True,
+    )
+    assert all(isinstance(failure, Exception) for failure in failures)
+    assert published == []
+    assert (await store.submit(draft("fine"))).outcome is Outcome.CREATED
