@@ -11,7 +11,7 @@ from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
 from . import chat, db, errors
-from .blueprints import health, messages, rooms, users, ws
+from .blueprints import console, health, messages, rooms, users, ws
 from .config import Settings
 
 
@@ -48,7 +48,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     allowed = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
     cors(app, allow_origin=allowed)
     errors.init_app(app)
-    for blueprint in (users, rooms, messages, ws, health):
+    for blueprint in (users, rooms, messages, ws, health, console):
         app.register_blueprint(blueprint.blueprint)
     # Registered before the database so that its after_serving hook, which finishes
     # pending writes, runs while the database is still open.

@@ -1,4 +1,4 @@
-"""Users: `POST /users`, `GET /users/{id}`."""
+"""Users: `POST /users`, `GET /users`, `GET /users/{id}`."""
 
 from __future__ import annotations
 
@@ -47,6 +47,13 @@ async def post_user(data: UserCreate) -> tuple[UserOut, int]:
     except IntegrityError:
         raise APIError(409, "USER_EXISTS", f"user {user_id!r} already exists") from None
     return UserOut.of(user), 201
+
+
+@blueprint.get("/users")
+@validate_response(list[UserOut])
+async def get_users() -> list[UserOut]:
+    """List every user, oldest first."""
+    return [UserOut.of(user) for user in await User.all().order_by("created_at", "id")]
 
 
 @blueprint.get("/users/<user_id>")

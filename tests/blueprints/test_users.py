@@ -26,6 +26,13 @@ async def test_create_user_with_chosen_id(http: httpx.AsyncClient) -> None:
     assert fetched.json() == body
 
 
+async def test_list_users(http: httpx.AsyncClient) -> None:
+    created = (await http.post("/users", json={"username": "Listed"})).json()
+    listed = (await http.get("/users")).json()
+    assert isinstance(listed, list)
+    assert created in listed
+
+
 async def test_create_user_generates_uuid4(http: httpx.AsyncClient) -> None:
     response = await http.post("/users", json={"username": "Ann"})
     assert response.status_code == 201

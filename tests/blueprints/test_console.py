@@ -1,0 +1,268 @@
+"""The debug console in real headless Chromium against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+
+from tests.support import (
+    RunningServer,
+    create_room,
+    create_user,
+    open_socket,
+    receive_type,
+    start_server,
+    unique_id,
+    wait_until_healthy,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session", name="browser")
+async def _browser() -> AsyncIterator[Browser]:
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (scripts/test does)"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture(name="page")
+async def _page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    yield page
+    await context.close()
+    assert dialogs == [], f"the page opened dialogs: {dialogs}"
+
+
+async def join(page: Page, room_id: str, user_id: str) -> Locator:
+    await page.get_by_label("User id").fill(user_id)
+    await page.get_by_label("Room id").fill(room_id)
+    await page.get_by_role("button", name="Join").click()
+    panel = page.get_by_role("article", name=f"{room_id} as {user_id}")
+    await expect(panel.get_by_role("status")).to_have_text("connected")
+    return panel
+
+
+async def test_create_join_send_and_watch_frames(
+    server: RunningServer, page: Page, tmp_path: Path
+) -> None:
+    await page.goto(server.http_url + "/")
+    await page.get_by_label("Username").fill("Console Carol")
+    await page.get_by_role("button", name="Create user").click()
+    await expect(page.locator("#setup-status")).to_contain_text("Created user Console Carol")
+    await page.get_by_label("Room name").fill("Console room")
+    await page.get_by_role("button", name="Create room").click()
+    await expect(page.locator("#setup-status")).to_contain_text("Created room Console room")
+    user_id = await page.get_by_label("User id").input_value()
+    room_id = await page.get_by_label("Room id").input_value()
+    assert user_id and room_id
+
+    panel = await join(page, room_id, user_id)
+    await panel.get_by_role("textbox", name="Message").fill("hello from the console")
+    await panel.get_by_role("textbox", name="Message").press("Enter")
+    messages = panel.get_by_role("region", name="Messages")
+    await expect(messages).to_contain_text("Console Carol")
+    await expect(messages).to_contain_text("hello from the console")
+    frames = panel.get_by_role("region", name="Frames")
+    await expect(frames.locator(".frame-out")).to_contain_text(['"type":"message"'])
+    await expect(frames.locator(".frame-in").last).to_contain_text('"seq":1')
+    await expect(panel.get_by_role("region", name="Online")).to_contain_text("Console Carol")
+
+    await panel.get_by_role("button", name="Ping", exact=True).click()
+    await expect(panel.locator(".rtt")).to_have_text(re.compile(r"RTT \d+(\.\d)? ms"))
+
+    screenshot = Path(os.environ.get("QUARTCHAT_SCREENSHOT", tmp_path / "console.png"))
+    await page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 10_000
+
+    async with httpx.AsyncClient(base_url=server.http_url) as http:
+        stored = (await http.get(f"/rooms/{room_id}/messages")).json()
+    assert [m["content"] for m in stored] == ["hello from the console"]
+
+
+async def test_second_participant_presence_typing_and_messages(
+    server: RunningServer, page: Page, http: httpx.AsyncClient
+) -> None:
+    room = await create_room(http, "Pair room")
+    carol = await create_user(http, "Carol")
+    dave = await create_user(http, "Dave")
+    await page.goto(server.http_url + "/console")
+    panel = await join(page, room["id"], carol["id"])
+    online = panel.get_by_role("region", name="Online")
+    async with open_socket(server, room["id"], dave["id"]) as dave_ws:
+        await expect(online).to_contain_text("Dave")
+        await dave_ws.send(json.dumps({"content": "hi from a websockets client"}))
+        await expect(panel.get_by_role("region", name="Messages")).to_contain_text(
+            "hi from a websockets client"
+        )
+        await dave_ws.send('{"type": "typing"}')
+        await expect(panel.locator(".typing-indicator")).to_have_text("Dave is typing…")
+        await panel.get_by_role("button", name="Typing", exact=True).click()
+        typing = await receive_type(dave_ws, "typing")
+        assert typing["user_id"] == carol["id"]
+        await panel.get_by_role("textbox", name="Message").fill("hi Dave")
+        await panel.get_by_role("button", name="Send").click()
+        from_page = await receive_type(dave_ws, "message")
+        assert (from_page["content"], from_page["username"]) == ("hi Dave", "Carol")
+    await expect(online).not_to_contain_text("Dave")
+    await expect(online).to_contain_text("Carol")
+
+
+async def test_html_is_shown_as_text(
+    server: RunningServer, page: Page, http: httpx.AsyncClient
+) -> None:
+    room = await create_room(http)
+    user = await create_user(http, "<b>bold</b> name")
+    await page.goto(server.http_url + "/")
+    panel = await join(page, room["id"], user["id"])
+    payload = "<img src=x onerror=alert(1)>"
+    await panel.get_by_role("textbox", name="Message").fill(payload)
+    await panel.get_by_role("textbox", name="Message").press("Enter")
+    messages = panel.get_by_role("region", name="Messages")
+    await expect(messages.locator(".content")).to_have_text([payload])
+    await expect(messages.locator(".username")).to_have_text(["<b>bold</b> name"])
+    assert await page.locator(".panel img, .panel b").count() == 0
+
+
+async def test_pick_existing_user_and_room_from_lists(
+    server: RunningServer, page: Page, http: httpx.AsyncClient
+) -> None:
+    room = await create_room(http, "Listed room")
+    user = await create_user(http, "Listed user")
+    await page.goto(server.http_url + "/")
+    await page.get_by_label("Existing users").select_option(user["id"])
+    await page.get_by_label("Existing rooms").select_option(room["id"])
+    await expect(page.get_by_label("User id")).to_have_value(user["id"])
+    await expect(page.get_by_label("Room id")).to_have_value(room["id"])
+    await join(page, room["id"], user["id"])
+
+
+async def test_two_panels_talk_to_each_other(
+    server: RunningServer, page: Page, http: httpx.AsyncClient
+) -> None:
+    room = await create_room(http)
+    erin, frank = await create_user(http, "Erin"), await create_user(http, "Frank")
+    await page.goto(server.http_url + "/")
+    erin_panel = await join(page, room["id"], erin["id"])
+    frank_panel = await join(page, room["id"], frank["id"])
+    await expect(erin_panel.get_by_role("region", name="Online")).to_contain_text("Frank")
+    await frank_panel.get_by_role("textbox", name="Message").fill("Erin, can you hear me?")
+    await frank_panel.get_by_role("textbox", name="Message").press("Enter")
+    await expect(erin_panel.get_by_role("region", name="Messages")).to_contain_text(
+        "Erin, can you hear me?"
+    )
+    await erin_panel.get_by_role("button", name="Leave").click()
+    await expect(erin_panel).to_have_count(0)
+    await expect(frank_panel.get_by_role("region", name="Online")).not_to_contain_text("Erin")
+
+
+async def test_unknown_room_shows_4404_and_its_meaning(
+    server: RunningServer, page: Page, http: httpx.AsyncClient
+) -> None:
+    user = await create_user(http)
+    await page.goto(server.http_url + "/")
+    await page.get_by_label("User id").fill(user["id"])
+    missing = unique_id("missing-room")
+    await page.get_by_label("Room id").fill(missing)
+    await page.get_by_role("button", name="Join").click()
+    panel = page.get_by_role("article", name=f"{missing} as {user['id']}")
+    await expect(panel.get_by_role("region", name="Frames")).to_contain_text(
+        "4404 unknown room or user"
+    )
+    await expect(panel.get_by_role("status")).to_contain_text("closed")
+
+
+async def test_polling_switch_receives_rest_messages(
+    server: RunningServer, page: Page, http: httpx.AsyncClient
+) -> None:
+    room = await create_room(http)
+    gina, hal = await create_user(http, "Gina"), await create_user(http, "Hal")
+    await page.goto(server.http_url + "/")
+    panel = await join(page, room["id"], gina["id"])
+    await panel.get_by_label("Polling").check()
+    await expect(panel.get_by_role("status")).to_have_text("polling every 3 s")
+    response = await http.post(
+        f"/rooms/{room['id']}/messages", json={"user_id": hal["id"], "content": "posted over REST"}
+    )
+    assert response.status_code == 201
+    messages = panel.get_by_role("region", name="Messages")
+    await expect(messages).to_contain_text("posted over REST", timeout=8000)
+    await expect(panel.get_by_role("region", name="Frames")).to_contain_text(
+        f"GET /rooms/{room['id']}/messages?since="
+    )
+    await panel.get_by_role("textbox", name="Message").fill("sent while polling")
+    await panel.get_by_role("textbox", name="Message").press("Enter")
+    await expect(messages).to_contain_text("sent while polling")
+    await panel.get_by_label("Polling").uncheck()
+    await expect(panel.get_by_role("status")).to_have_text("connected")
+    await expect(messages.locator(".message")).to_have_count(2)
+
+
+async def test_reconnects_after_restart_and_replays(page: Page, tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            room = await create_room(http)
+            ivy = await create_user(http, "Ivy")
+            await page.goto(server.http_url + "/")
+            panel = await join(page, room["id"], ivy["id"])
+            await panel.get_by_role("textbox", name="Message").fill("before the restart")
+            await panel.get_by_role("textbox", name="Message").press("Enter")
+            messages = panel.get_by_role("region", name="Messages")
+            await expect(messages).to_contain_text("before the restart")
+            server.stop()
+            await expect(panel.get_by_role("region", name="Frames")).to_contain_text(
+                "1012 server restart"
+            )
+            server = start_server(tmp_path, port=server.port, wait=False)
+            wait_until_healthy(server)
+            missed = await http.post(
+                f"/rooms/{room['id']}/messages", json={"user_id": ivy["id"], "content": "missed"}
+            )
+            assert missed.status_code == 201
+            await expect(panel.get_by_role("status")).to_have_text("connected", timeout=15000)
+            await expect(messages).to_contain_text("missed", timeout=10000)
+            await expect(messages.locator(".message")).to_have_count(2)
+            await expect(panel.get_by_role("region", name="Frames")).to_contain_text("?after=")
+    finally:
+        server.stop()
+
+
+async def test_fits_a_phone_screen(
+    server: RunningServer, browser: Browser, http: httpx.AsyncClient
+) -> None:
+    room = await create_room(http)
+    user = await create_user(http, "Phone user")
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    try:
+        await page.goto(server.http_url + "/")
+        await join(page, room["id"], user["id"])
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0
+    finally:
+        await context.close()
