@@ -53,5 +53,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     # Registered before the database so that its after_serving hook, which finishes
     # pending writes, runs while the database is still open.
     chat.init_app(app, settings)
-    db.init_app(app, settings.database_url)
+    db.init_app(app, settings.database_url_with_pool, migrate=settings.migrate_on_start)
     return app

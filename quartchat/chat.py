@@ -1,28 +1,83 @@
-"""The chat service the blueprints share: settings, the room hub and the message store."""
+"""The chat service the blueprints share: settings, hub, store, relay and presence."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Coroutine
+from typing import Any
+from uuid import uuid4
+
 from quart import Quart, current_app
 
+from .broker import Presence, backends_for
 from .config import Settings
-from .hub import Frame, Hub
+from .hub import Hub, Subscriber
+from .relay import Relay
 from .store import MessageStore
-from .wire import ChatMessage, message_frame
+from .wire import event_frame, format_timestamp, utc_now
+
+log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "quartchat"
 CLOSE_SERVICE_RESTART = 1012
 
 
 class Chat:
-    """Wires the store to the hub: every newly stored message is fanned out to its room."""
+    """One instance's share of the chat: its sockets, its writers, its link to the rest."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.instance_id = uuid4().hex
         self.hub = Hub()
-        self.store = MessageStore(publish=self.publish_message)
+        self.presence: Presence
+        broker, self.presence = backends_for(
+            settings.redis_url,
+            settings.redis_prefix,
+            self.instance_id,
+            settings.presence_ttl,
+            self.hub,
+        )
+        self.store = MessageStore(publish=lambda message: self.relay.publish_message(message))
+        self.relay = Relay(self.hub, broker, self.store, self.instance_id)
+        self._background: set[asyncio.Task[None]] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
 
-    def publish_message(self, message: ChatMessage) -> None:
-        self.hub.broadcast(message.room_id, Frame(message.seq, message_frame(message)))
+    async def start(self) -> None:
+        await self.relay.start()
+        if self.relay.remote:
+            self._heartbeat = asyncio.create_task(self._renew_presence())
+
+    async def join(self, subscriber: Subscriber, last_seq: int) -> None:
+        """Add a socket to its room; announce the user if nobody saw them there before."""
+        first_here = self.hub.join(subscriber)
+        self.relay.track(subscriber.room_id, last_seq)
+        if first_here and await self._presence_says(
+            self.presence.joined(subscriber.room_id, subscriber.user_id, subscriber.username)
+        ):
+            self._announce(
+                "user_joined",
+                subscriber.room_id,
+                subscriber.user_id,
+                subscriber.username,
+                exclude=subscriber,
+            )
+
+    def leave(self, subscriber: Subscriber) -> None:
+        """Remove a socket now; telling the other instances happens in the background, so
+        that it completes even while the socket's own task is being cancelled."""
+        departure = self.hub.leave(subscriber)
+        if departure.room_empty:
+            self.relay.untrack(subscriber.room_id)
+        if departure.last_of_user:
+            self._spawn(self._announce_left(subscriber))
+
+    async def members(self, room_id: str) -> list[tuple[str, str]]:
+        try:
+            return await self.presence.members(room_id)
+        except Exception as error:
+            log.warning("presence unavailable, answering with this instance's: %s", error)
+            return self.hub.presence(room_id)
 
     def close_all_sockets(self) -> None:
         """Tell every socket the server is restarting (1012), so clients reconnect at once."""
@@ -31,11 +86,66 @@ class Chat:
     async def shutdown(self) -> None:
         self.close_all_sockets()
         await self.store.drain()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.relay.stop()
+
+    async def _announce_left(self, subscriber: Subscriber) -> None:
+        if await self._presence_says(self.presence.left(subscriber.room_id, subscriber.user_id)):
+            self._announce("user_left", subscriber.room_id, subscriber.user_id, subscriber.username)
+
+    def _announce(
+        self,
+        event_type: str,
+        room_id: str,
+        user_id: str,
+        username: str,
+        exclude: Subscriber | None = None,
+    ) -> None:
+        text = event_frame(
+            event_type,
+            user_id=user_id,
+            username=username,
+            room_id=room_id,
+            timestamp=format_timestamp(utc_now()),
+        )
+        self.relay.publish_event(room_id, text, exclude=exclude)
+
+    async def _presence_says(self, answer: Awaitable[bool]) -> bool:
+        try:
+            return await answer
+        except Exception as error:
+            # Announcing twice beats never announcing when presence cannot be asked.
+            log.warning("presence unavailable: %s", error)
+            return True
+
+    async def _renew_presence(self) -> None:
+        interval = max(self.settings.presence_ttl / 3, 0.2)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                gone = await self.presence.refresh(self.hub.members())
+            except Exception as error:
+                log.warning("presence heartbeat failed: %s", error)
+                continue
+            for room_id, users in gone.items():
+                for user_id, username in users:
+                    self._announce("user_left", room_id, user_id, username)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
 
 def init_app(app: Quart, settings: Settings) -> Chat:
     chat = Chat(settings)
     app.extensions[EXTENSION_KEY] = chat
+
+    @app.before_serving
+    async def start_chat() -> None:
+        await chat.start()
 
     @app.after_serving
     async def finish_writes() -> None:

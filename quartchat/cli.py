@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve.add_argument("--config", type=Path, help="a hypercorn.toml (default: the project's own)")
     serve.add_argument("--host", help="address to bind (default: $HOST or ::)")
     serve.add_argument("--port", type=int, help="port to bind (default: $PORT or 8000)")
+    commands.add_parser("migrate", help="apply database migrations to $DATABASE_URL, then exit")
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -29,12 +31,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = Settings.from_env()
     except ConfigError as error:
         parser.error(str(error))
+    if args.command == "migrate":
+        asyncio.run(migrate(settings.database_url_with_pool))
+        return
     overrides = {name: value for name, value in (("host", args.host), ("port", args.port)) if value}
     settings = settings.with_overrides(overrides)
 
     from .server import run
 
     run(args.config, settings)
+
+
+async def migrate(database_url: str) -> None:
+    from . import db
+
+    await db.connect(database_url, migrate=True)
+    await db.disconnect()
+    logging.getLogger("quartchat").info("database schema is up to date")
 
 
 if __name__ == "__main__":

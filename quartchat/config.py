@@ -23,6 +23,12 @@ class Settings:
     max_message_chars: int = 4000
     send_queue_size: int = 1024
     close_timeout: float = 2.0
+    redis_url: str = ""
+    redis_prefix: str = "quartchat"
+    migrate_on_start: bool = True
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    presence_ttl: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -36,6 +42,12 @@ class Settings:
             cors_origins=_origins(env.get("CORS_ORIGINS", "*")),
             max_message_chars=_int(env, "MAX_MESSAGE_CHARS", defaults.max_message_chars),
             send_queue_size=_int(env, "SEND_QUEUE_SIZE", defaults.send_queue_size),
+            redis_url=env.get("REDIS_URL", "").strip(),
+            redis_prefix=env.get("REDIS_PREFIX", "").strip() or defaults.redis_prefix,
+            migrate_on_start=_bool(env, "MIGRATE_ON_START", defaults.migrate_on_start),
+            db_pool_min=_int(env, "DB_POOL_MIN", defaults.db_pool_min),
+            db_pool_max=_int(env, "DB_POOL_MAX", defaults.db_pool_max),
+            presence_ttl=float(_int(env, "PRESENCE_TTL", int(defaults.presence_ttl))),
         )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
@@ -45,6 +57,22 @@ class Settings:
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
         return replace(self, **dict(overrides))
+
+    @property
+    def database_url_with_pool(self) -> str:
+        """DATABASE_URL with the pool sizes added for PostgreSQL (unless the URL sets them)."""
+        scheme = self.database_url.split("://", 1)[0]
+        if scheme not in {"postgres", "postgresql", "asyncpg"}:
+            return self.database_url
+        extra = [
+            f"{name}={value}"
+            for name, value in (("minsize", self.db_pool_min), ("maxsize", self.db_pool_max))
+            if f"{name}=" not in self.database_url
+        ]
+        if not extra:
+            return self.database_url
+        separator = "&" if "?" in self.database_url else "?"
+        return self.database_url + separator + "&".join(extra)
 
     def origin_allowed(self, origin: str) -> bool:
         """Whether a browser page served from `origin` may use the API and the sockets."""
@@ -62,6 +90,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _origins(raw: str) -> tuple[str, ...]:

@@ -1,23 +1,68 @@
-"""Database lifecycle: Tortoise is started and stopped by the app's serving hooks."""
+"""Database lifecycle: connecting, migrating the schema, and health pings.
+
+The schema is managed by Tortoise's own migrations (quartchat/migrations, made with
+`tortoise -c quartchat.db.TORTOISE_ORM makemigrations`), applied by `quartchat migrate`
+and at server start, under a lock so that instances starting together migrate once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from types import ModuleType
+import asyncio
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from quart import Quart
 from tortoise import Tortoise, connections
+from tortoise.migrations.executor import MigrationExecutor
 
-MODEL_MODULES: dict[str, Iterable[str | ModuleType]] = {"models": ["quartchat.models"]}
+DEFAULT_DATABASE_URL = "sqlite://quartchat.sqlite3"
+APP_LABEL = "models"
+# Any constant works; it only has to be the same for every instance of quartchat.
+MIGRATION_LOCK_KEY = 0x71C4A7
 
 
-async def connect(database_url: str, *, create_schema: bool = True) -> None:
-    """Open the database and, on an empty one, create the schema (safe to repeat)."""
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            APP_LABEL: {
+                "models": ["quartchat.models"],
+                "migrations": "quartchat.migrations",
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+# For Tortoise's own CLI: `tortoise -c quartchat.db.TORTOISE_ORM makemigrations`.
+TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+
+
+def is_postgres(database_url: str) -> bool:
+    return urlsplit(database_url).scheme in {"postgres", "postgresql", "asyncpg"}
+
+
+async def connect(database_url: str, *, migrate: bool = True) -> None:
+    """Open the database and, unless told not to, bring its schema up to date."""
     # The global fallback makes the context visible to Hypercorn's per-connection tasks,
     # which do not inherit the context of the lifespan task that ran this.
-    await Tortoise.init(db_url=database_url, modules=MODEL_MODULES, _enable_global_fallback=True)
-    if create_schema:
-        await Tortoise.generate_schemas(safe=True)
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+    if migrate:
+        await apply_migrations(database_url)
+
+
+async def apply_migrations(database_url: str) -> None:
+    """Apply every migration not yet applied; safe when several instances run it at once."""
+    async with _migration_lock(database_url):
+        apps = tortoise_config(database_url)["apps"]
+        await MigrationExecutor(connections.get("default"), apps).migrate()
 
 
 async def disconnect() -> None:
@@ -29,13 +74,38 @@ async def ping() -> None:
     await connections.get("default").execute_query("SELECT 1")
 
 
-def init_app(app: Quart, database_url: str) -> None:
+@asynccontextmanager
+async def _migration_lock(database_url: str) -> AsyncIterator[None]:
+    if is_postgres(database_url):
+        import asyncpg
+
+        dsn = database_url.replace("asyncpg://", "postgresql://", 1)
+        lock_connection = await asyncpg.connect(dsn.split("?", 1)[0])
+        try:
+            await lock_connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+            yield
+        finally:
+            await lock_connection.close()  # closing the session releases the lock
+        return
+    path = urlsplit(database_url).netloc + urlsplit(database_url).path
+    if not path or path == ":memory:":
+        yield
+        return
+    descriptor = os.open(f"{Path(path)}.migrate-lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        await asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+def init_app(app: Quart, database_url: str, *, migrate: bool) -> None:
     """Connect before serving and disconnect after; Tortoise's own Quart helper fails
     under Hypercorn in tortoise-orm 1.1 ("No TortoiseContext is currently active")."""
 
     @app.before_serving
     async def open_database() -> None:
-        await connect(database_url)
+        await connect(database_url, migrate=migrate)
 
     @app.after_serving
     async def close_database() -> None:

@@ -1,4 +1,4 @@
-"""The in-process room hub: who is connected to which room, and fan-out to their queues.
+"""The room hub: which sockets of this process are in which room, and fan-out to them.
 
 Each socket is a `Subscriber` with a bounded queue that its own send loop drains, so a
 slow or stuck client only ever fills its own queue. A full queue closes that client with
@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import NamedTuple
-
-from .wire import event_frame, format_timestamp, utc_now
 
 CLOSE_TOO_SLOW = 4008
 CLOSE_TOO_SLOW_REASON = "too slow: reconnect and replay with ?after="
@@ -57,6 +55,11 @@ class Subscriber:
             self.owner.cancel()
 
 
+class Departure(NamedTuple):
+    last_of_user: bool  # the user has no other socket in the room here
+    room_empty: bool  # nobody is left in the room here
+
+
 @dataclass(slots=True)
 class _Room:
     subscribers: set[Subscriber] = field(default_factory=set)
@@ -70,32 +73,30 @@ class Hub:
     def __init__(self) -> None:
         self._rooms: dict[str, _Room] = {}
 
-    def join(self, subscriber: Subscriber) -> None:
-        """Add a socket; the user's first socket in the room announces `user_joined`."""
+    def join(self, subscriber: Subscriber) -> bool:
+        """Add a socket; True if it is its user's first socket in the room here."""
         room = self._rooms.setdefault(subscriber.room_id, _Room())
         room.subscribers.add(subscriber)
         username, count = room.users.get(subscriber.user_id, (subscriber.username, 0))
         room.users[subscriber.user_id] = (username, count + 1)
-        if count == 0:
-            self._announce("user_joined", subscriber, exclude=subscriber)
+        return count == 0
 
-    def leave(self, subscriber: Subscriber) -> None:
-        """Remove a socket; the user's last socket in the room announces `user_left`."""
+    def leave(self, subscriber: Subscriber) -> Departure:
+        """Remove a socket (again is harmless) and say what its leaving emptied."""
         room = self._rooms.get(subscriber.room_id)
         if room is None or subscriber not in room.subscribers:
-            return
+            return Departure(last_of_user=False, room_empty=False)
         room.subscribers.discard(subscriber)
         username, count = room.users[subscriber.user_id]
         if count > 1:
             room.users[subscriber.user_id] = (username, count - 1)
-            return
+            return Departure(last_of_user=False, room_empty=False)
         del room.users[subscriber.user_id]
-        if room.subscribers:
-            self._announce("user_left", subscriber, exclude=None)
-        else:
+        if not room.subscribers:
             del self._rooms[subscriber.room_id]
+        return Departure(last_of_user=True, room_empty=not room.subscribers)
 
-    def broadcast(self, room_id: str, frame: Frame, exclude: Subscriber | None = None) -> None:
+    def broadcast(self, room_id: str, frame: Frame, exclude: object = None) -> None:
         room = self._rooms.get(room_id)
         if room is None:
             return
@@ -110,6 +111,13 @@ class Hub:
             return []
         return [(user_id, username) for user_id, (username, _) in room.users.items()]
 
+    def members(self) -> dict[str, dict[str, str]]:
+        """{room_id: {user_id: username}} of every socket here."""
+        return {
+            room_id: {user_id: username for user_id, (username, _) in room.users.items()}
+            for room_id, room in self._rooms.items()
+        }
+
     def close_all(self, code: int, reason: str) -> None:
         for room in list(self._rooms.values()):
             for subscriber in list(room.subscribers):
@@ -122,15 +130,3 @@ class Hub:
     @property
     def subscriber_count(self) -> int:
         return sum(len(room.subscribers) for room in self._rooms.values())
-
-    def _announce(
-        self, event_type: str, subscriber: Subscriber, exclude: Subscriber | None
-    ) -> None:
-        text = event_frame(
-            event_type,
-            user_id=subscriber.user_id,
-            username=subscriber.username,
-            room_id=subscriber.room_id,
-            timestamp=format_timestamp(utc_now()),
-        )
-        self.broadcast(subscriber.room_id, Frame(0, text), exclude=exclude)

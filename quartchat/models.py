@@ -17,6 +17,7 @@ class User(Model):
 
     class Meta:
         table = "users"
+        table_description = "Chat participants"
 
 
 class Room(Model):
@@ -34,6 +35,7 @@ class Room(Model):
 
     class Meta:
         table = "rooms"
+        table_description = "Chat rooms and their message counters"
 
 
 class Message(Model):
@@ -54,6 +56,8 @@ class Message(Model):
     user_id: str
 
     class Meta:
+        # Tortoise's migration runner splits SQL at semicolons, even inside comments.
+        table_description = "Chat messages, numbered per room by seq"
         table = "messages"
         unique_together = (("room", "seq"),)
-        indexes = (("room", "created_at"),)
+        indexes = (("room_id", "created_at"),)

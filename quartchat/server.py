@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
 import signal
 import socket
+from dataclasses import asdict
 from pathlib import Path
 
 from hypercorn.asyncio import serve as hypercorn_serve
@@ -81,12 +84,54 @@ async def serve(app: Quart, config: Config) -> None:
 
 
 def run(config_path: Path | None = None, settings: Settings | None = None) -> None:
+    """Serve in this process, or in `workers` processes sharing the port (SO_REUSEPORT)."""
     settings = settings or Settings.from_env()
     config = load_config(config_path, settings)
-    if config.workers > 1:
+    if config.workers <= 1:
+        serve_one(config_path, settings)
+        return
+    if not settings.redis_url:
         raise SystemExit(
-            "quartchat: workers > 1 needs a shared broker (REDIS_URL); with the in-memory "
-            "broker each worker would be a separate chat. Set workers = 1."
+            "quartchat: workers > 1 needs a shared broker (set REDIS_URL); with the "
+            "in-memory broker every worker would be a separate chat. Set workers = 1."
         )
-    app = create_app(test_config={"port": settings.port, "host": settings.host})
+    raise SystemExit(run_workers(config_path, settings, config.workers))
+
+
+def serve_one(config_path: Path | None, settings: Settings) -> None:
+    config = load_config(config_path, settings)
+    app = create_app(test_config=asdict(settings))
     asyncio.run(serve(app, config))
+
+
+def run_workers(config_path: Path | None, settings: Settings, count: int) -> int:
+    """Start `count` worker processes, pass SIGTERM/SIGINT on to them, restart any that
+    dies on its own, and return non-zero if any ended badly during shutdown."""
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start_worker() -> multiprocessing.process.BaseProcess:
+        worker = context.Process(target=serve_one, args=(config_path, settings), daemon=False)
+        worker.start()
+        return worker
+
+    workers = [start_worker() for _ in range(count)]
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping:
+        for index, worker in enumerate(workers):
+            worker.join(timeout=0.2)
+            if worker.exitcode is not None and not stopping:
+                log.error("worker %s exited with %s; starting another", worker.pid, worker.exitcode)
+                workers[index] = start_worker()
+    for worker in workers:
+        worker.join()
+    return 0 if all(worker.exitcode == 0 for worker in workers) else 1

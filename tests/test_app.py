@@ -54,7 +54,7 @@ async def test_health_is_503_when_the_database_fails(
     healthy = await client.get("/health")
     assert (healthy.status_code, await healthy.get_json()) == (
         200,
-        {"status": "ok", "database": "ok"},
+        {"status": "ok", "database": "ok", "broker": "ok"},
     )
 
     async def broken_ping() -> None:

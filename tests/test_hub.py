@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from quartchat.hub import CLOSE_TOO_SLOW, Frame, Hub, Subscriber
+from quartchat.hub import CLOSE_TOO_SLOW, Departure, Frame, Hub, Subscriber
 
 
 async def idle_owner() -> asyncio.Task[None]:
@@ -43,18 +43,16 @@ async def test_broadcast_reaches_the_room_only() -> None:
 async def test_presence_counts_sockets_per_user_and_empties() -> None:
     hub = Hub()
     watcher = await subscriber("a", "watcher")
-    hub.join(watcher)
     first, second = await subscriber("a", "bob"), await subscriber("a", "bob")
-    hub.join(first)
-    hub.join(second)
-    assert [frame["type"] for frame in drain(watcher)] == ["user_joined"]
+    assert hub.join(watcher) is True
+    assert hub.join(first) is True
+    assert hub.join(second) is False  # a second tab is no new arrival
     assert sorted(hub.presence("a")) == [("bob", "Bob"), ("watcher", "Watcher")]
-    hub.leave(first)
-    assert drain(watcher) == []
-    hub.leave(second)
-    assert [frame["type"] for frame in drain(watcher)] == ["user_left"]
-    hub.leave(second)  # leaving twice is harmless
-    hub.leave(watcher)
+    assert hub.members() == {"a": {"watcher": "Watcher", "bob": "Bob"}}
+    assert hub.leave(first) == Departure(last_of_user=False, room_empty=False)
+    assert hub.leave(second) == Departure(last_of_user=True, room_empty=False)
+    assert hub.leave(second) == Departure(last_of_user=False, room_empty=False)  # harmless
+    assert hub.leave(watcher) == Departure(last_of_user=True, room_empty=True)
     assert hub.room_count == 0 and hub.subscriber_count == 0
     assert hub.presence("a") == []
 

@@ -10,6 +10,7 @@ from quart import Blueprint
 from quart_schema import validate_response
 
 from .. import db
+from ..chat import current_chat
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("health", __name__)
@@ -20,16 +21,23 @@ DATABASE_TIMEOUT = 2.0
 class HealthOut(BaseModel):
     status: str
     database: str
+    broker: str
 
 
 @blueprint.get("/health")
 @validate_response(HealthOut, 200)
 @validate_response(HealthOut, 503)
 async def get_health() -> tuple[HealthOut, int]:
-    """200 `{"status": "ok"}` while the database answers, 503 otherwise."""
+    """200 `{"status": "ok"}` while the database answers, 503 when it does not.
+
+    A broker (Redis) that is down makes the status `degraded`, still 200: this
+    instance keeps serving its own sockets and reconnects by itself.
+    """
+    broker = "ok" if current_chat().relay.broker_healthy else "unavailable"
     try:
         await asyncio.wait_for(db.ping(), DATABASE_TIMEOUT)
     except Exception as error:  # any failure to answer is "unavailable"
         log.warning("health check: database unavailable: %r", error)
-        return HealthOut(status="unavailable", database="unavailable"), 503
-    return HealthOut(status="ok", database="ok"), 200
+        return HealthOut(status="unavailable", database="unavailable", broker=broker), 503
+    status = "ok" if broker == "ok" else "degraded"
+    return HealthOut(status=status, database="ok", broker=broker), 200

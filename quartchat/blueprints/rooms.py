@@ -76,5 +76,5 @@ async def get_presence(room_id: str) -> list[PresenceOut]:
     await room_or_404(room_id)
     return [
         PresenceOut(user_id=user_id, username=username)
-        for user_id, username in current_chat().hub.presence(room_id)
+        for user_id, username in await current_chat().members(room_id)
     ]

@@ -68,11 +68,11 @@ async def ws_room(room_id: str, user_id: str) -> None:
     assert owner is not None
     subscriber = Subscriber(room.id, user.id, user.username, chat.settings.send_queue_size, owner)
     replay = await _replay_or_report(subscriber, websocket.args)
-    # Joined before the handshake completes: whatever the room says after the client
-    # sees its 101 reaches it.
-    chat.hub.join(subscriber)
     sender: asyncio.Task[None] | None = None
     try:
+        # Joined before the handshake completes: whatever the room says after the
+        # client sees its 101 reaches it.
+        await chat.join(subscriber, room.last_seq)
         await websocket.accept()
         sender = asyncio.create_task(_send_frames(chat, subscriber, replay))
         sender.add_done_callback(partial(_on_sender_done, subscriber))
@@ -87,7 +87,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
     finally:
         if sender is not None:
             sender.cancel()
-        chat.hub.leave(subscriber)
+        chat.leave(subscriber)
 
 
 async def _replay_or_report(subscriber: Subscriber, args: Mapping[str, str]) -> Replay | None:
@@ -158,7 +158,7 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
                 username=subscriber.username,
                 room_id=subscriber.room_id,
             )
-            chat.hub.broadcast(subscriber.room_id, Frame(0, typing), exclude=subscriber)
+            chat.relay.publish_event(subscriber.room_id, typing, exclude=subscriber)
         else:
             await in_flight.acquire()
             draft = Draft(

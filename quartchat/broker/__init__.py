@@ -1,0 +1,106 @@
+"""Carrying room traffic between instances, and presence that spans them.
+
+A backend is chosen by URL (encode/broadcaster style): `memory://` keeps everything in
+this process (one instance, one worker), `redis://` / `rediss://` uses Redis pub/sub
+and Redis-held presence so that any number of instances and workers form one chat.
+Each instance delivers to its own sockets first and publishes for the others.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Protocol
+
+RESYNC = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A room frame crossing instances. `seq` is the message seq, 0 for an event
+    (typing, presence), or RESYNC when the broker reconnected and may have missed some."""
+
+    room_id: str
+    seq: int
+    text: str
+    origin: str
+
+    def encode(self) -> bytes:
+        return f"{self.origin}\n{self.room_id}\n{self.seq}\n{self.text}".encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Envelope:
+        origin, room_id, seq, text = raw.decode().split("\n", 3)
+        return cls(room_id=room_id, seq=int(seq), text=text, origin=origin)
+
+
+class Broker(ABC):
+    """Pub/sub between instances; `remote` is False when there are no other instances."""
+
+    remote: bool = True
+
+    @abstractmethod
+    async def connect(self) -> None: ...
+
+    @abstractmethod
+    async def disconnect(self) -> None: ...
+
+    @abstractmethod
+    async def publish(self, envelope: Envelope) -> None:
+        """Send to the other instances; failures are logged and reported by `healthy`."""
+
+    @abstractmethod
+    async def next_published(self) -> Envelope:
+        """The next envelope from any instance (own ones included); reconnects by itself."""
+
+    @property
+    @abstractmethod
+    def healthy(self) -> bool: ...
+
+
+class Presence(ABC):
+    """Who is in which room across every instance.
+
+    Instances report the first and last local socket of a user in a room; the answers
+    say whether that made the user appear in, or vanish from, the room as a whole.
+    """
+
+    @abstractmethod
+    async def joined(self, room_id: str, user_id: str, username: str) -> bool: ...
+
+    @abstractmethod
+    async def left(self, room_id: str, user_id: str) -> bool: ...
+
+    @abstractmethod
+    async def members(self, room_id: str) -> list[tuple[str, str]]: ...
+
+    @abstractmethod
+    async def refresh(self, local: dict[str, dict[str, str]]) -> dict[str, list[tuple[str, str]]]:
+        """Renew this instance's members ({room: {user_id: username}}) and return the
+        users whose every instance stopped renewing (crashed), by room."""
+
+
+class LocalMembers(Protocol):
+    """What the memory presence reads: this process's own sockets (the hub)."""
+
+    def presence(self, room_id: str) -> list[tuple[str, str]]: ...
+
+
+def backends_for(
+    url: str, prefix: str, instance_id: str, presence_ttl: float, local_members: LocalMembers
+) -> tuple[Broker, Presence]:
+    """The broker and presence for a URL: empty or `memory://`, or `redis://…`."""
+    scheme = url.split("://", 1)[0] if url else "memory"
+    if scheme == "memory":
+        from .memory import LocalPresence, MemoryBroker
+
+        return MemoryBroker(), LocalPresence(local_members)
+    if scheme in {"redis", "rediss", "unix"}:
+        from .redis import RedisBroker, RedisPresence, connect_client
+
+        client = connect_client(url)
+        return (
+            RedisBroker(client, f"{prefix}:rooms"),
+            RedisPresence(client, prefix, instance_id, presence_ttl),
+        )
+    raise ValueError(f"unsupported broker URL scheme {scheme!r}; use memory:// or redis://")

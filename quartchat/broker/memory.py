@@ -1,0 +1,50 @@
+"""The in-process backend: one instance is the whole chat, so nothing crosses."""
+
+from __future__ import annotations
+
+import asyncio
+
+from . import Broker, Envelope, LocalMembers, Presence
+
+
+class MemoryBroker(Broker):
+    remote = False
+
+    def __init__(self) -> None:
+        self._never = asyncio.Event()
+
+    async def connect(self) -> None:
+        return None
+
+    async def disconnect(self) -> None:
+        return None
+
+    async def publish(self, envelope: Envelope) -> None:
+        return None  # local sockets were served before publishing; there are no others
+
+    async def next_published(self) -> Envelope:
+        await self._never.wait()
+        raise AssertionError("unreachable")
+
+    @property
+    def healthy(self) -> bool:
+        return True
+
+
+class LocalPresence(Presence):
+    """The local hub is the whole truth: a first local socket is a first socket."""
+
+    def __init__(self, local: LocalMembers) -> None:
+        self._local = local
+
+    async def joined(self, room_id: str, user_id: str, username: str) -> bool:
+        return True
+
+    async def left(self, room_id: str, user_id: str) -> bool:
+        return True
+
+    async def members(self, room_id: str) -> list[tuple[str, str]]:
+        return self._local.presence(room_id)
+
+    async def refresh(self, local: dict[str, dict[str, str]]) -> dict[str, list[tuple[str, str]]]:
+        return {}

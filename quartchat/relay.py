@@ -1,0 +1,188 @@
+"""Delivering each room's messages to this instance's sockets in `seq` order, with no gaps.
+
+Messages reach an instance from its own writer and, through the broker, from other
+instances, in whatever order the network allows; a pub/sub message may also be lost
+(Redis restarting, say). For every room with local sockets the relay keeps the last
+seq it delivered. A message that is next in line is delivered at once; one that runs
+ahead waits while the missing ones are read from the database, which has them all
+(a message is published only after its commit, and seqs are given in commit order).
+Every few seconds, and after the broker reconnects, the relay also compares its rooms
+with the database, so a lost last message is not lost for long either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from .broker import RESYNC, Broker, Envelope
+from .hub import Frame, Hub
+from .models import Room
+from .store import MessageStore
+from .wire import ChatMessage, message_frame
+
+log = logging.getLogger(__name__)
+
+RESYNC_INTERVAL = 5.0
+FILL_PAGE = 500
+
+
+@dataclass(slots=True)
+class _Cursor:
+    delivered: int
+    waiting: dict[int, str] = field(default_factory=dict)  # seq -> frame, ahead of a gap
+    filling: asyncio.Task[None] | None = None
+
+
+class Relay:
+    def __init__(self, hub: Hub, broker: Broker, store: MessageStore, instance_id: str) -> None:
+        self._hub = hub
+        self._broker = broker
+        self._store = store
+        self._instance = instance_id
+        self._cursors: dict[str, _Cursor] = {}
+        self._outbox: asyncio.Queue[Envelope] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self._broker.connect()
+        if self._broker.remote:
+            self._tasks = [
+                asyncio.create_task(self._listen()),
+                asyncio.create_task(self._send_outbox()),
+                asyncio.create_task(self._resync_periodically()),
+            ]
+
+    async def stop(self) -> None:
+        """Publish what is still queued, then stop listening and disconnect."""
+        if self._broker.remote:
+            try:
+                await asyncio.wait_for(self._outbox.join(), 2.0)
+            except TimeoutError:
+                log.warning("%d envelopes not published at shutdown", self._outbox.qsize())
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for cursor in self._cursors.values():
+            if cursor.filling is not None:
+                cursor.filling.cancel()
+        await self._broker.disconnect()
+
+    def track(self, room_id: str, last_seq: int) -> None:
+        """Start delivering a room here; `last_seq` is its newest seq when the first
+        local socket joined (what came before is history, replayed on request)."""
+        if room_id not in self._cursors:
+            self._cursors[room_id] = _Cursor(delivered=last_seq)
+
+    def untrack(self, room_id: str) -> None:
+        cursor = self._cursors.pop(room_id, None)
+        if cursor is not None and cursor.filling is not None:
+            cursor.filling.cancel()
+
+    def publish_message(self, message: ChatMessage) -> None:
+        """A message this instance stored: serve local sockets, then the other instances."""
+        text = message_frame(message)
+        self._offer(message.room_id, message.seq, text)
+        if self._broker.remote:
+            self._outbox.put_nowait(Envelope(message.room_id, message.seq, text, self._instance))
+
+    def publish_event(self, room_id: str, text: str, exclude: object = None) -> None:
+        """A frame that is not stored (typing, presence) for the room's sockets everywhere."""
+        self._hub.broadcast(room_id, Frame(0, text), exclude=exclude)
+        if self._broker.remote:
+            self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
+
+    @property
+    def remote(self) -> bool:
+        """Whether other instances may exist (a broker that crosses processes)."""
+        return self._broker.remote
+
+    @property
+    def broker_healthy(self) -> bool:
+        return self._broker.healthy
+
+    def _offer(self, room_id: str, seq: int, text: str) -> None:
+        cursor = self._cursors.get(room_id)
+        if cursor is None or seq <= cursor.delivered:
+            return
+        if seq == cursor.delivered + 1 and not cursor.waiting:
+            cursor.delivered = seq
+            self._hub.broadcast(room_id, Frame(seq, text))
+            return
+        cursor.waiting[seq] = text
+        self._deliver_waiting(room_id, cursor)
+        if cursor.waiting:
+            self._fill(room_id, cursor, upto=min(cursor.waiting) - 1)
+
+    def _deliver_waiting(self, room_id: str, cursor: _Cursor) -> None:
+        for seq in [seq for seq in cursor.waiting if seq <= cursor.delivered]:
+            del cursor.waiting[seq]
+        while (text := cursor.waiting.pop(cursor.delivered + 1, None)) is not None:
+            cursor.delivered += 1
+            self._hub.broadcast(room_id, Frame(cursor.delivered, text))
+
+    def _fill(self, room_id: str, cursor: _Cursor, upto: int) -> None:
+        if cursor.filling is None and upto > cursor.delivered:
+            cursor.filling = asyncio.create_task(self._fill_from_database(room_id, cursor, upto))
+
+    async def _fill_from_database(self, room_id: str, cursor: _Cursor, upto: int) -> None:
+        try:
+            while cursor.delivered < upto:
+                page = await self._store.history(
+                    room_id,
+                    after_seq=cursor.delivered,
+                    limit=min(FILL_PAGE, upto - cursor.delivered),
+                )
+                progress = cursor.delivered
+                for message in page:
+                    if message.seq == cursor.delivered + 1:
+                        cursor.delivered = message.seq
+                        self._hub.broadcast(room_id, Frame(message.seq, message_frame(message)))
+                self._deliver_waiting(room_id, cursor)
+                if cursor.delivered == progress:
+                    break  # not committed yet after all; the next offer or resync retries
+                if cursor.waiting:
+                    upto = max(upto, min(cursor.waiting) - 1)
+        except Exception:
+            log.exception("filling a gap in room %s failed; the next resync retries", room_id)
+        finally:
+            cursor.filling = None
+
+    async def _listen(self) -> None:
+        while True:
+            envelope = await self._broker.next_published()
+            if envelope.seq == RESYNC:
+                await self._resync()
+            elif envelope.origin == self._instance:
+                continue
+            elif envelope.seq > 0:
+                self._offer(envelope.room_id, envelope.seq, envelope.text)
+            else:
+                self._hub.broadcast(envelope.room_id, Frame(0, envelope.text))
+
+    async def _send_outbox(self) -> None:
+        while True:
+            envelope = await self._outbox.get()
+            try:
+                await self._broker.publish(envelope)
+            finally:
+                self._outbox.task_done()
+
+    async def _resync_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(RESYNC_INTERVAL)
+            try:
+                await self._resync()
+            except Exception as error:
+                log.warning("resync with the database failed: %s", error)
+
+    async def _resync(self) -> None:
+        """Fill every room whose database seq is ahead of what was delivered here."""
+        if not self._cursors:
+            return
+        rows = await Room.filter(id__in=list(self._cursors)).values_list("id", "last_seq")
+        for room_id, last_seq in rows:
+            cursor = self._cursors.get(room_id)
+            if cursor is not None:
+                self._fill(room_id, cursor, upto=last_seq)

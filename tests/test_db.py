@@ -1,0 +1,57 @@
+"""Schema migrations: `quartchat migrate` on SQLite and PostgreSQL, twice is harmless."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.support import create_postgres_database, drop_postgres_database
+
+
+@pytest.fixture(name="postgres_url")
+async def _postgres_url() -> AsyncIterator[str]:
+    url = await create_postgres_database()
+    yield url
+    await drop_postgres_database(url)
+
+
+def migrate(database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "quartchat.cli", "migrate"],
+        cwd=cwd,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_migrate_postgres_twice(postgres_url: str, tmp_path: Path) -> None:
+    for _ in range(2):
+        result = migrate(postgres_url, tmp_path)
+        assert result.returncode == 0, result.stderr
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        tables = {
+            row["tablename"]
+            for row in await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )
+        }
+    finally:
+        await connection.close()
+    assert {"users", "rooms", "messages"} <= tables
+
+
+def test_migrate_sqlite_twice(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'fresh.sqlite3'}"
+    for _ in range(2):
+        result = migrate(url, tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert "schema is up to date" in result.stderr
