@@ -12,6 +12,7 @@ from quart import Quart, current_app
 
 from .broker import Presence, backends_for
 from .config import Settings
+from .directory import Directory
 from .hub import Hub, Subscriber
 from .relay import Relay
 from .store import MessageStore
@@ -30,6 +31,7 @@ class Chat:
         self.settings = settings
         self.instance_id = uuid4().hex
         self.hub = Hub()
+        self.directory = Directory()
         self.presence: Presence
         broker, self.presence = backends_for(
             settings.redis_url,
@@ -42,16 +44,19 @@ class Chat:
         self.relay = Relay(self.hub, broker, self.store, self.instance_id)
         self._background: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
+        self._pinger: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.relay.start()
+        self._pinger = asyncio.create_task(self._ping_sockets())
         if self.relay.remote:
             self._heartbeat = asyncio.create_task(self._renew_presence())
 
-    async def join(self, subscriber: Subscriber, last_seq: int) -> None:
+    async def join(self, subscriber: Subscriber) -> None:
         """Add a socket to its room; announce the user if nobody saw them there before."""
         first_here = self.hub.join(subscriber)
-        self.relay.track(subscriber.room_id, last_seq)
+        if not self.relay.tracking(subscriber.room_id):
+            self.relay.track(subscriber.room_id, await self.store.last_seq(subscriber.room_id))
         if first_here and await self._presence_says(
             self.presence.joined(subscriber.room_id, subscriber.user_id, subscriber.username)
         ):
@@ -86,8 +91,9 @@ class Chat:
     async def shutdown(self) -> None:
         self.close_all_sockets()
         await self.store.drain()
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        for task in (self._heartbeat, self._pinger):
+            if task is not None:
+                task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.relay.stop()
 
@@ -119,6 +125,13 @@ class Chat:
             # Announcing twice beats never announcing when presence cannot be asked.
             log.warning("presence unavailable: %s", error)
             return True
+
+    async def _ping_sockets(self) -> None:
+        # One task pings every socket: a timer per socket (Hypercorn's
+        # websocket_ping_interval) also keeps each closed connection alive until it fires.
+        while True:
+            await asyncio.sleep(self.settings.ping_interval)
+            self.hub.ping_all()
 
     async def _renew_presence(self) -> None:
         interval = max(self.settings.presence_ttl / 3, 0.2)

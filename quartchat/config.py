@@ -29,6 +29,7 @@ class Settings:
     db_pool_min: int = 1
     db_pool_max: int = 10
     presence_ttl: float = 30.0
+    ping_interval: float = 20.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -47,7 +48,8 @@ class Settings:
             migrate_on_start=_bool(env, "MIGRATE_ON_START", defaults.migrate_on_start),
             db_pool_min=_int(env, "DB_POOL_MIN", defaults.db_pool_min),
             db_pool_max=_int(env, "DB_POOL_MAX", defaults.db_pool_max),
-            presence_ttl=float(_int(env, "PRESENCE_TTL", int(defaults.presence_ttl))),
+            presence_ttl=_float(env, "PRESENCE_TTL", defaults.presence_ttl),
+            ping_interval=_float(env, "PING_INTERVAL", defaults.ping_interval),
         )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
@@ -89,6 +91,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
     return value
 
 

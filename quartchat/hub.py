@@ -15,11 +15,50 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_TOO_SLOW_REASON = "too slow: reconnect and replay with ?after="
 
 
-class Frame(NamedTuple):
-    """Text to write to a socket; `seq` is the message's room sequence, 0 for events."""
+class Frame:
+    """Text to write to sockets; `seq` is the message's room sequence, 0 for events.
 
-    seq: int
-    text: str
+    One Frame object goes to every socket of a room, so its WebSocket encoding (`wire`)
+    is made once, by the first socket that needs it, and shared by all.
+    """
+
+    __slots__ = ("_wire", "seq", "text")
+
+    def __init__(self, seq: int, text: str) -> None:
+        self.seq = seq
+        self.text = text
+        self._wire: bytes | None = None
+
+    @property
+    def wire(self) -> bytes:
+        """The whole server-to-client text frame: FIN, opcode 1, length, unmasked payload."""
+        if self._wire is None:
+            payload = self.text.encode()
+            size = len(payload)
+            if size < 126:
+                header = bytes((0x81, size))
+            elif size < 65536:
+                header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+            else:
+                header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+            self._wire = header + payload
+        return self._wire
+
+    def __repr__(self) -> str:
+        return f"Frame({self.seq}, {self.text!r})"
+
+
+class _Ping(Frame):
+    """A WebSocket ping control frame (no payload) rather than a text frame."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(0, "")
+        self._wire = b"\x89\x00"
+
+
+PING = _Ping()
 
 
 class Subscriber:
@@ -97,6 +136,7 @@ class Hub:
         return Departure(last_of_user=True, room_empty=not room.subscribers)
 
     def broadcast(self, room_id: str, frame: Frame, exclude: object = None) -> None:
+        """Queue a frame for every socket of the room (but `exclude`), now."""
         room = self._rooms.get(room_id)
         if room is None:
             return
@@ -117,6 +157,13 @@ class Hub:
             room_id: {user_id: username for user_id, (username, _) in room.users.items()}
             for room_id, room in self._rooms.items()
         }
+
+    def ping_all(self) -> None:
+        """Queue a ping for every socket: keeps proxies from timing out idle sockets and
+        makes writes to dead peers fail, which closes them."""
+        for room in self._rooms.values():
+            for subscriber in room.subscribers:
+                subscriber.deliver(PING)
 
     def close_all(self, code: int, reason: str) -> None:
         for room in list(self._rooms.values()):

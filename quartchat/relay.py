@@ -75,6 +75,9 @@ class Relay:
         if room_id not in self._cursors:
             self._cursors[room_id] = _Cursor(delivered=last_seq)
 
+    def tracking(self, room_id: str) -> bool:
+        return room_id in self._cursors
+
     def untrack(self, room_id: str) -> None:
         cursor = self._cursors.pop(room_id, None)
         if cursor is not None and cursor.filling is not None:

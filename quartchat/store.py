@@ -113,6 +113,11 @@ class MessageStore:
             messages.reverse()
         return messages
 
+    async def last_seq(self, room_id: str) -> int:
+        """The room's newest seq (0 for a room without messages or without a row)."""
+        seqs: list[int] = await Room.filter(id=room_id).values_list("last_seq", flat=True)  # type: ignore[assignment]
+        return seqs[0] if seqs else 0
+
     async def seq_of(self, room_id: str, message_id: UUID) -> int | None:
         """The room sequence number of a message, or None if the room has no such message."""
         seqs: list[int] = await Message.filter(id=message_id, room_id=room_id).values_list(

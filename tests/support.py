@@ -213,12 +213,16 @@ class RawWebSocket:
             length = int.from_bytes(self._take(8), "big")
         return first & 0x0F, self._take(length)
 
-    def read_until_close(self, timeout: float) -> tuple[int, int]:
-        """Read frames until a close frame: (number of text frames before it, close code)."""
+    def read_until_close(self, timeout: float) -> tuple[int, int | None]:
+        """Read frames until a close frame: (text frames before it, close code), or
+        (text frames, None) if the server reset or closed the connection without one."""
         self.sock.settimeout(timeout)
         texts = 0
         while True:
-            opcode, payload = self.read_frame()
+            try:
+                opcode, payload = self.read_frame()
+            except ConnectionError:
+                return texts, None
             if opcode == 0x8:
                 return texts, int.from_bytes(payload[:2], "big")
             texts += opcode == 0x1

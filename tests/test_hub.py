@@ -79,3 +79,18 @@ async def test_close_all_asks_every_socket_to_close() -> None:
     assert {(sub.close_code, sub.close_reason) for sub in subs} == {(1012, "server restart")}
     await asyncio.sleep(0)
     assert all(sub.owner.cancelled() for sub in subs)
+
+
+def test_frame_wire_is_a_complete_unmasked_text_frame() -> None:
+    for size in (0, 125, 126, 65535, 65536, 70000):
+        text = "x" * size
+        wire = Frame(0, text).wire
+        assert wire[0] == 0x81  # FIN + text
+        length = wire[1]
+        offset = 2
+        if length == 126:
+            length, offset = int.from_bytes(wire[2:4], "big"), 4
+        elif length == 127:
+            length, offset = int.from_bytes(wire[2:10], "big"), 10
+        assert length == size
+        assert wire[offset:] == text.encode()

@@ -22,9 +22,9 @@ from quart_cors import cors_exempt
 from ..chat import Chat, current_chat
 from ..errors import APIError
 from ..hub import Frame, Subscriber
-from ..models import Room, User
 from ..protocol import parse_client_frame
 from ..store import Draft, Outcome, Stored
+from ..transport import SocketWriter
 from ..wire import error_frame, event_frame, format_timestamp, message_frame, utc_now
 from .messages import parse_since, seq_after
 
@@ -37,6 +37,9 @@ REPLAY_PAGE = 500
 # Messages of one socket that may wait for their commit at once; past it the socket
 # simply stops being read, which pushes back on a flooding client.
 MAX_IN_FLIGHT = 256
+# Frames written to one socket with a single write when they queued up meanwhile.
+MAX_WRITE_BATCH = 256
+EVENT_HOLD_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +58,10 @@ async def ws_room(room_id: str, user_id: str) -> None:
     origin = websocket.headers.get("Origin")
     if origin is not None and not chat.settings.origin_allowed(origin):
         raise APIError(403, "ORIGIN_NOT_ALLOWED", f"origin {origin!r} may not open sockets")
-    room = await Room.get_or_none(id=room_id)
-    user = await User.get_or_none(id=user_id)
-    if room is None or user is None:
-        missing = f"room {room_id!r}" if room is None else f"user {user_id!r}"
+    room_exists = await chat.directory.room_exists(room_id)
+    username = await chat.directory.username(user_id)
+    if not room_exists or username is None:
+        missing = f"room {room_id!r}" if not room_exists else f"user {user_id!r}"
         # Browsers never see a handshake's HTTP status, only a close code.
         await websocket.accept()
         await websocket.close(CLOSE_NOT_FOUND, _close_reason(f"{missing} not found"))
@@ -66,15 +69,17 @@ async def ws_room(room_id: str, user_id: str) -> None:
 
     owner = asyncio.current_task()
     assert owner is not None
-    subscriber = Subscriber(room.id, user.id, user.username, chat.settings.send_queue_size, owner)
+    subscriber = Subscriber(room_id, user_id, username, chat.settings.send_queue_size, owner)
     replay = await _replay_or_report(subscriber, websocket.args)
     sender: asyncio.Task[None] | None = None
+    writer: SocketWriter | None = None
     try:
         # Joined before the handshake completes: whatever the room says after the
         # client sees its 101 reaches it.
-        await chat.join(subscriber, room.last_seq)
+        await chat.join(subscriber)
         await websocket.accept()
-        sender = asyncio.create_task(_send_frames(chat, subscriber, replay))
+        writer = SocketWriter()
+        sender = asyncio.create_task(_send_frames(chat, subscriber, replay, writer))
         sender.add_done_callback(partial(_on_sender_done, subscriber))
         await _receive_frames(chat, subscriber)
     except asyncio.CancelledError:
@@ -83,7 +88,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
         owner.uncancel()
         if sender is not None:
             sender.cancel()
-        await _close(chat, subscriber)
+        await _close(chat, subscriber, writer)
     finally:
         if sender is not None:
             sender.cancel()
@@ -105,26 +110,39 @@ async def _replay_or_report(subscriber: Subscriber, args: Mapping[str, str]) -> 
     return None
 
 
-async def _send_frames(chat: Chat, subscriber: Subscriber, replay: Replay | None) -> None:
-    last_seq = await _send_replay(chat, subscriber.room_id, replay) if replay else 0
+async def _send_frames(
+    chat: Chat, subscriber: Subscriber, replay: Replay | None, writer: SocketWriter
+) -> None:
+    last_seq = await _send_replay(chat, subscriber.room_id, replay, writer) if replay else 0
     queue = subscriber.queue
     while True:
         frame = await queue.get()
-        if frame.seq:
-            if frame.seq <= last_seq:
-                continue  # already sent by the replay
-            last_seq = frame.seq
-        await websocket.send(frame.text)
+        if not frame.seq:
+            # Presence and typing events come in bursts (a reconnect storm is one join
+            # per socket, for every socket): let them gather into one write.
+            await asyncio.sleep(EVENT_HOLD_SECONDS)
+        frames: list[Frame] = []
+        while True:
+            if not frame.seq:
+                frames.append(frame)
+            elif frame.seq > last_seq:  # else the replay already sent it
+                frames.append(frame)
+                last_seq = frame.seq
+            if queue.empty() or len(frames) >= MAX_WRITE_BATCH:
+                break
+            frame = queue.get_nowait()
+        if frames:
+            await writer.send_frames(frames)
 
 
-async def _send_replay(chat: Chat, room_id: str, replay: Replay) -> int:
+async def _send_replay(chat: Chat, room_id: str, replay: Replay, writer: SocketWriter) -> int:
     """Send every stored message after the replay point, in order; return the last seq."""
     since, last_seq = replay.since, replay.after_seq
     while True:
         page = await chat.store.history(room_id, since=since, after_seq=last_seq, limit=REPLAY_PAGE)
-        for message in page:
-            await websocket.send(message_frame(message))
-            last_seq = message.seq
+        await writer.send_frames([Frame(m.seq, message_frame(m)) for m in page])
+        if page:
+            last_seq = page[-1].seq
         if len(page) < REPLAY_PAGE:
             return last_seq
         since = None  # later pages continue from the last seq sent
@@ -198,13 +216,13 @@ def _report_failure(
     subscriber.deliver(Frame(0, text))
 
 
-async def _close(chat: Chat, subscriber: Subscriber) -> None:
+async def _close(chat: Chat, subscriber: Subscriber, writer: SocketWriter | None) -> None:
     """Send the close frame, then keep reading until the client's reply ends the socket.
 
     Frames the client sent before it saw the close are still handled (its messages are
     stored): they were sent in good faith, and reading them is also what lets the
     server see the client's close reply behind them. A stalled client that cannot take
-    even the close frame is given up on after `close_timeout`.
+    even the close frame has its connection aborted after `close_timeout`.
     """
     code = subscriber.close_code or CLOSE_INTERNAL_ERROR
     try:
@@ -212,7 +230,8 @@ async def _close(chat: Chat, subscriber: Subscriber) -> None:
             await websocket.close(code, _close_reason(subscriber.close_reason))
             await _receive_frames(chat, subscriber)
     except TimeoutError:
-        log.info("socket closed with %d did not answer within the close timeout", code)
+        aborted = writer is not None and writer.abort()
+        log.info("socket closed with %d did not answer in time; aborted: %s", code, aborted)
 
 
 def _close_reason(text: str) -> str:

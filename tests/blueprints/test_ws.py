@@ -318,3 +318,22 @@ async def test_refused_origin_gets_403(tmp_path: Any) -> None:
             assert "access-control-allow-origin" not in other.headers
     finally:
         server.stop()
+
+
+async def test_plain_and_compressed_sockets_get_the_same_frames(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """Without permessage-deflate the server shares one encoding of each frame among
+    sockets; with it, each socket's own compressor frames it. Both must read the same."""
+    room, [plain_user, deflate_user] = await room_and_users(http, "Plain", "Deflate")
+    contents = ["hi", "é" * 200, "😀" * 1000 + "end"]
+    async with (
+        open_socket(server, room["id"], plain_user["id"], compression=None) as plain,
+        open_socket(server, room["id"], deflate_user["id"]) as deflated,
+    ):
+        for content in contents:
+            await deflated.send(json.dumps({"content": content}))
+        got_plain = await receive_messages(plain, len(contents))
+        got_deflated = await receive_messages(deflated, len(contents))
+    assert got_plain == got_deflated
+    assert [m["content"] for m in got_plain] == contents

@@ -1,0 +1,108 @@
+"""Reaching past Quart to the ASGI server for two things ASGI cannot say.
+
+1. Sending: Quart's `websocket.send` adds a blinker signal per frame, and every frame
+   is framed by wsproto and written and drained on its own. The chat's send loop
+   hands over every frame waiting in a socket's queue at once, and they go out in one
+   write. A server's frames are not masked, so without an extension (compression) the
+   bytes of a broadcast frame are the same for every socket: they are encoded once
+   (`Frame.wire`) and shared. With compression negotiated, the connection's own
+   wsproto state frames each one, as Hypercorn would.
+2. Aborting: a client that stopped reading cannot even take a close frame, and ASGI
+   has no way to drop a connection. Under Hypercorn 0.18 the ASGI `send` is bound to
+   the connection's stream, whose `send` chain ends at the TCP server holding the
+   asyncio transport; `abort()` resets that connection so its buffers are freed.
+
+Both fall back to the public behaviour when the objects are not what they were when
+this was written (another ASGI server, another Hypercorn): sending goes through
+`websocket.send`, and abort does nothing but report it could not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from hypercorn.protocol.events import Data
+from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
+from quart import websocket
+from wsproto.connection import ConnectionState
+from wsproto.events import Ping, TextMessage
+from wsproto.utilities import LocalProtocolError
+
+from .hub import PING, Frame
+
+AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def asgi_send() -> AsgiSend | None:
+    """The ASGI send callable behind the current Quart websocket, if reachable."""
+    send = getattr(websocket, "_send", None)
+    if isinstance(send, functools.partial) and send.args and callable(send.args[0]):
+        return send.args[0]  # type: ignore[no-any-return]
+    return None
+
+
+class SocketWriter:
+    """Writes text frames to the current websocket and can abort its connection."""
+
+    __slots__ = ("_plain", "_send", "_stream")
+
+    def __init__(self) -> None:
+        send = asgi_send()
+        self._send = send
+        self._stream = getattr(send, "__self__", None)
+        protocol = getattr(getattr(self._stream, "connection", None), "_proto", None)
+        self._plain = isinstance(self._stream, WSStream) and not getattr(
+            protocol, "extensions", True
+        )
+
+    async def send(self, text: str) -> None:
+        """Send one text frame (through Quart when Hypercorn is not underneath)."""
+        if self._send is None:
+            await websocket.send(text)
+        else:
+            await self._send({"type": "websocket.send", "bytes": None, "text": text})
+
+    async def send_frames(self, frames: Sequence[Frame]) -> None:
+        """Send frames in order, with one write where the stream allows it."""
+        stream = self._stream
+        if not isinstance(stream, WSStream):
+            for frame in frames:
+                if frame is not PING:  # ASGI cannot ping; the server may do it itself
+                    await self.send(frame.text)
+            return
+        if stream.closed or stream.state is not ASGIWebsocketState.CONNECTED:
+            return  # Hypercorn drops what an app sends after the close, too
+        connection = stream.connection
+        if connection.state is not ConnectionState.OPEN:
+            return
+        if self._plain:
+            data = b"".join([frame.wire for frame in frames])
+        else:
+            try:
+                data = b"".join([connection.send(_event(frame)) for frame in frames])
+            except LocalProtocolError:
+                return
+        await stream.send(Data(stream_id=stream.stream_id, data=data))
+
+    def abort(self) -> bool:
+        """Reset the TCP connection at once, dropping whatever it still had to send."""
+        transport = _transport_of(self._stream)
+        if transport is None:
+            return False
+        transport.abort()
+        return True
+
+
+def _event(frame: Frame) -> TextMessage | Ping:
+    return Ping() if frame is PING else TextMessage(data=frame.text)
+
+
+def _transport_of(stream: object) -> asyncio.WriteTransport | None:
+    protocol = getattr(getattr(stream, "send", None), "__self__", None)  # h11 protocol
+    tcp_server = getattr(getattr(protocol, "send", None), "__self__", None)
+    writer = getattr(tcp_server, "writer", None)
+    transport = getattr(writer, "transport", None)
+    return transport if isinstance(transport, asyncio.WriteTransport) else None
