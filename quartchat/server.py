@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -101,7 +102,18 @@ def run(config_path: Path | None = None, settings: Settings | None = None) -> No
 def serve_one(config_path: Path | None, settings: Settings) -> None:
     config = load_config(config_path, settings)
     app = create_app(test_config=asdict(settings))
-    asyncio.run(serve(app, config))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve(app, config))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (Linux, macOS): the benchmark's storm
+    and fan-out scenarios spend much of their time in the event loop itself."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def run_workers(config_path: Path | None, settings: Settings, count: int) -> int:
