@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from quart import Quart
+from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
@@ -48,6 +48,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     allowed = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
     cors(app, allow_origin=allowed)
     errors.init_app(app)
+
+    @app.after_request
+    async def forbid_content_sniffing(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
     for blueprint in (users, rooms, messages, ws, health, console):
         app.register_blueprint(blueprint.blueprint)
     # Registered before the database so that its after_serving hook, which finishes

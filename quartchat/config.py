@@ -30,6 +30,7 @@ class Settings:
     db_pool_max: int = 10
     presence_ttl: float = 30.0
     ping_interval: float = 20.0
+    ws_compression: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -50,6 +51,7 @@ class Settings:
             db_pool_max=_int(env, "DB_POOL_MAX", defaults.db_pool_max),
             presence_ttl=_float(env, "PRESENCE_TTL", defaults.presence_ttl),
             ping_interval=_float(env, "PING_INTERVAL", defaults.ping_interval),
+            ws_compression=_bool(env, "WS_COMPRESSION", defaults.ws_compression),
         )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:

@@ -1,9 +1,24 @@
-"""Fetching the rooms and users a request names, or failing with a 404 `APIError`."""
+"""Fetching the rooms and users a request names (404), and creating them (409)."""
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
+from tortoise.exceptions import IntegrityError
+
 from .errors import APIError
 from .models import Room, User
+
+RoomOrUser = TypeVar("RoomOrUser", Room, User)
+
+
+async def create_or_409(model: type[RoomOrUser], code: str, **fields: Any) -> RoomOrUser:
+    """Create a row whose `id` the client may have chosen; a taken id is 409 `code`."""
+    try:
+        return await model.create(**fields)
+    except IntegrityError:
+        noun = model.__name__.lower()
+        raise APIError(409, code, f"{noun} {fields['id']!r} already exists") from None
 
 
 async def room_or_404(room_id: str) -> Room:

@@ -1,4 +1,4 @@
-"""Reaching past Quart to the ASGI server for two things ASGI cannot say.
+"""Reaching past Quart to the ASGI server for what ASGI cannot say.
 
 1. Sending: Quart's `websocket.send` adds a blinker signal per frame, and every frame
    is framed by wsproto and written and drained on its own. The chat's send loop
@@ -12,14 +12,16 @@
    the connection's stream, whose `send` chain ends at the TCP server holding the
    asyncio transport; `abort()` resets that connection so its buffers are freed.
 
-Both fall back to the public behaviour when the objects are not what they were when
+3. Declining compression (`WS_COMPRESSION=false`, the default), which Hypercorn
+   otherwise accepts whenever a client offers it.
+
+All fall back to the public behaviour when the objects are not what they were when
 this was written (another ASGI server, another Hypercorn): sending goes through
-`websocket.send`, and abort does nothing but report it could not.
+`websocket.send`, and abort and declining do nothing but report they could not.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -42,6 +44,20 @@ def asgi_send() -> AsgiSend | None:
     if isinstance(send, functools.partial) and send.args and callable(send.args[0]):
         return send.args[0]  # type: ignore[no-any-return]
     return None
+
+
+def refuse_compression() -> bool:
+    """Answer the current handshake without permessage-deflate, even if offered.
+
+    Hypercorn accepts compression whenever a client offers it (every browser does).
+    Per socket that is a zlib compressor and decompressor (hundreds of KiB), and every
+    broadcast frame compressed once per socket instead of encoded once for all.
+    """
+    handshake = getattr(getattr(asgi_send(), "__self__", None), "handshake", None)
+    if handshake is None or not hasattr(handshake, "extensions"):
+        return False
+    handshake.extensions = None
+    return True
 
 
 class SocketWriter:
@@ -89,10 +105,10 @@ class SocketWriter:
 
     def abort(self) -> bool:
         """Reset the TCP connection at once, dropping whatever it still had to send."""
-        transport = _transport_of(self._stream)
-        if transport is None:
+        abort = _transport_abort(self._stream)
+        if abort is None:
             return False
-        transport.abort()
+        abort()
         return True
 
 
@@ -100,9 +116,10 @@ def _event(frame: Frame) -> TextMessage | Ping:
     return Ping() if frame is PING else TextMessage(data=frame.text)
 
 
-def _transport_of(stream: object) -> asyncio.WriteTransport | None:
+def _transport_abort(stream: object) -> Callable[[], None] | None:
     protocol = getattr(getattr(stream, "send", None), "__self__", None)  # h11 protocol
     tcp_server = getattr(getattr(protocol, "send", None), "__self__", None)
     writer = getattr(tcp_server, "writer", None)
-    transport = getattr(writer, "transport", None)
-    return transport if isinstance(transport, asyncio.WriteTransport) else None
+    # asyncio's or uvloop's transport (uvloop's is no asyncio.WriteTransport subclass)
+    abort = getattr(getattr(writer, "transport", None), "abort", None)
+    return abort if callable(abort) else None

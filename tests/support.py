@@ -12,6 +12,8 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +138,25 @@ def open_socket(
     return connect(f"{server.ws_url}/ws/{room_id}/{user_id}{suffix}", open_timeout=10, **options)
 
 
+@asynccontextmanager
+async def open_sockets(
+    targets: Sequence[tuple[RunningServer, str, str]],
+) -> AsyncIterator[list[ClientConnection]]:
+    """Several chat sockets (server, room id, user id) at once, all closed on exit."""
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(open_socket(*target)) for target in targets]
+
+
+async def send_from_all(connections: Sequence[ClientConnection], per_sender: int) -> None:
+    """Every socket sends `per_sender` messages "<its index>:<i>", all at the same time."""
+
+    async def send_all(ws: ClientConnection, index: int) -> None:
+        for i in range(per_sender):
+            await ws.send(json.dumps({"content": f"{index}:{i}"}))
+
+    await asyncio.gather(*(send_all(ws, index) for index, ws in enumerate(connections)))
+
+
 async def receive_json(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
     raw = await asyncio.wait_for(ws.recv(), timeout)
     frame: dict[str, Any] = json.loads(raw)
@@ -226,6 +247,17 @@ class RawWebSocket:
             if opcode == 0x8:
                 return texts, int.from_bytes(payload[:2], "big")
             texts += opcode == 0x1
+
+    def established_on_server(self) -> bool:
+        """Whether the kernel still has this connection ESTABLISHED (IPv4 loopback)."""
+        local = f"{self.sock.getsockname()[1]:04X}"
+        with open("/proc/net/tcp") as table:
+            for line in table.read().splitlines()[1:]:
+                fields = line.split()
+                # the server's end of this connection: its remote port is our local port
+                if fields[2].endswith(f":{local}") and fields[3] == "01":
+                    return True
+        return False
 
     def close(self) -> None:
         self.sock.close()

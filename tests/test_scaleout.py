@@ -8,7 +8,6 @@ import re
 import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,8 +22,10 @@ from tests.support import (
     create_user,
     drop_postgres_database,
     open_socket,
+    open_sockets,
     receive_messages,
     receive_type,
+    send_from_all,
     start_server,
     unique_id,
 )
@@ -107,23 +108,11 @@ async def test_ten_senders_on_two_instances_one_order(
     async with httpx.AsyncClient(base_url=a.http_url) as http:
         room = await create_room(http)
         users = [await create_user(http, f"sender{i}") for i in range(10)]
-        sockets = [
-            open_socket(a if i % 2 == 0 else b, room["id"], user["id"])
-            for i, user in enumerate(users)
-        ]
-        connections = [await socket.__aenter__() for socket in sockets]
-        try:
-
-            async def send_all(ws: Any, index: int) -> None:
-                for i in range(per_sender):
-                    await ws.send(json.dumps({"content": f"{index}:{i}"}))
-
-            await asyncio.gather(*(send_all(ws, i) for i, ws in enumerate(connections)))
-            total = 10 * per_sender
+        targets = [(a if i % 2 == 0 else b, room["id"], user["id"]) for i, user in enumerate(users)]
+        total = 10 * per_sender
+        async with open_sockets(targets) as connections:
+            await send_from_all(connections, per_sender)
             streams = await asyncio.gather(*(receive_messages(ws, total, 30) for ws in connections))
-        finally:
-            for socket in sockets:
-                await socket.__aexit__(None, None, None)
         stored = (await http.get(f"/rooms/{room['id']}/messages", params={"limit": 500})).json()
     assert [m["seq"] for m in stored] == list(range(1, total + 1))
     for stream in streams:
@@ -233,19 +222,14 @@ async def test_two_workers_with_redis_are_one_chat(tmp_path: Path, postgres_url:
         async with httpx.AsyncClient(base_url=server.http_url) as http:
             room = await create_room(http)
             users = [await create_user(http) for _ in range(12)]
-            sockets = [open_socket(server, room["id"], user["id"]) for user in users]
-            connections = [await socket.__aenter__() for socket in sockets]
-            try:
-                for i, ws in enumerate(connections):
-                    await ws.send(json.dumps({"content": f"w{i}"}))
+            targets = [(server, room["id"], user["id"]) for user in users]
+            async with open_sockets(targets) as connections:
+                await send_from_all(connections, 1)
                 streams = await asyncio.gather(
                     *(receive_messages(ws, len(users), 20) for ws in connections)
                 )
-            finally:
-                for socket in sockets:
-                    await socket.__aexit__(None, None, None)
         assert all(stream == streams[0] for stream in streams)
-        assert sorted(m["content"] for m in streams[0]) == sorted(f"w{i}" for i in range(12))
+        assert sorted(m["content"] for m in streams[0]) == sorted(f"{i}:0" for i in range(12))
         pids = set(re.findall(r"\[(\d+)\] \[INFO\] [^\n]*GET /ws/", server.log()))
         assert len(pids) == 2, f"sockets were served by {pids}"
     finally:

@@ -7,11 +7,9 @@ from uuid import uuid4
 from pydantic import BaseModel
 from quart import Blueprint
 from quart_schema import validate_request, validate_response
-from tortoise.exceptions import IntegrityError
 
 from ..chat import current_chat
-from ..errors import APIError
-from ..lookups import room_or_404
+from ..lookups import create_or_409, room_or_404
 from ..models import Room
 from ..schemas import ResourceId, Timestamp, bounded_text
 from ..wire import format_timestamp
@@ -47,11 +45,7 @@ async def post_room(data: RoomCreate) -> tuple[RoomOut, int]:
 
     The client may choose the id; otherwise it is a UUID4. 409 if the id is taken.
     """
-    room_id = data.id or str(uuid4())
-    try:
-        room = await Room.create(id=room_id, name=data.name)
-    except IntegrityError:
-        raise APIError(409, "ROOM_EXISTS", f"room {room_id!r} already exists") from None
+    room = await create_or_409(Room, "ROOM_EXISTS", id=data.id or str(uuid4()), name=data.name)
     return RoomOut.of(room), 201
 
 

@@ -7,10 +7,8 @@ from uuid import uuid4
 from pydantic import BaseModel
 from quart import Blueprint
 from quart_schema import validate_request, validate_response
-from tortoise.exceptions import IntegrityError
 
-from ..errors import APIError
-from ..lookups import user_or_404
+from ..lookups import create_or_409, user_or_404
 from ..models import User
 from ..schemas import ResourceId, Timestamp, bounded_text
 from ..wire import format_timestamp
@@ -41,11 +39,9 @@ async def post_user(data: UserCreate) -> tuple[UserOut, int]:
 
     The client may choose the id; otherwise it is a UUID4. 409 if the id is taken.
     """
-    user_id = data.id or str(uuid4())
-    try:
-        user = await User.create(id=user_id, username=data.username)
-    except IntegrityError:
-        raise APIError(409, "USER_EXISTS", f"user {user_id!r} already exists") from None
+    user = await create_or_409(
+        User, "USER_EXISTS", id=data.id or str(uuid4()), username=data.username
+    )
     return UserOut.of(user), 201
 
 

@@ -24,7 +24,7 @@ from ..errors import APIError
 from ..hub import Frame, Subscriber
 from ..protocol import parse_client_frame
 from ..store import Draft, Outcome, Stored
-from ..transport import SocketWriter
+from ..transport import SocketWriter, refuse_compression
 from ..wire import error_frame, event_frame, format_timestamp, message_frame, utc_now
 from .messages import parse_since, seq_after
 
@@ -71,6 +71,8 @@ async def ws_room(room_id: str, user_id: str) -> None:
     assert owner is not None
     subscriber = Subscriber(room_id, user_id, username, chat.settings.send_queue_size, owner)
     replay = await _replay_or_report(subscriber, websocket.args)
+    if not chat.settings.ws_compression:
+        refuse_compression()
     sender: asyncio.Task[None] | None = None
     writer: SocketWriter | None = None
     try:

@@ -22,14 +22,8 @@ log = logging.getLogger(__name__)
 
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 
-# Add or renew one member; return how many live members the user has in the room.
-_JOIN = """
-local now = tonumber(redis.call('TIME')[1])
-local ttl = tonumber(ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
-redis.call('ZADD', KEYS[1], now + ttl, ARGV[1] .. '\t' .. ARGV[2])
-redis.call('EXPIRE', KEYS[1], ttl * 3)
-redis.call('EXPIRE', KEYS[2], ttl * 3)
+# Ends a script by returning how many live members user ARGV[1] has in the room.
+_COUNT_USER_MEMBERS = """
 local count = 0
 local prefix = ARGV[1] .. '\t'
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
@@ -38,17 +32,27 @@ end
 return count
 """
 
+# Add or renew one member; return how many live members the user has in the room.
+_JOIN = (
+    """
+local now = tonumber(redis.call('TIME')[1])
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1] .. '\t' .. ARGV[2])
+redis.call('EXPIRE', KEYS[1], ttl * 3)
+redis.call('EXPIRE', KEYS[2], ttl * 3)
+"""
+    + _COUNT_USER_MEMBERS
+)
+
 # Remove one member; return how many live members the user still has in the room.
-_LEAVE = """
+_LEAVE = (
+    """
 local now = tonumber(redis.call('TIME')[1])
 redis.call('ZREM', KEYS[1], ARGV[1] .. '\t' .. ARGV[2])
-local count = 0
-local prefix = ARGV[1] .. '\t'
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
-  if string.sub(member, 1, #prefix) == prefix then count = count + 1 end
-end
-return count
 """
+    + _COUNT_USER_MEMBERS
+)
 
 # Drop expired members; return the users left with no live member, with their names.
 _SWEEP = """

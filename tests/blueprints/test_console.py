@@ -146,6 +146,14 @@ async def test_html_is_shown_as_text(
     assert await page.locator(".panel img, .panel b").count() == 0
 
 
+async def test_console_forbids_inline_script_and_sniffing(http: httpx.AsyncClient) -> None:
+    response = await http.get("/")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert (await http.get("/static/console.js")).headers["x-content-type-options"] == "nosniff"
+
+
 async def test_pick_existing_user_and_room_from_lists(
     server: RunningServer, page: Page, http: httpx.AsyncClient
 ) -> None:

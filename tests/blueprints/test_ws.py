@@ -17,9 +17,11 @@ from tests.support import (
     create_room,
     create_user,
     open_socket,
+    open_sockets,
     receive_json,
     receive_messages,
     receive_type,
+    send_from_all,
 )
 
 
@@ -254,20 +256,10 @@ async def test_concurrent_senders_one_order_everywhere(
     senders = 10
     per_sender = 30
     room, users = await room_and_users(http, *(f"user{i}" for i in range(senders)))
-    sockets = [open_socket(server, room["id"], user["id"]) for user in users]
-    connections = [await socket.__aenter__() for socket in sockets]
-    try:
-
-        async def send_all(ws: Any, index: int) -> None:
-            for i in range(per_sender):
-                await ws.send(json.dumps({"content": f"{index}:{i}"}))
-
-        await asyncio.gather(*(send_all(ws, i) for i, ws in enumerate(connections)))
-        total = senders * per_sender
+    total = senders * per_sender
+    async with open_sockets([(server, room["id"], user["id"]) for user in users]) as connections:
+        await send_from_all(connections, per_sender)
         streams = await asyncio.gather(*(receive_messages(ws, total, 20) for ws in connections))
-    finally:
-        for socket in sockets:
-            await socket.__aexit__(None, None, None)
     stored = (await http.get(f"/rooms/{room['id']}/messages", params={"limit": 500})).json()
     assert [m["seq"] for m in stored] == list(range(1, total + 1))
     for stream in streams:
@@ -320,20 +312,38 @@ async def test_refused_origin_gets_403(tmp_path: Any) -> None:
         server.stop()
 
 
-async def test_plain_and_compressed_sockets_get_the_same_frames(
+async def test_compression_is_declined_by_default(
     server: RunningServer, http: httpx.AsyncClient
 ) -> None:
+    room, [user] = await room_and_users(http, "Browser-like")
+    async with open_socket(server, room["id"], user["id"]) as ws:  # offers permessage-deflate
+        assert ws.protocol.extensions == []
+        await ws.send('{"content": "still works"}')
+        [message] = await receive_messages(ws, 1)
+        assert message["content"] == "still works"
+
+
+async def test_plain_and_compressed_sockets_get_the_same_frames(tmp_path: Any) -> None:
     """Without permessage-deflate the server shares one encoding of each frame among
-    sockets; with it, each socket's own compressor frames it. Both must read the same."""
-    room, [plain_user, deflate_user] = await room_and_users(http, "Plain", "Deflate")
-    contents = ["hi", "é" * 200, "😀" * 1000 + "end"]
-    async with (
-        open_socket(server, room["id"], plain_user["id"], compression=None) as plain,
-        open_socket(server, room["id"], deflate_user["id"]) as deflated,
-    ):
-        for content in contents:
-            await deflated.send(json.dumps({"content": content}))
-        got_plain = await receive_messages(plain, len(contents))
-        got_deflated = await receive_messages(deflated, len(contents))
+    sockets; with it (WS_COMPRESSION=true), each socket's own compressor frames it.
+    Both must read the same."""
+    from tests.support import start_server
+
+    server = start_server(tmp_path, env={"WS_COMPRESSION": "true"})
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            room, [plain_user, deflate_user] = await room_and_users(http, "Plain", "Deflate")
+        contents = ["hi", "é" * 200, "😀" * 1000 + "end"]
+        async with (
+            open_socket(server, room["id"], plain_user["id"], compression=None) as plain,
+            open_socket(server, room["id"], deflate_user["id"]) as deflated,
+        ):
+            assert [type(e).__name__ for e in deflated.protocol.extensions] == ["PerMessageDeflate"]
+            for content in contents:
+                await deflated.send(json.dumps({"content": content}))
+            got_plain = await receive_messages(plain, len(contents))
+            got_deflated = await receive_messages(deflated, len(contents))
+    finally:
+        server.stop()
     assert got_plain == got_deflated
     assert [m["content"] for m in got_plain] == contents

@@ -28,6 +28,7 @@ async def test_stalled_client_is_closed_4008_and_the_room_carries_on(tmp_path: P
             stalled = RawWebSocket(
                 server.port, f"/ws/{room['id']}/{stalled_user['id']}", receive_buffer=4096
             )
+            assert stalled.established_on_server()
             total = 300
             async with (
                 open_socket(server, room["id"], healthy_user["id"]) as healthy,
@@ -46,12 +47,13 @@ async def test_stalled_client_is_closed_4008_and_the_room_carries_on(tmp_path: P
                 left = await receive_type(healthy, "user_left", timeout=10)
                 assert left["user_id"] == stalled_user["id"]
             # The close frame cannot get past what the client never read, so after the
-            # close timeout the server resets the connection instead.
-            await asyncio.sleep(3)
-            texts, code = await asyncio.to_thread(stalled.read_until_close, 10)
+            # close timeout the server drops the connection, without the client's help.
+            for _ in range(100):
+                if not stalled.established_on_server():
+                    break
+                await asyncio.sleep(0.1)
+            assert not stalled.established_on_server()
             stalled.close()
-            assert code in (4008, None)
-            assert texts < total
     finally:
         server.stop()
 
