@@ -11,7 +11,7 @@ from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
 from . import chat, db, errors
-from .blueprints import console, health, messages, rooms, users, ws
+from .blueprints import console, health, messages, metrics, rooms, users, ws
 from .config import Settings
 
 
@@ -54,7 +54,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    for blueprint in (users, rooms, messages, ws, health, console):
+    for blueprint in (users, rooms, messages, ws, health, console, metrics):
         app.register_blueprint(blueprint.blueprint)
     # Registered before the database so that its after_serving hook, which finishes
     # pending writes, runs while the database is still open.

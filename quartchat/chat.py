@@ -14,9 +14,10 @@ from .broker import Presence, backends_for
 from .config import Settings
 from .directory import Directory
 from .hub import Hub, Subscriber
+from .metrics import Metrics
 from .relay import Relay
 from .store import MessageStore
-from .wire import event_frame, format_timestamp, utc_now
+from .wire import ChatMessage, event_frame, format_timestamp, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,16 @@ class Chat:
             settings.presence_ttl,
             self.hub,
         )
-        self.store = MessageStore(publish=lambda message: self.relay.publish_message(message))
+        self.metrics = Metrics(self.hub)
+        self.store = MessageStore(publish=self._publish_stored)
         self.relay = Relay(self.hub, broker, self.store, self.instance_id)
         self._background: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
+
+    def _publish_stored(self, message: ChatMessage) -> None:
+        self.metrics.messages_stored.inc()
+        self.relay.publish_message(message)
 
     async def start(self) -> None:
         await self.relay.start()

@@ -31,6 +31,11 @@ class Settings:
     presence_ttl: float = 30.0
     ping_interval: float = 20.0
     ws_compression: bool = False
+    rate_limit_per_second: float = 10.0
+    rate_limit_burst: int = 20
+    rate_limit_strikes: int = 50
+    max_sockets_per_user: int = 20
+    max_sockets_per_ip: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +57,17 @@ class Settings:
             presence_ttl=_float(env, "PRESENCE_TTL", defaults.presence_ttl),
             ping_interval=_float(env, "PING_INTERVAL", defaults.ping_interval),
             ws_compression=_bool(env, "WS_COMPRESSION", defaults.ws_compression),
+            rate_limit_per_second=_float(
+                env, "RATE_LIMIT_PER_SECOND", defaults.rate_limit_per_second
+            ),
+            rate_limit_burst=_int(env, "RATE_LIMIT_BURST", defaults.rate_limit_burst),
+            rate_limit_strikes=_int(env, "RATE_LIMIT_STRIKES", defaults.rate_limit_strikes),
+            max_sockets_per_user=_int(
+                env, "MAX_SOCKETS_PER_USER", defaults.max_sockets_per_user, minimum=0
+            ),
+            max_sockets_per_ip=_int(
+                env, "MAX_SOCKETS_PER_IP", defaults.max_sockets_per_ip, minimum=0
+            ),
         )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:

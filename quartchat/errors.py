@@ -46,6 +46,9 @@ def init_app(app: Quart) -> None:
 
     @app.errorhandler(APIError)
     async def handle_api_error(error: APIError) -> tuple[Response, int]:
+        chat = app.extensions.get("quartchat")
+        if chat is not None:
+            chat.metrics.errors.labels(error.code).inc()
         return error_response(error.status, error.code, error.detail)
 
     @app.errorhandler(RequestSchemaValidationError)

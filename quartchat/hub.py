@@ -8,7 +8,9 @@ slow or stuck client only ever fills its own queue. A full queue closes that cli
 from __future__ import annotations
 
 import asyncio
+from collections import Counter, deque
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import NamedTuple
 
 CLOSE_TOO_SLOW = 4008
@@ -22,11 +24,12 @@ class Frame:
     is made once, by the first socket that needs it, and shared by all.
     """
 
-    __slots__ = ("_wire", "seq", "text")
+    __slots__ = ("_wire", "born", "seq", "text")
 
     def __init__(self, seq: int, text: str) -> None:
         self.seq = seq
         self.text = text
+        self.born = monotonic()
         self._wire: bytes | None = None
 
     @property
@@ -61,29 +64,80 @@ class _Ping(Frame):
 PING = _Ping()
 
 
+class FrameQueue:
+    """A bounded FIFO of frames with one reader, lighter than asyncio.Queue (which holds
+    four deques and an Event): it exists once per open socket."""
+
+    __slots__ = ("_frames", "_limit", "_waiter")
+
+    def __init__(self, limit: int) -> None:
+        self._frames: deque[Frame] = deque()
+        self._limit = limit
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, frame: Frame) -> bool:
+        """Append a frame; False (and nothing appended) when the queue is full."""
+        if len(self._frames) >= self._limit:
+            return False
+        self._frames.append(frame)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        return True
+
+    async def get(self) -> Frame:
+        while not self._frames:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._frames.popleft()
+
+    def get_nowait(self) -> Frame:
+        return self._frames.popleft()
+
+    def empty(self) -> bool:
+        return not self._frames
+
+    def qsize(self) -> int:
+        return len(self._frames)
+
+
 class Subscriber:
     """One open socket in one room."""
 
-    __slots__ = ("close_code", "close_reason", "owner", "queue", "room_id", "user_id", "username")
+    __slots__ = (
+        "address",
+        "close_code",
+        "close_reason",
+        "owner",
+        "queue",
+        "room_id",
+        "user_id",
+        "username",
+    )
 
     def __init__(
-        self, room_id: str, user_id: str, username: str, queue_size: int, owner: asyncio.Task[None]
+        self,
+        room_id: str,
+        user_id: str,
+        username: str,
+        queue_size: int,
+        owner: asyncio.Task[None],
+        address: str = "",
     ) -> None:
         self.room_id = room_id
         self.user_id = user_id
         self.username = username
-        self.queue: asyncio.Queue[Frame] = asyncio.Queue(queue_size)
+        self.address = address
+        self.queue = FrameQueue(queue_size)
         self.owner = owner
         self.close_code: int | None = None
         self.close_reason = ""
 
     def deliver(self, frame: Frame) -> None:
         """Queue a frame for this socket without waiting; close the socket if it is full."""
-        if self.close_code is not None:
-            return
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if self.close_code is None and not self.queue.put_nowait(frame):
             self.request_close(CLOSE_TOO_SLOW, CLOSE_TOO_SLOW_REASON)
 
     def request_close(self, code: int, reason: str) -> None:
@@ -111,11 +165,16 @@ class Hub:
 
     def __init__(self) -> None:
         self._rooms: dict[str, _Room] = {}
+        self.frames_queued = 0  # read by the metrics
+        self._per_user: Counter[str] = Counter()
+        self._per_address: Counter[str] = Counter()
 
     def join(self, subscriber: Subscriber) -> bool:
         """Add a socket; True if it is its user's first socket in the room here."""
         room = self._rooms.setdefault(subscriber.room_id, _Room())
         room.subscribers.add(subscriber)
+        self._per_user[subscriber.user_id] += 1
+        self._per_address[subscriber.address] += 1
         username, count = room.users.get(subscriber.user_id, (subscriber.username, 0))
         room.users[subscriber.user_id] = (username, count + 1)
         return count == 0
@@ -126,6 +185,8 @@ class Hub:
         if room is None or subscriber not in room.subscribers:
             return Departure(last_of_user=False, room_empty=False)
         room.subscribers.discard(subscriber)
+        _decrement(self._per_user, subscriber.user_id)
+        _decrement(self._per_address, subscriber.address)
         username, count = room.users[subscriber.user_id]
         if count > 1:
             room.users[subscriber.user_id] = (username, count - 1)
@@ -143,6 +204,7 @@ class Hub:
         for subscriber in room.subscribers:
             if subscriber is not exclude:
                 subscriber.deliver(frame)
+        self.frames_queued += len(room.subscribers) - (exclude in room.subscribers)
 
     def presence(self, room_id: str) -> list[tuple[str, str]]:
         """(user_id, username) of everyone with an open socket in the room."""
@@ -157,6 +219,12 @@ class Hub:
             room_id: {user_id: username for user_id, (username, _) in room.users.items()}
             for room_id, room in self._rooms.items()
         }
+
+    def sockets_of_user(self, user_id: str) -> int:
+        return self._per_user[user_id]
+
+    def sockets_from(self, address: str) -> int:
+        return self._per_address[address]
 
     def ping_all(self) -> None:
         """Queue a ping for every socket: keeps proxies from timing out idle sockets and
@@ -177,3 +245,10 @@ class Hub:
     @property
     def subscriber_count(self) -> int:
         return sum(len(room.subscribers) for room in self._rooms.values())
+
+
+def _decrement(counter: Counter[str], key: str) -> None:
+    if counter[key] <= 1:
+        del counter[key]  # empty keys would pile up over millions of connections
+    else:
+        counter[key] -= 1

@@ -79,6 +79,10 @@ def start_server(
         "HOST": "127.0.0.1",
         "DATABASE_URL": f"sqlite://{workdir / 'chat.sqlite3'}",
         "PYTHONUNBUFFERED": "1",
+        # Tests of other features send faster than a person; the rate limit tests set
+        # their own limits.
+        "RATE_LIMIT_PER_SECOND": "100000",
+        "RATE_LIMIT_BURST": "100000",
         **(env or {}),
     }
     log_path = workdir / f"server-{port}.log"

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from time import monotonic
+from typing import Any
 from uuid import uuid4
 
 from quart import Blueprint, websocket
@@ -21,7 +23,8 @@ from quart_cors import cors_exempt
 
 from ..chat import Chat, current_chat
 from ..errors import APIError
-from ..hub import Frame, Subscriber
+from ..hub import CLOSE_TOO_SLOW, Frame, Subscriber
+from ..limits import CLOSE_POLICY_VIOLATION, CLOSE_TOO_MANY_SOCKETS, FrameBudget
 from ..protocol import parse_client_frame
 from ..store import Draft, Outcome, Stored
 from ..transport import SocketWriter, refuse_compression
@@ -69,8 +72,16 @@ async def ws_room(room_id: str, user_id: str) -> None:
 
     owner = asyncio.current_task()
     assert owner is not None
-    subscriber = Subscriber(room_id, user_id, username, chat.settings.send_queue_size, owner)
-    replay = await _replay_or_report(subscriber, websocket.args)
+    address = websocket.remote_addr or ""
+    subscriber = Subscriber(
+        room_id, user_id, username, chat.settings.send_queue_size, owner, address
+    )
+    replay = await _replay_or_report(chat, subscriber, websocket.args)
+    refusal = _socket_limit_reached(chat, user_id, address)
+    if refusal:
+        await websocket.accept()
+        await websocket.close(CLOSE_TOO_MANY_SOCKETS, refusal)
+        return
     if not chat.settings.ws_compression:
         refuse_compression()
     sender: asyncio.Task[None] | None = None
@@ -90,6 +101,8 @@ async def ws_room(room_id: str, user_id: str) -> None:
         owner.uncancel()
         if sender is not None:
             sender.cancel()
+        if subscriber.close_code == CLOSE_TOO_SLOW:
+            chat.metrics.slow_closes.inc()
         await _close(chat, subscriber, writer)
     finally:
         if sender is not None:
@@ -97,7 +110,28 @@ async def ws_room(room_id: str, user_id: str) -> None:
         chat.leave(subscriber)
 
 
-async def _replay_or_report(subscriber: Subscriber, args: Mapping[str, str]) -> Replay | None:
+def _socket_limit_reached(chat: Chat, user_id: str, address: str) -> str:
+    """Why one more socket is refused (MAX_SOCKETS_PER_USER/_PER_IP), or "" if it is not.
+
+    Checked just before the join, with no await in between, so it cannot be raced."""
+    settings = chat.settings
+    per_user, per_ip = settings.max_sockets_per_user, settings.max_sockets_per_ip
+    if per_user and chat.hub.sockets_of_user(user_id) >= per_user:
+        return f"too many sockets for this user (limit {per_user})"
+    if per_ip and chat.hub.sockets_from(address) >= per_ip:
+        return f"too many sockets from this address (limit {per_ip})"
+    return ""
+
+
+def _send_error(chat: Chat, subscriber: Subscriber, code: str, detail: str, **extra: Any) -> None:
+    """An `error` frame to this socket only (counted by code in the metrics)."""
+    chat.metrics.errors.labels(code).inc()
+    subscriber.deliver(Frame(0, error_frame(code, detail, **extra)))
+
+
+async def _replay_or_report(
+    chat: Chat, subscriber: Subscriber, args: Mapping[str, str]
+) -> Replay | None:
     """Read `?since=`/`?after=`; a bad value is reported in an error frame, not fatal."""
     since, after = args.get("since"), args.get("after")
     try:
@@ -108,7 +142,7 @@ async def _replay_or_report(subscriber: Subscriber, args: Mapping[str, str]) -> 
         if after is not None:
             return Replay(after_seq=await seq_after(subscriber.room_id, after))
     except APIError as error:
-        subscriber.deliver(Frame(0, error_frame(error.code, error.detail)))
+        _send_error(chat, subscriber, error.code, error.detail)
     return None
 
 
@@ -117,6 +151,7 @@ async def _send_frames(
 ) -> None:
     last_seq = await _send_replay(chat, subscriber.room_id, replay, writer) if replay else 0
     queue = subscriber.queue
+    fanout = chat.metrics.fanout_seconds
     while True:
         frame = await queue.get()
         if not frame.seq:
@@ -135,6 +170,7 @@ async def _send_frames(
             frame = queue.get_nowait()
         if frames:
             await writer.send_frames(frames)
+            fanout.observe(monotonic() - frames[0].born)
 
 
 async def _send_replay(chat: Chat, room_id: str, replay: Replay, writer: SocketWriter) -> int:
@@ -160,14 +196,30 @@ def _on_sender_done(subscriber: Subscriber, sender: asyncio.Task[None]) -> None:
 
 
 async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
-    max_chars = chat.settings.max_message_chars
+    settings = chat.settings
+    max_chars = settings.max_message_chars
     in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+    loop = asyncio.get_running_loop()
+    budget = FrameBudget(
+        settings.rate_limit_per_second,
+        settings.rate_limit_burst,
+        settings.rate_limit_strikes,
+        loop.time(),
+    )
     while True:
         raw = await websocket.receive()
+        wait = budget.take(loop.time())
+        if wait:
+            if budget.exhausted:
+                subscriber.request_close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+                continue
+            detail = f"over {settings.rate_limit_per_second:g} frames per second; not handled"
+            _send_error(chat, subscriber, "RATE_LIMITED", detail, retry_after=round(wait, 3))
+            continue
         try:
             frame = parse_client_frame(raw, max_chars)
         except APIError as error:
-            subscriber.deliver(Frame(0, error_frame(error.code, error.detail)))
+            _send_error(chat, subscriber, error.code, error.detail)
             continue
         if frame.type == "ping":
             subscriber.deliver(Frame(0, event_frame("pong", timestamp=format_timestamp(utc_now()))))
@@ -190,10 +242,11 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
                 client_id=frame.message_id is not None,
             )
             accepted = chat.store.submit(draft)
-            accepted.add_done_callback(partial(_report_failure, subscriber, in_flight, draft))
+            accepted.add_done_callback(partial(_report_failure, chat, subscriber, in_flight, draft))
 
 
 def _report_failure(
+    chat: Chat,
     subscriber: Subscriber,
     in_flight: asyncio.Semaphore,
     draft: Draft,
@@ -206,16 +259,11 @@ def _report_failure(
     error = accepted.exception()
     if error is not None:
         log.warning("message not stored: %s", error)
-        text = error_frame(
-            "UNAVAILABLE", "the message was not stored; send it again", id=str(draft.id)
-        )
+        detail = "the message was not stored; send it again"
+        _send_error(chat, subscriber, "UNAVAILABLE", detail, id=str(draft.id))
     elif accepted.result().outcome is Outcome.CONFLICT:
-        text = error_frame(
-            "MESSAGE_ID_CONFLICT", "that id belongs to another message", id=str(draft.id)
-        )
-    else:
-        return
-    subscriber.deliver(Frame(0, text))
+        detail = "that id belongs to another message"
+        _send_error(chat, subscriber, "MESSAGE_ID_CONFLICT", detail, id=str(draft.id))
 
 
 async def _close(chat: Chat, subscriber: Subscriber, writer: SocketWriter | None) -> None:

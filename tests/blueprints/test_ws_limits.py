@@ -7,12 +7,15 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.support import (
     RawWebSocket,
     create_room,
     create_user,
     open_socket,
+    open_sockets,
     receive_messages,
     receive_type,
     start_server,
@@ -83,5 +86,59 @@ async def test_idle_socket_stays_open_past_a_minute(tmp_path: Path) -> None:
             await asyncio.sleep(62)
             await ws.send('{"type": "ping"}')
             await receive_type(ws, "pong")
+    finally:
+        server.stop()
+
+
+async def test_flooding_socket_is_rate_limited_then_closed_1008(tmp_path: Path) -> None:
+    limits = {"RATE_LIMIT_PER_SECOND": "2", "RATE_LIMIT_BURST": "3", "RATE_LIMIT_STRIKES": "10"}
+    server = start_server(tmp_path, env=limits)
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            room = await create_room(http)
+            flooder, bystander = await create_user(http), await create_user(http)
+            async with (
+                open_socket(server, room["id"], bystander["id"]) as calm,
+                open_socket(server, room["id"], flooder["id"]) as flood,
+            ):
+                for i in range(4):
+                    await flood.send(json.dumps({"content": f"m{i}"}))
+                refused = await receive_type(flood, "error")
+                assert refused["code"] == "RATE_LIMITED"
+                assert 0 < refused["retry_after"] <= 0.5
+                passed = await receive_messages(calm, 3)
+                assert [m["content"] for m in passed] == ["m0", "m1", "m2"]
+                for i in range(20):
+                    await flood.send(json.dumps({"content": f"flood {i}"}))
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await asyncio.wait_for(flood.recv(), 5)
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+                await calm.send('{"type": "ping"}')
+                await receive_type(calm, "pong")
+            stored = [
+                m["content"] for m in (await http.get(f"/rooms/{room['id']}/messages")).json()
+            ]
+            # m3 was refused; of the flood only what the refill allowed got through
+            assert stored[:3] == ["m0", "m1", "m2"] and "m3" not in stored
+            assert len(stored) < 3 + 10
+    finally:
+        server.stop()
+
+
+async def test_sockets_per_user_are_capped_with_4429(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"MAX_SOCKETS_PER_USER": "2"})
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            room = await create_room(http)
+            user = await create_user(http)
+        async with open_sockets([(server, room["id"], user["id"])] * 3) as sockets:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(sockets[2].recv(), 5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+            assert "too many sockets" in closed.value.rcvd.reason
+        async with open_socket(server, room["id"], user["id"]) as again:
+            await again.send('{"type": "ping"}')
+            await receive_type(again, "pong")
     finally:
         server.stop()
