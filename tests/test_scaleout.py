@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import signal
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -253,3 +254,31 @@ async def test_instances_starting_together_migrate_once(tmp_path: Path, postgres
     finally:
         for server in servers:
             server.stop()
+
+
+async def test_client_ids_are_idempotent_across_instances(
+    pair: tuple[RunningServer, RunningServer],
+) -> None:
+    a, b = pair
+    message_id = str(uuid.uuid4())
+    async with (
+        httpx.AsyncClient(base_url=a.http_url) as http_a,
+        httpx.AsyncClient(base_url=b.http_url) as http_b,
+    ):
+        room, other_room = await create_room(http_a), await create_room(http_a)
+        user = await create_user(http_a)
+        body = {"user_id": user["id"], "content": "once", "id": message_id}
+        async with open_socket(a, room["id"], user["id"]) as on_a:
+            first = await http_a.post(f"/rooms/{room['id']}/messages", json=body)
+            again = await http_b.post(f"/rooms/{room['id']}/messages", json=body)
+            assert (first.status_code, again.status_code) == (201, 200)
+            assert again.json() == first.json()
+            conflict = await http_b.post(f"/rooms/{other_room['id']}/messages", json=body)
+            assert conflict.status_code == 409
+            await http_b.post(
+                f"/rooms/{room['id']}/messages", json={"user_id": user["id"], "content": "next"}
+            )
+            got = await receive_messages(on_a, 2)
+            assert [m["content"] for m in got] == ["once", "next"]
+        stored = (await http_b.get(f"/rooms/{room['id']}/messages")).json()
+        assert [m["seq"] for m in stored] == [1, 2]

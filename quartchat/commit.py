@@ -1,0 +1,218 @@
+"""The write path of the message store: a batch of drafts in one transaction.
+
+Per batch: read the already-stored client ids (only when clients chose ids), lock the
+batch's rooms' counter rows (in id order, so two instances never deadlock), give each
+new message the next seq and a strictly increasing timestamp, insert, advance the
+counters. On PostgreSQL that is plain SQL through Tortoise's connection; on SQLite the
+whole transaction runs in one call on aiosqlite's thread, because each statement sent
+from the event loop costs a thread hop, and those hops were most of a message's cost.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from tortoise import connections
+from tortoise.exceptions import DoesNotExist, IntegrityError
+from tortoise.transactions import in_transaction
+
+from .models import Message
+from .wire import ChatMessage, utc_now
+
+_ONE_MICROSECOND = timedelta(microseconds=1)
+_MESSAGE_ID = Message._meta.fields_map["id"]
+_CREATED_AT = Message._meta.fields_map["created_at"]
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A message a client asked to post. `client_id` is true when the client chose `id`."""
+
+    id: UUID
+    room_id: str
+    user_id: str
+    username: str
+    content: str
+    client_id: bool = False
+
+
+class Outcome(enum.Enum):
+    CREATED = "created"
+    DUPLICATE = "duplicate"  # the same id was already stored in this room by this user
+    CONFLICT = "conflict"  # the id is taken by another room's or user's message
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    outcome: Outcome
+    message: ChatMessage
+
+
+@dataclass(slots=True)
+class _Plan:
+    results: list[Stored] = field(default_factory=list)
+    new: dict[str, list[ChatMessage]] = field(default_factory=dict)  # room -> messages
+    counters: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+
+
+def _plan(
+    drafts: Sequence[Draft],
+    already: dict[UUID, ChatMessage],
+    rooms: dict[str, tuple[int, datetime | None]],
+) -> _Plan:
+    plan = _Plan()
+    counters: dict[str, tuple[int, datetime | None]] = dict(rooms)
+    for draft in drafts:
+        if draft.id in already:
+            existing = already[draft.id]
+            same = existing.room_id == draft.room_id and existing.user_id == draft.user_id
+            outcome = Outcome.DUPLICATE if same else Outcome.CONFLICT
+            plan.results.append(Stored(outcome, existing))
+            continue
+        if draft.room_id not in counters:
+            raise DoesNotExist(f"room {draft.room_id!r} does not exist")
+        seq, moment = counters[draft.room_id]
+        now = utc_now()
+        # Strictly increasing per room, so `?since=<last timestamp>` never skips one.
+        moment = now if moment is None or now > moment else moment + _ONE_MICROSECOND
+        message = ChatMessage(
+            id=draft.id,
+            room_id=draft.room_id,
+            user_id=draft.user_id,
+            username=draft.username,
+            content=draft.content,
+            created_at=moment,
+            seq=seq + 1,
+        )
+        counters[draft.room_id] = (seq + 1, moment)
+        plan.counters[draft.room_id] = (seq + 1, moment)
+        already[draft.id] = message
+        plan.new.setdefault(draft.room_id, []).append(message)
+        plan.results.append(Stored(Outcome.CREATED, message))
+    return plan
+
+
+def _row(message: ChatMessage) -> list[Any]:
+    return [
+        _MESSAGE_ID.to_db_value(message.id, Message),
+        message.room_id,
+        message.user_id,
+        message.content,
+        _CREATED_AT.to_db_value(message.created_at, Message),
+        message.seq,
+    ]
+
+
+def _message(row: Sequence[Any]) -> ChatMessage:
+    message_id, room_id, user_id, username, content, created_at, seq = row
+    return ChatMessage(
+        id=message_id if isinstance(message_id, UUID) else UUID(str(message_id)),
+        room_id=room_id,
+        user_id=user_id,
+        username=username,
+        content=content,
+        created_at=_CREATED_AT.to_python_value(created_at),
+        seq=int(seq),
+    )
+
+
+_SELECT_EXISTING = (
+    "SELECT m.id, m.room_id, m.user_id, u.username, m.content, m.created_at, m.seq "
+    "FROM messages m JOIN users u ON u.id = m.user_id WHERE m.id IN ({marks})"
+)
+
+
+async def commit(drafts: Sequence[Draft]) -> list[Stored]:
+    """Store the drafts in one transaction; results in the drafts' order."""
+    client = connections.get("default")
+    if client.capabilities.dialect == "sqlite" and hasattr(client, "acquire_connection"):
+        async with client.acquire_connection() as aio:
+            run = getattr(aio, "_execute", None)  # aiosqlite: run a call on its thread
+            raw = getattr(aio, "_conn", None)
+            if run is not None and isinstance(raw, sqlite3.Connection):
+                try:
+                    results: list[Stored] = await run(_commit_sqlite, raw, drafts)
+                except sqlite3.IntegrityError as error:
+                    raise IntegrityError(str(error)) from error
+                return results
+    return await _commit_postgres(drafts)
+
+
+def _commit_sqlite(connection: sqlite3.Connection, drafts: Sequence[Draft]) -> list[Stored]:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        already: dict[UUID, ChatMessage] = {}
+        client_ids = [str(draft.id) for draft in drafts if draft.client_id]
+        if client_ids:
+            query = _SELECT_EXISTING.format(marks=", ".join("?" * len(client_ids)))
+            for row in connection.execute(query, client_ids).fetchall():
+                message = _message(tuple(row))
+                already[message.id] = message
+        room_ids = sorted({draft.room_id for draft in drafts})
+        marks = ", ".join("?" * len(room_ids))
+        rooms = {
+            row[0]: (int(row[1]), _CREATED_AT.to_python_value(row[2]))
+            for row in connection.execute(
+                f"SELECT id, last_seq, last_message_at FROM rooms WHERE id IN ({marks})",
+                room_ids,
+            ).fetchall()
+        }
+        plan = _plan(drafts, already, rooms)
+        rows = [_row(message) for messages in plan.new.values() for message in messages]
+        connection.executemany(
+            "INSERT INTO messages (id, room_id, user_id, content, created_at, seq) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        connection.executemany(
+            "UPDATE rooms SET last_seq = ?, last_message_at = ? WHERE id = ?",
+            [
+                [seq, _CREATED_AT.to_db_value(moment, Message), room_id]
+                for room_id, (seq, moment) in plan.counters.items()
+            ],
+        )
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return plan.results
+
+
+async def _commit_postgres(drafts: Sequence[Draft]) -> list[Stored]:
+    async with in_transaction() as connection:
+        already: dict[UUID, ChatMessage] = {}
+        client_ids = [draft.id for draft in drafts if draft.client_id]
+        if client_ids:
+            marks = ", ".join(f"${n}" for n in range(1, len(client_ids) + 1))
+            _, found = await connection.execute_query(
+                _SELECT_EXISTING.format(marks=marks), client_ids
+            )
+            for row in found:
+                message = _message(tuple(row.values()) if isinstance(row, dict) else row)
+                already[message.id] = message
+        room_ids = sorted({draft.room_id for draft in drafts})
+        _, locked = await connection.execute_query(
+            "SELECT id, last_seq, last_message_at FROM rooms WHERE id = ANY($1::text[]) "
+            "ORDER BY id FOR UPDATE",
+            [room_ids],
+        )
+        rooms = {row["id"]: (int(row["last_seq"]), row["last_message_at"]) for row in locked}
+        plan = _plan(drafts, already, rooms)
+        rows = [_row(message) for messages in plan.new.values() for message in messages]
+        if rows:
+            await connection.execute_many(
+                "INSERT INTO messages (id, room_id, user_id, content, created_at, seq) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                rows,
+            )
+            await connection.execute_many(
+                "UPDATE rooms SET last_seq = $1, last_message_at = $2 WHERE id = $3",
+                [[seq, moment, room_id] for room_id, (seq, moment) in plan.counters.items()],
+            )
+        return plan.results
