@@ -33,14 +33,14 @@ class Chat:
         self.instance_id = uuid4().hex
         self.hub = Hub()
         self.directory = Directory()
-        self.presence: Presence
-        broker, self.presence = backends_for(
+        broker, presence = backends_for(
             settings.redis_url,
             settings.redis_prefix,
             self.instance_id,
             settings.presence_ttl,
             self.hub,
         )
+        self.presence: Presence = presence
         self.metrics = Metrics(self.hub)
         self.store = MessageStore(publish=self._publish_stored)
         self.relay = Relay(self.hub, broker, self.store, self.instance_id)

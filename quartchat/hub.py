@@ -70,8 +70,12 @@ class FrameQueue:
 
     __slots__ = ("_frames", "_limit", "_waiter")
 
+    # An empty deque already holds a 64-slot block: idle sockets, the most numerous
+    # kind, share this one until their first frame.
+    _NO_FRAMES: deque[Frame] = deque(maxlen=0)
+
     def __init__(self, limit: int) -> None:
-        self._frames: deque[Frame] = deque()
+        self._frames = self._NO_FRAMES
         self._limit = limit
         self._waiter: asyncio.Future[None] | None = None
 
@@ -79,6 +83,8 @@ class FrameQueue:
         """Append a frame; False (and nothing appended) when the queue is full."""
         if len(self._frames) >= self._limit:
             return False
+        if self._frames is self._NO_FRAMES:
+            self._frames = deque()
         self._frames.append(frame)
         waiter = self._waiter
         if waiter is not None:
