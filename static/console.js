@@ -6,12 +6,13 @@ const CLOSE_MEANINGS = {
   1000: "normal closure",
   1001: "going away",
   1006: "connection lost without a close frame",
-  1008: "policy violation",
+  1008: "policy violation (rate limit exceeded)",
   1009: "frame too big (over 64 KiB)",
   1011: "server error",
   1012: "server restart",
   4008: "too slow: the server closed the socket, reconnecting replays what was missed",
   4404: "unknown room or user",
+  4429: "too many sockets for this user or address",
 };
 const MAX_RECONNECTS = 10;
 const KEEPALIVE_MS = 10000;
