@@ -44,6 +44,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         info=Info(title="quartchat", version="0.1.0"),
         redoc_ui_path=None,
         scalar_ui_path=None,
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        # `token` is present only when authentication is on
+        pydantic_dump_options={"exclude_none": True},
     )
     allowed = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
     cors(app, allow_origin=allowed)

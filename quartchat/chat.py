@@ -10,6 +10,7 @@ from uuid import uuid4
 
 from quart import Quart, current_app
 
+from .auth import Tokens
 from .broker import Presence, backends_for
 from .config import Settings
 from .directory import Directory
@@ -33,6 +34,7 @@ class Chat:
         self.instance_id = uuid4().hex
         self.hub = Hub()
         self.directory = Directory()
+        self.tokens = Tokens(settings)
         broker, presence = backends_for(
             settings.redis_url,
             settings.redis_prefix,

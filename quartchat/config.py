@@ -36,6 +36,8 @@ class Settings:
     rate_limit_strikes: int = 50
     max_sockets_per_user: int = 20
     max_sockets_per_ip: int = 0
+    auth_secret: str = ""
+    auth_token_ttl: int = 7 * 24 * 3600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +70,8 @@ class Settings:
             max_sockets_per_ip=_int(
                 env, "MAX_SOCKETS_PER_IP", defaults.max_sockets_per_ip, minimum=0
             ),
+            auth_secret=env.get("AUTH_SECRET", "").strip(),
+            auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
         )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:

@@ -11,6 +11,7 @@ const CLOSE_MEANINGS = {
   1011: "server error",
   1012: "server restart",
   4008: "too slow: the server closed the socket, reconnecting replays what was missed",
+  4401: "authentication required or token not valid for this user",
   4404: "unknown room or user",
   4429: "too many sockets for this user or address",
 };
@@ -19,8 +20,13 @@ const KEEPALIVE_MS = 10000;
 const POLL_MS = 3000;
 const MAX_FRAMES_SHOWN = 500;
 
-async function api(method, path, body) {
+// Tokens of the users this page created, for servers with AUTH_SECRET set.
+const tokens = new Map();
+
+async function api(method, path, body, userId) {
   const options = { method, headers: {} };
+  const token = tokens.get(userId) || tokens.values().next().value;
+  if (token && method !== "GET") options.headers.authorization = `Bearer ${token}`;
   if (body !== undefined) {
     options.headers["content-type"] = "application/json";
     options.body = JSON.stringify(body);
@@ -97,8 +103,11 @@ class Panel {
   socketUrl() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const path = `/ws/${encodeURIComponent(this.roomId)}/${encodeURIComponent(this.userId)}`;
-    const replay = this.lastMessage ? `?after=${encodeURIComponent(this.lastMessage.id)}` : "";
-    return `${scheme}://${location.host}${path}${replay}`;
+    const query = new URLSearchParams();
+    if (this.lastMessage) query.set("after", this.lastMessage.id);
+    if (tokens.has(this.userId)) query.set("token", tokens.get(this.userId));
+    const search = query.toString() ? `?${query}` : "";
+    return `${scheme}://${location.host}${path}${search}`;
   }
 
   setStatus(text) {
@@ -183,7 +192,7 @@ class Panel {
     const path = `/rooms/${encodeURIComponent(this.roomId)}/messages`;
     this.logFrame("out", `POST ${path} ${JSON.stringify(body)}`);
     try {
-      const message = await api("POST", path, body);
+      const message = await api("POST", path, body, this.userId);
       this.logFrame("in", JSON.stringify(message));
       this.addMessage(message);
     } catch (error) {
@@ -347,6 +356,7 @@ function bindSetup() {
     const input = document.getElementById("new-username");
     try {
       const user = await api("POST", "/users", { username: input.value });
+      if (user.token) tokens.set(user.id, user.token);
       userIdInput.value = user.id;
       input.value = "";
       setupStatus(`Created user ${user.username} (${user.id})`);

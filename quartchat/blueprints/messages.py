@@ -8,7 +8,12 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, Field
 from quart import Blueprint, Response, jsonify
-from quart_schema import document_response, validate_querystring, validate_request
+from quart_schema import (
+    document_response,
+    security_scheme,
+    validate_querystring,
+    validate_request,
+)
 
 from ..chat import current_chat
 from ..errors import APIError
@@ -91,15 +96,18 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
 
 
 @blueprint.post("/rooms/<room_id>/messages")
+@security_scheme([{"bearer": []}])
 @validate_request(MessageCreate)
 @document_response(MessageOut, 201)
 async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int]:
     """Post a message as `user_id`: stored, then broadcast to the room's sockets.
 
     A client-chosen `id` that is already stored returns that message with 200 and
-    broadcasts nothing; an `id` used by another room or user is 409.
+    broadcasts nothing; an `id` used by another room or user is 409. With AUTH_SECRET
+    set, `Authorization: Bearer` must carry `user_id`'s token (401, 403).
     """
     chat = current_chat()
+    chat.tokens.require_bearer(data.user_id)
     content = validate_content(data.content, chat.settings.max_message_chars)
     message_id = parse_message_id(data.id)
     await room_or_404(room_id)

@@ -6,7 +6,7 @@ from uuid import uuid4
 
 from pydantic import BaseModel
 from quart import Blueprint
-from quart_schema import validate_request, validate_response
+from quart_schema import security_scheme, validate_request, validate_response
 
 from ..chat import current_chat
 from ..lookups import create_or_409, room_or_404
@@ -38,13 +38,16 @@ class PresenceOut(BaseModel):
 
 
 @blueprint.post("/rooms")
+@security_scheme([{"bearer": []}])
 @validate_request(RoomCreate)
 @validate_response(RoomOut, 201)
 async def post_room(data: RoomCreate) -> tuple[RoomOut, int]:
     """Create a room.
 
     The client may choose the id; otherwise it is a UUID4. 409 if the id is taken.
+    With AUTH_SECRET set, any user's `Authorization: Bearer` token is required.
     """
+    current_chat().tokens.require_bearer()
     room = await create_or_409(Room, "ROOM_EXISTS", id=data.id or str(uuid4()), name=data.name)
     return RoomOut.of(room), 201
 

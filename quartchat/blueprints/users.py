@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from quart import Blueprint
-from quart_schema import validate_request, validate_response
+from quart_schema import security_scheme, validate_request, validate_response
 
+from ..chat import current_chat
+from ..errors import APIError
 from ..lookups import create_or_409, user_or_404
 from ..models import User
 from ..schemas import ResourceId, Timestamp, bounded_text
@@ -31,18 +33,46 @@ class UserOut(BaseModel):
         return cls(id=user.id, username=user.username, created_at=format_timestamp(user.created_at))
 
 
+class UserCreated(UserOut):
+    token: str | None = Field(
+        default=None, description="only when the server has AUTH_SECRET: the user's token"
+    )
+
+
+class TokenOut(BaseModel):
+    user_id: str
+    token: str
+
+
 @blueprint.post("/users")
 @validate_request(UserCreate)
-@validate_response(UserOut, 201)
-async def post_user(data: UserCreate) -> tuple[UserOut, int]:
+@validate_response(UserCreated, 201)
+async def post_user(data: UserCreate) -> tuple[UserCreated, int]:
     """Create a user.
 
     The client may choose the id; otherwise it is a UUID4. 409 if the id is taken.
+    With AUTH_SECRET set, the answer carries the user's `token`: sockets present it as
+    `?token=`, REST writes as `Authorization: Bearer`.
     """
     user = await create_or_409(
         User, "USER_EXISTS", id=data.id or str(uuid4()), username=data.username
     )
-    return UserOut.of(user), 201
+    tokens = current_chat().tokens
+    token = tokens.issue(user.id) if tokens.enabled else None
+    return UserCreated(**UserOut.of(user).model_dump(), token=token), 201
+
+
+@blueprint.post("/users/<user_id>/token")
+@security_scheme([{"bearer": []}])
+@validate_response(TokenOut)
+async def post_token(user_id: str) -> TokenOut:
+    """A fresh token for `user_id`, in exchange for a still valid one of the same user
+    (404 when authentication is off)."""
+    tokens = current_chat().tokens
+    if not tokens.enabled:
+        raise APIError(404, "AUTH_DISABLED", "the server has no AUTH_SECRET")
+    tokens.require_bearer(user_id)
+    return TokenOut(user_id=user_id, token=tokens.issue(user_id))
 
 
 @blueprint.get("/users")

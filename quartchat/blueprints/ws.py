@@ -21,6 +21,7 @@ from uuid import uuid4
 from quart import Blueprint, websocket
 from quart_cors import cors_exempt
 
+from ..auth import CLOSE_UNAUTHORIZED
 from ..chat import Chat, current_chat
 from ..errors import APIError
 from ..hub import CLOSE_TOO_SLOW, Frame, Subscriber
@@ -61,6 +62,11 @@ async def ws_room(room_id: str, user_id: str) -> None:
     origin = websocket.headers.get("Origin")
     if origin is not None and not chat.settings.origin_allowed(origin):
         raise APIError(403, "ORIGIN_NOT_ALLOWED", f"origin {origin!r} may not open sockets")
+    refusal = _token_refusal(chat, user_id, websocket.args.get("token"))
+    if refusal:
+        await websocket.accept()
+        await websocket.close(CLOSE_UNAUTHORIZED, refusal)
+        return
     room_exists = await chat.directory.room_exists(room_id)
     username = await chat.directory.username(user_id)
     if not room_exists or username is None:
@@ -108,6 +114,19 @@ async def ws_room(room_id: str, user_id: str) -> None:
         if sender is not None:
             sender.cancel()
         chat.leave(subscriber)
+
+
+def _token_refusal(chat: Chat, user_id: str, token: str | None) -> str:
+    """Why the socket may not act as `user_id` (AUTH_SECRET set), or "" if it may."""
+    if not chat.tokens.enabled:
+        return ""
+    if not token:
+        return "authentication required: add ?token=<the user's token>"
+    try:
+        owner = chat.tokens.user_of(token)
+    except APIError as error:
+        return error.detail
+    return "" if owner == user_id else "the token belongs to another user"
 
 
 def _socket_limit_reached(chat: Chat, user_id: str, address: str) -> str:

@@ -274,3 +274,23 @@ async def test_fits_a_phone_screen(
         assert overflow <= 0
     finally:
         await context.close()
+
+
+async def test_console_uses_the_tokens_of_users_it_created(page: Page, tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"AUTH_SECRET": "console-secret"})
+    try:
+        await page.goto(server.http_url + "/")
+        await page.get_by_label("Username").fill("Token holder")
+        await page.get_by_role("button", name="Create user").click()
+        await expect(page.locator("#setup-status")).to_contain_text("Created user")
+        await page.get_by_label("Room name").fill("Secured room")
+        await page.get_by_role("button", name="Create room").click()
+        await expect(page.locator("#setup-status")).to_contain_text("Created room")
+        user_id = await page.get_by_label("User id").input_value()
+        room_id = await page.get_by_label("Room id").input_value()
+        panel = await join(page, room_id, user_id)
+        await panel.get_by_role("textbox", name="Message").fill("signed in")
+        await panel.get_by_role("textbox", name="Message").press("Enter")
+        await expect(panel.get_by_role("region", name="Messages")).to_contain_text("signed in")
+    finally:
+        server.stop()
