@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -343,3 +346,56 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own, on a free port, so a test may stop and
+    start it without disturbing the machine's shared server."""
+
+    def __init__(self) -> None:
+        bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1]
+        self.pg_ctl = str(bindir / "pg_ctl")
+        self.port = free_port()
+        # Outside pytest's tmp_path: that is private to root, and initdb refuses root.
+        self.workdir = Path(tempfile.mkdtemp(prefix="quartchat-pg-"))
+        self.data = self.workdir / "data"
+        self.socket_dir = self.workdir / "socket"
+        self.data.mkdir()
+        self.socket_dir.mkdir()
+        if os.geteuid() == 0:
+            for path in (self.workdir, self.data, self.socket_dir):
+                shutil.chown(path, "postgres", "postgres")
+        self._as_postgres(
+            [str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
+        )
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_postgres(self, command: list[str]) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(
+            prefix + command,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+        log = str(self.workdir / "server.log")
+        self._as_postgres(
+            [self.pg_ctl, "-D", str(self.data), "-o", options, "-l", log, "-w", "start"]
+        )
+
+    def stop(self) -> None:
+        self._as_postgres([self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"])
+
+    def remove(self) -> None:
+        """Stop the cluster if it runs, and delete it."""
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,51 @@
+"""Thousands of sockets coming and going leave nothing behind in the server."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import httpx
+
+from tests.support import create_room, create_user, open_socket, receive_type, start_server
+
+CYCLES = 2000
+AT_ONCE = 25
+
+
+def sample(metrics: str, name: str) -> float:
+    match = re.search(rf"^{name} ([0-9.e+-]+)$", metrics, re.MULTILINE)
+    assert match, name
+    return float(match.group(1))
+
+
+async def test_connect_disconnect_cycles_leave_the_hub_empty(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            rooms = [await create_room(http) for _ in range(5)]
+            users = [await create_user(http) for _ in range(AT_ONCE)]
+
+            async def cycle(index: int) -> None:
+                room = rooms[index % len(rooms)]
+                user = users[index % len(users)]
+                async with open_socket(server, room["id"], user["id"]) as ws:
+                    if index % 10 == 0:  # some also talk before leaving
+                        await ws.send('{"type": "ping"}')
+                        await receive_type(ws, "pong")
+
+            for start in range(0, CYCLES, AT_ONCE):
+                await asyncio.gather(*(cycle(i) for i in range(start, start + AT_ONCE)))
+            metrics = ""
+            for _ in range(50):  # the last leaves are processed right after the closes
+                metrics = (await http.get("/metrics")).text
+                if sample(metrics, "quartchat_open_sockets") == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert sample(metrics, "quartchat_open_sockets") == 0
+            assert sample(metrics, "quartchat_active_rooms") == 0
+            for room in rooms:
+                assert (await http.get(f"/rooms/{room['id']}/presence")).json() == []
+    finally:
+        server.stop()
