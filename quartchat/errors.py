@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from pydantic import ValidationError
 from quart import Quart, Response, jsonify
@@ -19,11 +20,12 @@ class APIError(Exception):
     On a socket the same code and detail travel in an `{"type": "error"}` frame.
     """
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, retry_after: float = 0.0) -> None:
         super().__init__(f"{code}: {detail}")
         self.status = status
         self.code = code
         self.detail = detail
+        self.retry_after = retry_after
 
 
 def error_response(status: int, code: str, detail: str) -> tuple[Response, int]:
@@ -49,7 +51,10 @@ def init_app(app: Quart) -> None:
         chat = app.extensions.get("quartchat")
         if chat is not None:
             chat.metrics.errors.labels(error.code).inc()
-        return error_response(error.status, error.code, error.detail)
+        response, status = error_response(error.status, error.code, error.detail)
+        if error.retry_after:
+            response.headers["Retry-After"] = str(math.ceil(error.retry_after))
+        return response, status
 
     @app.errorhandler(RequestSchemaValidationError)
     async def handle_validation_error(

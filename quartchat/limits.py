@@ -1,6 +1,13 @@
-"""Abuse limits of one socket: a token bucket for the frames it sends."""
+"""Abuse limits: token buckets for a socket's frames and for an address's REST writes."""
 
 from __future__ import annotations
+
+from time import monotonic
+
+from quart import Quart, request
+
+from .config import Settings
+from .errors import APIError
 
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_MANY_SOCKETS = 4429
@@ -36,5 +43,52 @@ class FrameBudget:
         return (1.0 - self._tokens) / self._rate
 
     @property
+    def last_used(self) -> float:
+        return self._stamp
+
+    @property
     def exhausted(self) -> bool:
         return self.strikes >= self.max_strikes
+
+
+class AddressBudgets:
+    """One FrameBudget per client address, for REST writes. Addresses whose bucket is
+    full again are forgotten now and then, so the table stays as small as the traffic."""
+
+    def __init__(self, per_minute: float, burst: int) -> None:
+        self._rate = per_minute / 60
+        self._burst = burst
+        self._budgets: dict[str, FrameBudget] = {}
+        self._since_prune = 0
+
+    def take(self, address: str, now: float) -> float:
+        """0.0 if this address may write now, else seconds until it may."""
+        budget = self._budgets.get(address)
+        if budget is None:
+            budget = self._budgets[address] = FrameBudget(self._rate, self._burst, 1, now)
+        self._since_prune += 1
+        if self._since_prune >= 1000:
+            self._prune(now)
+        return budget.take(now)
+
+    def _prune(self, now: float) -> None:
+        self._since_prune = 0
+        idle = self._burst / self._rate  # long enough for any bucket to be full again
+        self._budgets = {
+            address: budget
+            for address, budget in self._budgets.items()
+            if now - budget.last_used < idle
+        }
+
+
+def init_app(app: Quart, settings: Settings) -> None:
+    """Limit REST writes per client address (REST_WRITES_PER_MINUTE, _BURST): 429."""
+    budgets = AddressBudgets(settings.rest_writes_per_minute, settings.rest_writes_burst)
+
+    @app.before_request
+    async def limit_writes_per_address() -> None:
+        if request.method in {"POST", "PUT", "PATCH", "DELETE"}:
+            wait = budgets.take(request.remote_addr or "", monotonic())
+            if wait:
+                detail = f"too many writes from this address; retry in {wait:.1f} s"
+                raise APIError(429, "RATE_LIMITED", detail, retry_after=wait)
