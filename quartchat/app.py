@@ -10,7 +10,7 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
-from . import chat, db, errors, limits
+from . import chat, db, errors, limits, logs
 from .blueprints import console, health, messages, metrics, rooms, users, ws
 from .config import Settings
 
@@ -51,6 +51,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     allowed = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
     cors(app, allow_origin=allowed)
     errors.init_app(app)
+    logs.init_app(app)
     limits.init_app(app, settings)
 
     @app.after_request

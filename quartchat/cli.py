@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import logs
 from .config import ConfigError, Settings
 
 
@@ -22,11 +23,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands.add_parser("migrate", help="apply database migrations to $DATABASE_URL, then exit")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("hypercorn").propagate = False  # Hypercorn logs through its own handlers
+    logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
     try:
         settings = Settings.from_env()
     except ConfigError as error:
