@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -401,3 +402,10 @@ class PrivatePostgres:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def metric(metrics_text: str, name: str) -> float:
+    """One sample of `GET /metrics` output, by its full name (labels included)."""
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", metrics_text, re.MULTILINE)
+    assert match, f"{name} not in metrics"
+    return float(match.group(1))

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 
 import httpx
 
-from tests.support import create_room, create_user, open_socket, receive_type, start_server
+from tests.support import create_room, create_user, metric, open_socket, receive_type, start_server
 
 CYCLES = 2000
 AT_ONCE = 25
-
-
-def sample(metrics: str, name: str) -> float:
-    match = re.search(rf"^{name} ([0-9.e+-]+)$", metrics, re.MULTILINE)
-    assert match, name
-    return float(match.group(1))
 
 
 async def test_connect_disconnect_cycles_leave_the_hub_empty(tmp_path: Path) -> None:
@@ -40,11 +33,11 @@ async def test_connect_disconnect_cycles_leave_the_hub_empty(tmp_path: Path) -> 
             metrics = ""
             for _ in range(50):  # the last leaves are processed right after the closes
                 metrics = (await http.get("/metrics")).text
-                if sample(metrics, "quartchat_open_sockets") == 0:
+                if metric(metrics, "quartchat_open_sockets") == 0:
                     break
                 await asyncio.sleep(0.1)
-            assert sample(metrics, "quartchat_open_sockets") == 0
-            assert sample(metrics, "quartchat_active_rooms") == 0
+            assert metric(metrics, "quartchat_open_sockets") == 0
+            assert metric(metrics, "quartchat_active_rooms") == 0
             for room in rooms:
                 assert (await http.get(f"/rooms/{room['id']}/presence")).json() == []
     finally:

@@ -65,20 +65,25 @@ async def join(page: Page, room_id: str, user_id: str) -> Locator:
     return panel
 
 
+async def create_in_page(page: Page, username: str, room_name: str) -> tuple[str, str]:
+    """Create a user and a room through the page's forms: (room id, user id)."""
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_role("button", name="Create user").click()
+    await expect(page.locator("#setup-status")).to_contain_text(f"Created user {username}")
+    await page.get_by_label("Room name").fill(room_name)
+    await page.get_by_role("button", name="Create room").click()
+    await expect(page.locator("#setup-status")).to_contain_text(f"Created room {room_name}")
+    room_id = await page.get_by_label("Room id").input_value()
+    user_id = await page.get_by_label("User id").input_value()
+    assert user_id and room_id
+    return room_id, user_id
+
+
 async def test_create_join_send_and_watch_frames(
     server: RunningServer, page: Page, tmp_path: Path
 ) -> None:
     await page.goto(server.http_url + "/")
-    await page.get_by_label("Username").fill("Console Carol")
-    await page.get_by_role("button", name="Create user").click()
-    await expect(page.locator("#setup-status")).to_contain_text("Created user Console Carol")
-    await page.get_by_label("Room name").fill("Console room")
-    await page.get_by_role("button", name="Create room").click()
-    await expect(page.locator("#setup-status")).to_contain_text("Created room Console room")
-    user_id = await page.get_by_label("User id").input_value()
-    room_id = await page.get_by_label("Room id").input_value()
-    assert user_id and room_id
-
+    room_id, user_id = await create_in_page(page, "Console Carol", "Console room")
     panel = await join(page, room_id, user_id)
     await panel.get_by_role("textbox", name="Message").fill("hello from the console")
     await panel.get_by_role("textbox", name="Message").press("Enter")
@@ -280,14 +285,7 @@ async def test_console_uses_the_tokens_of_users_it_created(page: Page, tmp_path:
     server = start_server(tmp_path, env={"AUTH_SECRET": "console-secret"})
     try:
         await page.goto(server.http_url + "/")
-        await page.get_by_label("Username").fill("Token holder")
-        await page.get_by_role("button", name="Create user").click()
-        await expect(page.locator("#setup-status")).to_contain_text("Created user")
-        await page.get_by_label("Room name").fill("Secured room")
-        await page.get_by_role("button", name="Create room").click()
-        await expect(page.locator("#setup-status")).to_contain_text("Created room")
-        user_id = await page.get_by_label("User id").input_value()
-        room_id = await page.get_by_label("Room id").input_value()
+        room_id, user_id = await create_in_page(page, "Token holder", "Secured room")
         panel = await join(page, room_id, user_id)
         await panel.get_by_role("textbox", name="Message").fill("signed in")
         await panel.get_by_role("textbox", name="Message").press("Enter")
