@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from quart import Quart, Response, jsonify
 from quart_schema import RequestSchemaValidationError
 from tortoise.exceptions import DBConnectionError, OperationalError
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,21 @@ def init_app(app: Quart) -> None:
         status = error.code or 500
         code = (error.name or "error").upper().replace(" ", "_").replace("'", "")
         detail = error.description or error.name
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response, _ = error_response(status, code, detail)
+            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+            return response, status
         if status == 400:
             code = "INVALID_REQUEST"
             if detail == BadRequest.description:  # werkzeug's generic text: bad JSON
                 detail = "the request body is not valid JSON"
         return error_response(status, code, detail)
+
+    @app.errorhandler(UnicodeDecodeError)
+    async def handle_undecodable_body(error: UnicodeDecodeError) -> tuple[Response, int]:
+        # Quart decodes a JSON body before parsing it; bytes that are not UTF-8 end up
+        # here rather than as a BadRequest.
+        return error_response(400, "INVALID_REQUEST", "the request body is not UTF-8 JSON")
 
     @app.errorhandler(DBConnectionError)
     @app.errorhandler(OperationalError)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
+from quart_schema import document_response
 
 from .models import ID_PATTERN
 
@@ -27,3 +29,25 @@ def bounded_text(max_length: int) -> type[str]:
     return Annotated[  # type: ignore[return-value]
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
     ]
+
+
+class ErrorOut(BaseModel):
+    """Every error response: a stable code and a human detail."""
+
+    code: str = Field(examples=["ROOM_NOT_FOUND"])
+    detail: str
+
+
+Route = TypeVar("Route", bound=Callable[..., object])
+
+
+def errors(*statuses: int) -> Callable[[Route], Route]:
+    """Document the error statuses a route answers with (503 whenever the database is
+    down, on every route), all with the `ErrorOut` body."""
+
+    def decorate(route: Route) -> Route:
+        for status in (*statuses, 503):
+            route = document_response(ErrorOut, status)(route)
+        return route
+
+    return decorate

@@ -19,7 +19,7 @@ from ..chat import current_chat
 from ..errors import APIError
 from ..lookups import room_or_404, user_or_404
 from ..protocol import parse_message_id, validate_content
-from ..schemas import ResourceId, Timestamp
+from ..schemas import ResourceId, Timestamp, errors
 from ..store import Draft, Outcome
 from ..wire import parse_timestamp
 
@@ -30,16 +30,31 @@ MAX_LIMIT = 500
 
 class HistoryQuery(BaseModel):
     since: str | None = Field(
-        default=None, description="ISO 8601 timestamp: only messages strictly after it"
+        default=None,
+        description="ISO 8601 timestamp: only messages strictly after it",
+        json_schema_extra={"format": "date-time"},
     )
-    after: str | None = Field(default=None, description="a message id: only messages after it")
+    after: str | None = Field(
+        default=None,
+        description="a message id: only messages after it",
+        json_schema_extra={"format": "uuid"},
+    )
     limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
 
 
 class MessageCreate(BaseModel):
     user_id: ResourceId
-    content: Any = Field(description="1 to MAX_MESSAGE_CHARS characters, not blank")
-    id: Any = Field(default=None, description="a UUID chosen by the client (idempotency key)")
+    # Typed Any so that a wrong type gets this API's own INVALID_CONTENT / INVALID_ID;
+    # the schema still says what is expected.
+    content: Any = Field(
+        description="1 to MAX_MESSAGE_CHARS characters, not blank",
+        json_schema_extra={"type": "string", "minLength": 1, "pattern": r"\S"},
+    )
+    id: Any = Field(
+        default=None,
+        description="a UUID chosen by the client (idempotency key)",
+        json_schema_extra={"type": "string", "format": "uuid"},
+    )
 
 
 class MessageOut(BaseModel):
@@ -77,6 +92,7 @@ async def seq_after(room_id: str, raw: str) -> int:
 @blueprint.get("/rooms/<room_id>/messages")
 @validate_querystring(HistoryQuery)
 @document_response(list[MessageOut])
+@errors(400, 404)
 async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
     """Messages of a room, oldest first, as a JSON array.
 
@@ -99,6 +115,8 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
 @security_scheme([{"bearer": []}])
 @validate_request(MessageCreate)
 @document_response(MessageOut, 201)
+@document_response(MessageOut, 200)
+@errors(400, 401, 403, 404, 409, 429)
 async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int]:
     """Post a message as `user_id`: stored, then broadcast to the room's sockets.
 

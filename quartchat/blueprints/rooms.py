@@ -11,7 +11,7 @@ from quart_schema import security_scheme, validate_request, validate_response
 from ..chat import current_chat
 from ..lookups import create_or_409, room_or_404
 from ..models import Room
-from ..schemas import ResourceId, Timestamp, bounded_text
+from ..schemas import ResourceId, Timestamp, bounded_text, errors
 from ..wire import format_timestamp
 
 blueprint = Blueprint("rooms", __name__)
@@ -41,6 +41,7 @@ class PresenceOut(BaseModel):
 @security_scheme([{"bearer": []}])
 @validate_request(RoomCreate)
 @validate_response(RoomOut, 201)
+@errors(400, 401, 409, 429)
 async def post_room(data: RoomCreate) -> tuple[RoomOut, int]:
     """Create a room.
 
@@ -61,6 +62,7 @@ async def get_rooms() -> list[RoomOut]:
 
 @blueprint.get("/rooms/<room_id>")
 @validate_response(RoomOut)
+@errors(404)
 async def get_room(room_id: str) -> RoomOut:
     """Fetch one room."""
     return RoomOut.of(await room_or_404(room_id))
@@ -68,6 +70,7 @@ async def get_room(room_id: str) -> RoomOut:
 
 @blueprint.get("/rooms/<room_id>/presence")
 @validate_response(list[PresenceOut])
+@errors(404)
 async def get_presence(room_id: str) -> list[PresenceOut]:
     """Users with at least one open socket in the room."""
     await room_or_404(room_id)

@@ -12,7 +12,7 @@ from ..chat import current_chat
 from ..errors import APIError
 from ..lookups import create_or_409, user_or_404
 from ..models import User
-from ..schemas import ResourceId, Timestamp, bounded_text
+from ..schemas import ResourceId, Timestamp, bounded_text, errors
 from ..wire import format_timestamp
 
 blueprint = Blueprint("users", __name__)
@@ -47,6 +47,7 @@ class TokenOut(BaseModel):
 @blueprint.post("/users")
 @validate_request(UserCreate)
 @validate_response(UserCreated, 201)
+@errors(400, 409, 429)
 async def post_user(data: UserCreate) -> tuple[UserCreated, int]:
     """Create a user.
 
@@ -65,6 +66,7 @@ async def post_user(data: UserCreate) -> tuple[UserCreated, int]:
 @blueprint.post("/users/<user_id>/token")
 @security_scheme([{"bearer": []}])
 @validate_response(TokenOut)
+@errors(401, 403, 404, 429)
 async def post_token(user_id: str) -> TokenOut:
     """A fresh token for `user_id`, in exchange for a still valid one of the same user
     (404 when authentication is off)."""
@@ -84,6 +86,7 @@ async def get_users() -> list[UserOut]:
 
 @blueprint.get("/users/<user_id>")
 @validate_response(UserOut)
+@errors(404)
 async def get_user(user_id: str) -> UserOut:
     """Fetch one user."""
     return UserOut.of(await user_or_404(user_id))

@@ -81,3 +81,11 @@ async def test_unknown_user_is_404(http: httpx.AsyncClient) -> None:
     response = await http.get("/users/nobody-here")
     assert response.status_code == 404
     assert response.json()["code"] == "USER_NOT_FOUND"
+
+
+async def test_body_that_is_not_utf8_is_400(http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        "/users", content=b"d\xff[\xfe\x12", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "INVALID_REQUEST"
