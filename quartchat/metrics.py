@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -23,6 +24,11 @@ class _HubCollector(Collector):
         )
         yield GaugeMetricFamily(
             "quartchat_active_rooms", "Rooms with a socket on this process", self._hub.room_count
+        )
+        yield GaugeMetricFamily(
+            "quartchat_asyncio_tasks",
+            "asyncio tasks alive in this process (sockets hold three each)",
+            len(asyncio.all_tasks()),
         )
         yield CounterMetricFamily(
             "quartchat_frames_delivered",
