@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from uuid import uuid4
 
@@ -49,6 +49,7 @@ class Chat:
         self._background: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
+        self._presence_tail: asyncio.Task[bool] | None = None
 
     def _publish_stored(self, message: ChatMessage) -> None:
         self.metrics.messages_stored.inc()
@@ -65,8 +66,10 @@ class Chat:
         first_here = self.hub.join(subscriber)
         if not self.relay.tracking(subscriber.room_id):
             self.relay.track(subscriber.room_id, await self.store.last_seq(subscriber.room_id))
-        if first_here and await self._presence_says(
-            self.presence.joined(subscriber.room_id, subscriber.user_id, subscriber.username)
+        if first_here and await self._in_order(
+            lambda: self.presence.joined(
+                subscriber.room_id, subscriber.user_id, subscriber.username
+            )
         ):
             self._announce(
                 "user_joined",
@@ -83,7 +86,10 @@ class Chat:
         if departure.room_empty:
             self.relay.untrack(subscriber.room_id)
         if departure.last_of_user:
-            self._spawn(self._announce_left(subscriber))
+            gone = self._in_order(
+                lambda: self.presence.left(subscriber.room_id, subscriber.user_id)
+            )
+            self._spawn(self._announce_left(subscriber, gone))
 
     async def members(self, room_id: str) -> list[tuple[str, str]]:
         try:
@@ -105,8 +111,8 @@ class Chat:
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.relay.stop()
 
-    async def _announce_left(self, subscriber: Subscriber) -> None:
-        if await self._presence_says(self.presence.left(subscriber.room_id, subscriber.user_id)):
+    async def _announce_left(self, subscriber: Subscriber, gone: Awaitable[bool]) -> None:
+        if await gone:
             self._announce("user_left", subscriber.room_id, subscriber.user_id, subscriber.username)
 
     def _announce(
@@ -126,13 +132,24 @@ class Chat:
         )
         self.relay.publish_event(room_id, text, exclude=exclude)
 
-    async def _presence_says(self, answer: Awaitable[bool]) -> bool:
-        try:
-            return await answer
-        except Exception as error:
-            # Announcing twice beats never announcing when presence cannot be asked.
-            log.warning("presence unavailable: %s", error)
-            return True
+    def _in_order(self, ask: Callable[[], Awaitable[bool]]) -> asyncio.Task[bool]:
+        """Ask presence after every question asked before: a user's leave and rejoin on
+        this instance touch the same entry, and must reach Redis in that order."""
+        previous = self._presence_tail
+
+        async def after_previous() -> bool:
+            if previous is not None:
+                await asyncio.wait([previous])
+            try:
+                return await ask()
+            except Exception as error:
+                # Announcing twice beats never announcing when presence cannot be asked.
+                log.warning("presence unavailable: %s", error)
+                return True
+
+        task = asyncio.create_task(after_previous())
+        self._presence_tail = task
+        return task
 
     async def _ping_sockets(self) -> None:
         # One task pings every socket: a timer per socket (Hypercorn's
