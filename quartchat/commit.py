@@ -109,7 +109,8 @@ def _row(message: ChatMessage) -> list[Any]:
     ]
 
 
-def _message(row: Sequence[Any]) -> ChatMessage:
+def message_from_row(row: Sequence[Any]) -> ChatMessage:
+    """A message from (id, room_id, user_id, username, content, created_at, seq)."""
     message_id, room_id, user_id, username, content, created_at, seq = row
     return ChatMessage(
         id=message_id if isinstance(message_id, UUID) else UUID(str(message_id)),
@@ -152,7 +153,7 @@ def _commit_sqlite(connection: sqlite3.Connection, drafts: Sequence[Draft]) -> l
         if client_ids:
             query = _SELECT_EXISTING.format(marks=", ".join("?" * len(client_ids)))
             for row in connection.execute(query, client_ids).fetchall():
-                message = _message(tuple(row))
+                message = message_from_row(tuple(row))
                 already[message.id] = message
         room_ids = sorted({draft.room_id for draft in drafts})
         marks = ", ".join("?" * len(room_ids))
@@ -194,7 +195,7 @@ async def _commit_postgres(drafts: Sequence[Draft]) -> list[Stored]:
                 _SELECT_EXISTING.format(marks=marks), client_ids
             )
             for row in found:
-                message = _message(tuple(row.values()) if isinstance(row, dict) else row)
+                message = message_from_row(tuple(row.values()) if isinstance(row, dict) else row)
                 already[message.id] = message
         room_ids = sorted({draft.room_id for draft in drafts})
         _, locked = await connection.execute_query(

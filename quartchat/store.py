@@ -11,31 +11,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
 
-from .commit import Draft, Outcome, Stored, commit
+from .commit import Draft, Outcome, Stored, commit, message_from_row
 from .models import Message, Room
 from .wire import ChatMessage
 
 __all__ = ["Draft", "MessageStore", "Outcome", "Stored"]
 
 _COMMIT_ATTEMPTS = 3
+# The column order of commit.message_from_row.
 _ROW_FIELDS = ("id", "room_id", "user_id", "user__username", "content", "created_at", "seq")
-
-
-def _message_from_row(row: dict[str, Any]) -> ChatMessage:
-    return ChatMessage(
-        id=row["id"] if isinstance(row["id"], UUID) else UUID(str(row["id"])),
-        room_id=row["room_id"],
-        user_id=row["user_id"],
-        username=row["user__username"],
-        content=row["content"],
-        created_at=row["created_at"],
-        seq=row["seq"],
-    )
 
 
 class MessageStore:
@@ -82,8 +70,8 @@ class MessageStore:
             query = query.filter(seq__gt=after_seq).order_by("seq")
         else:
             query = query.order_by("-seq")
-        rows = await query.limit(limit).values(*_ROW_FIELDS)
-        messages = [_message_from_row(row) for row in rows]
+        rows = await query.limit(limit).values_list(*_ROW_FIELDS)
+        messages = [message_from_row(row) for row in rows]
         if since is None and after_seq is None:
             messages.reverse()
         return messages
