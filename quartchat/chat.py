@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from typing import Any
 from uuid import uuid4
 
@@ -49,7 +50,8 @@ class Chat:
         self._background: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
-        self._presence_tail: asyncio.Task[bool] | None = None
+        # (room_id, user_id) -> the newest presence question about that entry
+        self._presence_asked: dict[tuple[str, str], asyncio.Task[bool]] = {}
 
     def _publish_stored(self, message: ChatMessage) -> None:
         self.metrics.messages_stored.inc()
@@ -67,9 +69,10 @@ class Chat:
         if not self.relay.tracking(subscriber.room_id):
             self.relay.track(subscriber.room_id, await self.store.last_seq(subscriber.room_id))
         if first_here and await self._in_order(
+            subscriber,
             lambda: self.presence.joined(
                 subscriber.room_id, subscriber.user_id, subscriber.username
-            )
+            ),
         ):
             self._announce(
                 "user_joined",
@@ -87,7 +90,7 @@ class Chat:
             self.relay.untrack(subscriber.room_id)
         if departure.last_of_user:
             gone = self._in_order(
-                lambda: self.presence.left(subscriber.room_id, subscriber.user_id)
+                subscriber, lambda: self.presence.left(subscriber.room_id, subscriber.user_id)
             )
             self._spawn(self._announce_left(subscriber, gone))
 
@@ -132,13 +135,17 @@ class Chat:
         )
         self.relay.publish_event(room_id, text, exclude=exclude)
 
-    def _in_order(self, ask: Callable[[], Awaitable[bool]]) -> asyncio.Task[bool]:
-        """Ask presence after every question asked before: a user's leave and rejoin on
-        this instance touch the same entry, and must reach Redis in that order."""
-        previous = self._presence_tail
+    def _in_order(
+        self, subscriber: Subscriber, ask: Callable[[], Awaitable[bool]]
+    ) -> asyncio.Task[bool]:
+        """Ask presence about the subscriber's user in its room after every question
+        asked before about the same entry: a user's leave and rejoin on this instance
+        must reach Redis in that order. Questions about other entries do not wait."""
+        entry = (subscriber.room_id, subscriber.user_id)
+        previous = self._presence_asked.get(entry)
 
         async def after_previous() -> bool:
-            if previous is not None:
+            if previous is not None and not previous.done():
                 await asyncio.wait([previous])
             try:
                 return await ask()
@@ -148,8 +155,13 @@ class Chat:
                 return True
 
         task = asyncio.create_task(after_previous())
-        self._presence_tail = task
+        self._presence_asked[entry] = task
+        task.add_done_callback(partial(self._forget_question, entry))
         return task
+
+    def _forget_question(self, entry: tuple[str, str], task: asyncio.Task[bool]) -> None:
+        if self._presence_asked.get(entry) is task:
+            del self._presence_asked[entry]
 
     async def _ping_sockets(self) -> None:
         # One task pings every socket: a timer per socket (Hypercorn's

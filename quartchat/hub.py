@@ -3,18 +3,26 @@
 Each socket is a `Subscriber` with a bounded queue that its own send loop drains, so a
 slow or stuck client only ever fills its own queue. A full queue closes that client with
 4008 (it reconnects and replays what it missed); nothing is ever dropped silently.
+
+Events (presence, typing) come in bursts: a reconnect storm is one `user_joined` per
+socket, for every socket of the room. A room holds its events for `EVENT_HOLD_SECONDS`
+and then queues them for each socket as one `EventBatch`, so a burst of k events costs
+one queue entry and one write per socket rather than k. A message flushes the held
+events first, so every socket still sees the room's frames in the order they happened.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from time import monotonic
 from typing import NamedTuple
 
 CLOSE_TOO_SLOW = 4008
 CLOSE_TOO_SLOW_REASON = "too slow: reconnect and replay with ?after="
+EVENT_HOLD_SECONDS = 0.05
 
 
 class Frame:
@@ -47,8 +55,35 @@ class Frame:
             self._wire = header + payload
         return self._wire
 
+    def parts(self) -> Sequence[Frame]:
+        """The single frames this one stands for (itself; an EventBatch's events)."""
+        return (self,)
+
     def __repr__(self) -> str:
         return f"Frame({self.seq}, {self.text!r})"
+
+
+class EventBatch(Frame):
+    """Several event frames written as one: their wire encodings, concatenated."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: list[Frame]) -> None:
+        super().__init__(0, "")
+        self._parts = parts
+        self.born = parts[0].born
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = b"".join([part.wire for part in self._parts])
+        return self._wire
+
+    def parts(self) -> Sequence[Frame]:
+        return self._parts
+
+    def __repr__(self) -> str:
+        return f"EventBatch({self._parts!r})"
 
 
 class _Ping(Frame):
@@ -164,6 +199,12 @@ class _Room:
     subscribers: set[Subscriber] = field(default_factory=set)
     # user_id -> (username, number of that user's sockets in the room)
     users: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Events held for the next flush, each with the subscriber it must skip.
+    held: list[tuple[Frame, object]] = field(default_factory=list)
+    # Subscribers that joined while events were held -> index of the first held event
+    # they see (they were not in the room for the earlier ones).
+    joined_at: dict[Subscriber, int] = field(default_factory=dict)
+    flush: asyncio.TimerHandle | None = None
 
 
 class Hub:
@@ -172,6 +213,7 @@ class Hub:
     def __init__(self) -> None:
         self._rooms: dict[str, _Room] = {}
         self.frames_queued = 0  # read by the metrics
+        self.departures = 0  # sockets that left, ever
         self._per_user: Counter[str] = Counter()
         self._per_address: Counter[str] = Counter()
 
@@ -179,6 +221,8 @@ class Hub:
         """Add a socket; True if it is its user's first socket in the room here."""
         room = self._rooms.setdefault(subscriber.room_id, _Room())
         room.subscribers.add(subscriber)
+        if room.held:
+            room.joined_at[subscriber] = len(room.held)
         self._per_user[subscriber.user_id] += 1
         self._per_address[subscriber.address] += 1
         username, count = room.users.get(subscriber.user_id, (subscriber.username, 0))
@@ -191,6 +235,8 @@ class Hub:
         if room is None or subscriber not in room.subscribers:
             return Departure(last_of_user=False, room_empty=False)
         room.subscribers.discard(subscriber)
+        room.joined_at.pop(subscriber, None)
+        self.departures += 1
         _decrement(self._per_user, subscriber.user_id)
         _decrement(self._per_address, subscriber.address)
         username, count = room.users[subscriber.user_id]
@@ -199,18 +245,55 @@ class Hub:
             return Departure(last_of_user=False, room_empty=False)
         del room.users[subscriber.user_id]
         if not room.subscribers:
+            if room.flush is not None:
+                room.flush.cancel()
             del self._rooms[subscriber.room_id]
         return Departure(last_of_user=True, room_empty=not room.subscribers)
 
     def broadcast(self, room_id: str, frame: Frame, exclude: object = None) -> None:
-        """Queue a frame for every socket of the room (but `exclude`), now."""
+        """Queue a frame for every socket of the room (but `exclude`), now, after the
+        events the room holds."""
         room = self._rooms.get(room_id)
         if room is None:
             return
+        if room.held:
+            self._flush(room)
         for subscriber in room.subscribers:
             if subscriber is not exclude:
                 subscriber.deliver(frame)
         self.frames_queued += len(room.subscribers) - (exclude in room.subscribers)
+
+    def broadcast_event(self, room_id: str, frame: Frame, exclude: object = None) -> None:
+        """Queue an event for every socket of the room (but `exclude`) within
+        EVENT_HOLD_SECONDS, together with the room's other events meanwhile."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        room.held.append((frame, exclude))
+        if room.flush is None:
+            loop = asyncio.get_running_loop()
+            room.flush = loop.call_later(EVENT_HOLD_SECONDS, self._flush, room)
+
+    def _flush(self, room: _Room) -> None:
+        if not room.held:
+            return
+        held, joined_at = room.held, room.joined_at
+        room.held, room.joined_at = [], {}
+        if room.flush is not None:
+            room.flush.cancel()
+            room.flush = None
+        everyone = EventBatch([frame for frame, _ in held])
+        skipping = {exclude for _, exclude in held}
+        for subscriber in room.subscribers:
+            start = joined_at.get(subscriber, 0)
+            if not start and subscriber not in skipping:
+                subscriber.deliver(everyone)
+                self.frames_queued += len(held)
+                continue
+            own = [frame for frame, exclude in held[start:] if exclude is not subscriber]
+            if own:
+                subscriber.deliver(EventBatch(own))
+                self.frames_queued += len(own)
 
     def presence(self, room_id: str) -> list[tuple[str, str]]:
         """(user_id, username) of everyone with an open socket in the room."""

@@ -92,7 +92,7 @@ class Relay:
 
     def publish_event(self, room_id: str, text: str, exclude: object = None) -> None:
         """A frame that is not stored (typing, presence) for the room's sockets everywhere."""
-        self._hub.broadcast(room_id, Frame(0, text), exclude=exclude)
+        self._hub.broadcast_event(room_id, Frame(0, text), exclude=exclude)
         if self._broker.remote:
             self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
 
@@ -162,7 +162,7 @@ class Relay:
             elif envelope.seq > 0:
                 self._offer(envelope.room_id, envelope.seq, envelope.text)
             else:
-                self._hub.broadcast(envelope.room_id, Frame(0, envelope.text))
+                self._hub.broadcast_event(envelope.room_id, Frame(0, envelope.text))
 
     async def _send_outbox(self) -> None:
         while True:

@@ -21,6 +21,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 from quart import Quart
 
+from . import collector
 from .app import PROJECT_ROOT, create_app
 from .chat import EXTENSION_KEY, Chat
 from .config import Settings
@@ -62,6 +63,17 @@ async def serve(app: Quart, config: Config) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     chat: Chat = app.extensions[EXTENSION_KEY]
+    collecting: list[asyncio.Task[None]] = []
+
+    @app.before_serving
+    async def tune_garbage_collection() -> None:
+        collector.settle()
+        collecting.append(asyncio.create_task(collector.collect_after_closes(chat.hub)))
+
+    @app.after_serving
+    async def stop_collecting() -> None:
+        for task in collecting:
+            task.cancel()
 
     def quiet_cancelled_connections(
         loop: asyncio.AbstractEventLoop, context: dict[str, object]

@@ -86,8 +86,9 @@ class SocketWriter:
         stream = self._stream
         if not isinstance(stream, WSStream):
             for frame in frames:
-                if frame is not PING:  # ASGI cannot ping; the server may do it itself
-                    await self.send(frame.text)
+                for part in frame.parts():
+                    if part is not PING:  # ASGI cannot ping; the server may do it itself
+                        await self.send(part.text)
             return
         if stream.closed or stream.state is not ASGIWebsocketState.CONNECTED:
             return  # Hypercorn drops what an app sends after the close, too
@@ -98,7 +99,9 @@ class SocketWriter:
             data = b"".join([frame.wire for frame in frames])
         else:
             try:
-                data = b"".join([connection.send(_event(frame)) for frame in frames])
+                data = b"".join(
+                    [connection.send(_event(part)) for frame in frames for part in frame.parts()]
+                )
             except LocalProtocolError:
                 return
         await stream.send(Data(stream_id=stream.stream_id, data=data))

@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 
-from quartchat.hub import CLOSE_TOO_SLOW, Departure, Frame, Hub, Subscriber
+from quartchat.hub import (
+    CLOSE_TOO_SLOW,
+    EVENT_HOLD_SECONDS,
+    Departure,
+    Frame,
+    Hub,
+    Subscriber,
+)
 
 
 async def idle_owner() -> asyncio.Task[None]:
@@ -19,8 +26,13 @@ async def subscriber(room: str, user: str, queue_size: int = 10) -> Subscriber:
 def drain(sub: Subscriber) -> list[dict[str, object]]:
     frames = []
     while not sub.queue.empty():
-        frames.append(json.loads(sub.queue.get_nowait().text))
+        for part in sub.queue.get_nowait().parts():
+            frames.append(json.loads(part.text))
     return frames
+
+
+async def held_events_flushed() -> None:
+    await asyncio.sleep(EVENT_HOLD_SECONDS * 2)
 
 
 async def test_broadcast_reaches_the_room_only() -> None:
@@ -36,8 +48,60 @@ async def test_broadcast_reaches_the_room_only() -> None:
     hub.broadcast("a", Frame(1, '{"type":"message"}'))
     assert drain(alice) == drain(bob) == [{"type": "message"}]
     assert drain(carol) == []
-    hub.broadcast("a", Frame(0, '{"type":"typing"}'), exclude=alice)
+    hub.broadcast_event("a", Frame(0, '{"type":"typing"}'), exclude=alice)
+    await held_events_flushed()
     assert drain(alice) == [] and len(drain(bob)) == 1
+
+
+async def test_events_of_a_burst_reach_each_socket_as_one_batch() -> None:
+    hub = Hub()
+    watchers = [await subscriber("a", f"w{i}") for i in range(3)]
+    for watcher in watchers:
+        hub.join(watcher)
+    for i in range(5):
+        hub.broadcast_event("a", Frame(0, f'{{"type":"user_joined","n":{i}}}'))
+    assert all(watcher.queue.empty() for watcher in watchers)  # held
+    await held_events_flushed()
+    for watcher in watchers:
+        assert watcher.queue.qsize() == 1
+        batch = watcher.queue.get_nowait()
+        assert [json.loads(part.text)["n"] for part in batch.parts()] == [0, 1, 2, 3, 4]
+        assert batch.wire == b"".join(Frame(0, part.text).wire for part in batch.parts())
+
+
+async def test_a_message_goes_out_after_the_events_held_before_it() -> None:
+    hub = Hub()
+    bob = await subscriber("a", "bob")
+    hub.join(bob)
+    hub.broadcast_event("a", Frame(0, '{"type":"typing"}'))
+    hub.broadcast("a", Frame(1, '{"type":"message"}'))
+    assert [frame["type"] for frame in drain(bob)] == ["typing", "message"]
+    await held_events_flushed()
+    assert drain(bob) == []  # flushed once, not twice
+
+
+async def test_a_socket_joining_while_events_are_held_sees_only_later_ones() -> None:
+    hub = Hub()
+    early, late = await subscriber("a", "early"), await subscriber("a", "late")
+    hub.join(early)
+    hub.broadcast_event("a", Frame(0, '{"type":"user_joined","user_id":"someone"}'))
+    hub.join(late)
+    hub.broadcast_event("a", Frame(0, '{"type":"user_joined","user_id":"late"}'), exclude=late)
+    hub.broadcast_event("a", Frame(0, '{"type":"typing","user_id":"early"}'), exclude=early)
+    await held_events_flushed()
+    assert [frame["user_id"] for frame in drain(early)] == ["someone", "late"]
+    assert [frame["user_id"] for frame in drain(late)] == ["early"]
+
+
+async def test_an_emptied_room_drops_its_held_events() -> None:
+    hub = Hub()
+    bob = await subscriber("a", "bob")
+    hub.join(bob)
+    hub.broadcast_event("a", Frame(0, '{"type":"typing"}'))
+    hub.leave(bob)
+    hub.join(bob)
+    await held_events_flushed()
+    assert drain(bob) == []
 
 
 async def test_presence_counts_sockets_per_user_and_empties() -> None:

@@ -43,7 +43,6 @@ REPLAY_PAGE = 500
 MAX_IN_FLIGHT = 256
 # Frames written to one socket with a single write when they queued up meanwhile.
 MAX_WRITE_BATCH = 256
-EVENT_HOLD_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +172,6 @@ async def _send_frames(
     fanout = chat.metrics.fanout_seconds
     while True:
         frame = await queue.get()
-        if not frame.seq:
-            # Presence and typing events come in bursts (a reconnect storm is one join
-            # per socket, for every socket): let them gather into one write.
-            await asyncio.sleep(EVENT_HOLD_SECONDS)
         frames: list[Frame] = []
         while True:
             if not frame.seq:
