@@ -21,7 +21,7 @@ from .hub import Hub
 
 # Allocations between young collections (CPython's default is 700).
 YOUNG_THRESHOLD = 20_000
-CHECK_INTERVAL_SECONDS = 1.0
+CHECK_INTERVAL_SECONDS = 0.25
 # Sockets closed since the last full collection that make the next check collect.
 CLOSES_PER_COLLECTION = 100
 
@@ -35,10 +35,14 @@ def settle() -> None:
 
 
 async def collect_after_closes(hub: Hub) -> None:
-    """Run a full collection within a second once enough sockets have closed."""
-    collected_at = hub.departures
+    """Run a full collection once enough sockets have closed and the closing has
+    settled (none closed during the last check interval), or after many more closes
+    when it never settles."""
+    collected = seen = hub.departures
     while True:
         await asyncio.sleep(CHECK_INTERVAL_SECONDS)
-        if hub.departures - collected_at >= CLOSES_PER_COLLECTION:
-            collected_at = hub.departures
+        closed, settled = hub.departures - collected, hub.departures == seen
+        seen = hub.departures
+        if closed >= CLOSES_PER_COLLECTION and (settled or closed >= 10 * CLOSES_PER_COLLECTION):
+            collected = hub.departures
             gc.collect()

@@ -17,6 +17,7 @@ import asyncio
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from time import monotonic
 from typing import NamedTuple
 
@@ -41,7 +42,7 @@ class Frame:
         self._wire: bytes | None = None
 
     @property
-    def wire(self) -> bytes:
+    def wire(self) -> bytes | memoryview:
         """The whole server-to-client text frame: FIN, opcode 1, length, unmasked payload."""
         if self._wire is None:
             payload = self.text.encode()
@@ -64,26 +65,38 @@ class Frame:
 
 
 class EventBatch(Frame):
-    """Several event frames written as one: their wire encodings, concatenated."""
+    """Consecutive event frames `frames[start:stop]` written as one: `wire` is their
+    encodings concatenated, often a view into a larger batch's (shared, not copied)."""
 
-    __slots__ = ("_parts",)
+    __slots__ = ("_frames", "_start", "_stop", "_view")
 
-    def __init__(self, parts: list[Frame]) -> None:
+    def __init__(
+        self,
+        frames: list[Frame],
+        start: int = 0,
+        stop: int | None = None,
+        view: memoryview | None = None,
+    ) -> None:
         super().__init__(0, "")
-        self._parts = parts
-        self.born = parts[0].born
+        self._frames = frames
+        self._start = start
+        self._stop = len(frames) if stop is None else stop
+        self._view = view
+        self.born = frames[start].born
 
     @property
-    def wire(self) -> bytes:
+    def wire(self) -> bytes | memoryview:
+        if self._view is not None:
+            return self._view
         if self._wire is None:
-            self._wire = b"".join([part.wire for part in self._parts])
+            self._wire = b"".join([frame.wire for frame in self.parts()])
         return self._wire
 
     def parts(self) -> Sequence[Frame]:
-        return self._parts
+        return self._frames[self._start : self._stop]
 
     def __repr__(self) -> str:
-        return f"EventBatch({self._parts!r})"
+        return f"EventBatch({self.parts()!r})"
 
 
 class _Ping(Frame):
@@ -282,18 +295,29 @@ class Hub:
         if room.flush is not None:
             room.flush.cancel()
             room.flush = None
-        everyone = EventBatch([frame for frame, _ in held])
-        skipping = {exclude for _, exclude in held}
+        frames = [frame for frame, _ in held]
+        everyone = EventBatch(frames)
+        skipped: dict[object, list[int]] = {}
+        for index, (_, exclude) in enumerate(held):
+            if exclude is not None:
+                skipped.setdefault(exclude, []).append(index)
+        view: memoryview | None = None
+        offsets: list[int] = []
         for subscriber in room.subscribers:
             start = joined_at.get(subscriber, 0)
-            if not start and subscriber not in skipping:
+            skips = skipped.get(subscriber)
+            if not start and not skips:
                 subscriber.deliver(everyone)
-                self.frames_queued += len(held)
+                self.frames_queued += len(frames)
                 continue
-            own = [frame for frame, exclude in held[start:] if exclude is not subscriber]
-            if own:
-                subscriber.deliver(EventBatch(own))
-                self.frames_queued += len(own)
+            if view is None:  # the first socket with its own share: slices of the whole
+                view = memoryview(everyone.wire)
+                offsets = list(accumulate((len(frame.wire) for frame in frames), initial=0))
+            # Runs of consecutive events from its join on, around those it must skip.
+            for run_start, run_stop in _runs(start, skips or [], len(frames)):
+                part = view[offsets[run_start] : offsets[run_stop]]
+                subscriber.deliver(EventBatch(frames, run_start, run_stop, part))
+                self.frames_queued += run_stop - run_start
 
     def presence(self, room_id: str) -> list[tuple[str, str]]:
         """(user_id, username) of everyone with an open socket in the room."""
@@ -334,6 +358,19 @@ class Hub:
     @property
     def subscriber_count(self) -> int:
         return sum(len(room.subscribers) for room in self._rooms.values())
+
+
+def _runs(start: int, skips: list[int], stop: int) -> list[tuple[int, int]]:
+    """The non-empty ranges of [start, stop) left once the indices `skips` are removed."""
+    runs = []
+    for skip in skips:
+        if skip >= start:
+            if skip > start:
+                runs.append((start, skip))
+            start = skip + 1
+    if start < stop:
+        runs.append((start, stop))
+    return runs
 
 
 def _decrement(counter: Counter[str], key: str) -> None:

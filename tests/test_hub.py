@@ -24,9 +24,12 @@ async def subscriber(room: str, user: str, queue_size: int = 10) -> Subscriber:
 
 
 def drain(sub: Subscriber) -> list[dict[str, object]]:
+    """The frames queued for a socket, each batch checked to write exactly its events."""
     frames = []
     while not sub.queue.empty():
-        for part in sub.queue.get_nowait().parts():
+        queued = sub.queue.get_nowait()
+        assert bytes(queued.wire) == b"".join(Frame(0, part.text).wire for part in queued.parts())
+        for part in queued.parts():
             frames.append(json.loads(part.text))
     return frames
 
