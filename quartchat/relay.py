@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 RESYNC_INTERVAL = 5.0
 FILL_PAGE = 500
+# Envelopes published with one round trip to the broker when they queued up meanwhile.
+OUTBOX_BATCH = 256
 
 
 @dataclass(slots=True)
@@ -166,11 +168,14 @@ class Relay:
 
     async def _send_outbox(self) -> None:
         while True:
-            envelope = await self._outbox.get()
+            envelopes = [await self._outbox.get()]
+            while not self._outbox.empty() and len(envelopes) < OUTBOX_BATCH:
+                envelopes.append(self._outbox.get_nowait())
             try:
-                await self._broker.publish(envelope)
+                await self._broker.publish(envelopes)
             finally:
-                self._outbox.task_done()
+                for _ in envelopes:
+                    self._outbox.task_done()
 
     async def _resync_periodically(self) -> None:
         while True:

@@ -9,6 +9,7 @@ Each instance delivers to its own sockets first and publishes for the others.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,8 +47,9 @@ class Broker(ABC):
     async def disconnect(self) -> None: ...
 
     @abstractmethod
-    async def publish(self, envelope: Envelope) -> None:
-        """Send to the other instances; failures are logged and reported by `healthy`."""
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """Send to the other instances, in order; failures are logged and reported by
+        `healthy`."""
 
     @abstractmethod
     async def next_published(self) -> Envelope:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from . import Broker, Envelope, LocalMembers, Presence
 
@@ -19,7 +20,7 @@ class MemoryBroker(Broker):
     async def disconnect(self) -> None:
         return None
 
-    async def publish(self, envelope: Envelope) -> None:
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
         return None  # local sockets were served before publishing; there are no others
 
     async def next_published(self) -> Envelope:

@@ -1,9 +1,12 @@
 """The Redis backend: pub/sub on one channel for room traffic, and presence in sorted
 sets whose members expire unless their instance keeps renewing them.
 
-Presence keys, per room: `{prefix}:presence:{room}` is a sorted set of
-`user_id<TAB>instance_id` scored by expiry (Redis time), and `{prefix}:names:{room}`
-maps user ids to usernames. Both keys expire on their own once nobody renews them.
+Presence keys, per room: `{prefix}:online:{room}` is a sorted set of user ids scored by
+the latest expiry (Redis time) among the user's instances, `{prefix}:instances:{room}`
++ TAB + user id the sorted set of the instances where that user has sockets, scored by
+each one's expiry, and `{prefix}:names:{room}` maps user ids to usernames. Joining or
+leaving touches only the user's own entries (a 1000-socket storm into one room would
+otherwise scan the room 1000 times). All keys expire on their own once nobody renews them.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+from redis.asyncio.client import Pipeline, PubSub
 from redis.exceptions import RedisError
 
 from . import RESYNC, Broker, Envelope, Presence
@@ -22,53 +27,45 @@ log = logging.getLogger(__name__)
 
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 
-# Ends a script by returning how many live members user ARGV[1] has in the room.
-_COUNT_USER_MEMBERS = """
-local count = 0
-local prefix = ARGV[1] .. '\t'
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
-  if string.sub(member, 1, #prefix) == prefix then count = count + 1 end
+# KEYS: online, names, the user's instances. ARGV: user, instance, ttl, username.
+# Add or renew the instance; return how many live instances the user has in the room.
+_JOIN = """
+local now = tonumber(redis.call('TIME')[1])
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. now)
+redis.call('ZADD', KEYS[3], now + ttl, ARGV[2])
+redis.call('ZADD', KEYS[1], 'GT', now + ttl, ARGV[1])
+for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl * 3) end
+return redis.call('ZCOUNT', KEYS[3], now, '+inf')
+"""
+
+# KEYS: online, names, the user's instances. ARGV: user, instance.
+# Remove the instance; return how many live instances the user still has in the room.
+_LEAVE = """
+local now = tonumber(redis.call('TIME')[1])
+redis.call('ZREM', KEYS[3], ARGV[2])
+local count = redis.call('ZCOUNT', KEYS[3], now, '+inf')
+if count == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('DEL', KEYS[3])
+else
+  local latest = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+  redis.call('ZADD', KEYS[1], latest[2], ARGV[1])
 end
 return count
 """
 
-# Add or renew one member; return how many live members the user has in the room.
-_JOIN = (
-    """
-local now = tonumber(redis.call('TIME')[1])
-local ttl = tonumber(ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
-redis.call('ZADD', KEYS[1], now + ttl, ARGV[1] .. '\t' .. ARGV[2])
-redis.call('EXPIRE', KEYS[1], ttl * 3)
-redis.call('EXPIRE', KEYS[2], ttl * 3)
-"""
-    + _COUNT_USER_MEMBERS
-)
-
-# Remove one member; return how many live members the user still has in the room.
-_LEAVE = (
-    """
-local now = tonumber(redis.call('TIME')[1])
-redis.call('ZREM', KEYS[1], ARGV[1] .. '\t' .. ARGV[2])
-"""
-    + _COUNT_USER_MEMBERS
-)
-
-# Drop expired members; return the users left with no live member, with their names.
+# KEYS: online, names. ARGV: the instances key of a user, less the user id.
+# Drop users whose every instance expired; return them with their names, flat.
 _SWEEP = """
 local now = tonumber(redis.call('TIME')[1])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
-if #expired == 0 then return {} end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
-local live = {}
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
-  live[string.match(member, '^(.-)\t')] = true
-end
-local gone, seen = {}, {}
-for _, member in ipairs(expired) do
-  local user = string.match(member, '^(.-)\t')
-  if not live[user] and not seen[user] then
-    seen[user] = true
+local gone = {}
+for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)) do
+  local instances = ARGV[1] .. user
+  if redis.call('ZCOUNT', instances, now, '+inf') == 0 then
+    redis.call('ZREM', KEYS[1], user)
+    redis.call('DEL', instances)
     table.insert(gone, user)
     table.insert(gone, redis.call('HGET', KEYS[2], user) or user)
   end
@@ -76,17 +73,13 @@ end
 return gone
 """
 
-# Live users of the room with their names, as a flat list.
+# KEYS: online, names. Live users of the room with their names, flat.
 _MEMBERS = """
 local now = tonumber(redis.call('TIME')[1])
-local result, seen = {}, {}
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
-  local user = string.match(member, '^(.-)\t')
-  if not seen[user] then
-    seen[user] = true
-    table.insert(result, user)
-    table.insert(result, redis.call('HGET', KEYS[2], user) or user)
-  end
+local result = {}
+for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
+  table.insert(result, user)
+  table.insert(result, redis.call('HGET', KEYS[2], user) or user)
 end
 return result
 """
@@ -116,9 +109,15 @@ class RedisBroker(Broker):
             self._pubsub = None
         await self._client.aclose()
 
-    async def publish(self, envelope: Envelope) -> None:
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
         try:
-            await self._client.publish(self._channel, envelope.encode())
+            if len(envelopes) == 1:
+                await self._client.publish(self._channel, envelopes[0].encode())
+                return
+            async with self._client.pipeline(transaction=False) as pipe:
+                for envelope in envelopes:
+                    pipe.publish(self._channel, envelope.encode())
+                await pipe.execute()
         except (RedisError, OSError) as error:
             self._healthy = False
             log.warning("broker publish failed (peers will fill the gap): %s", error)
@@ -175,16 +174,24 @@ class RedisPresence(Presence):
         self._members = client.register_script(_MEMBERS)
 
     def _keys(self, room_id: str) -> list[str]:
-        return [f"{self._prefix}:presence:{room_id}", f"{self._prefix}:names:{room_id}"]
+        return [f"{self._prefix}:online:{room_id}", f"{self._prefix}:names:{room_id}"]
+
+    def _instances_key(self, room_id: str, user_id: str = "") -> str:
+        return f"{self._prefix}:instances:{room_id}\t{user_id}"
 
     async def joined(self, room_id: str, user_id: str, username: str) -> bool:
-        count = await self._join(
-            keys=self._keys(room_id), args=[user_id, self._instance, self._ttl, username]
-        )
-        return int(count) == 1
+        return int(await self._renew(room_id, user_id, username)) == 1
+
+    async def _renew(
+        self, room_id: str, user_id: str, username: str, pipe: Pipeline | None = None
+    ) -> Any:
+        keys = [*self._keys(room_id), self._instances_key(room_id, user_id)]
+        args: list[str | int] = [user_id, self._instance, self._ttl, username]
+        return await self._join(keys=keys, args=args, client=pipe)
 
     async def left(self, room_id: str, user_id: str) -> bool:
-        count = await self._leave(keys=self._keys(room_id), args=[user_id, self._instance])
+        keys = [*self._keys(room_id), self._instances_key(room_id, user_id)]
+        count = await self._leave(keys=keys, args=[user_id, self._instance])
         return int(count) == 0
 
     async def members(self, room_id: str) -> list[tuple[str, str]]:
@@ -194,10 +201,14 @@ class RedisPresence(Presence):
     async def refresh(self, local: dict[str, dict[str, str]]) -> dict[str, list[tuple[str, str]]]:
         gone: dict[str, list[tuple[str, str]]] = {}
         for room_id, users in local.items():
-            keys = self._keys(room_id)
-            for user_id, username in users.items():
-                await self._join(keys=keys, args=[user_id, self._instance, self._ttl, username])
-            expired = _pairs(await self._sweep(keys=keys))
+            async with self._client.pipeline(transaction=False) as pipe:
+                for user_id, username in users.items():
+                    await self._renew(room_id, user_id, username, pipe)
+                await self._sweep(
+                    keys=self._keys(room_id), args=[self._instances_key(room_id)], client=pipe
+                )
+                replies = await pipe.execute()
+            expired = _pairs(replies[-1])
             if expired:
                 gone[room_id] = expired
         return gone

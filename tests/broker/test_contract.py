@@ -61,7 +61,7 @@ def test_envelope_round_trip() -> None:
 async def test_published_envelopes_reach_every_instance(backend: Backend) -> None:
     assert backend.one.broker.healthy and backend.two.broker.healthy
     envelope = Envelope("room", 3, '{"type":"message"}', "one")
-    await backend.one.broker.publish(envelope)
+    await backend.one.broker.publish([envelope])
     for instance in (backend.one, backend.two):
         if not backend.crosses:
             with pytest.raises(TimeoutError):
@@ -73,6 +73,20 @@ async def test_published_envelopes_reach_every_instance(backend: Backend) -> Non
             while received.seq == RESYNC:
                 received = await instance.broker.next_published()
         assert received == envelope
+
+
+async def test_envelopes_published_together_arrive_in_order(backend: Backend) -> None:
+    if not backend.crosses:
+        pytest.skip("nothing crosses the in-process broker")
+    envelopes = [Envelope("room", seq, f'{{"n":{seq}}}', "one") for seq in range(1, 6)]
+    await backend.one.broker.publish(envelopes)
+    async with asyncio.timeout(5):
+        received = []
+        while len(received) < len(envelopes):
+            envelope = await backend.two.broker.next_published()
+            if envelope.seq != RESYNC:
+                received.append(envelope)
+    assert received == envelopes
 
 
 async def test_presence_first_and_last(backend: Backend) -> None:
