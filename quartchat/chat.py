@@ -50,6 +50,8 @@ class Chat:
         self._background: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
+        # room_id -> its newest seq being read for the room's first local sockets
+        self._reading_last_seq: dict[str, asyncio.Future[int]] = {}
         # (room_id, user_id) -> the newest presence question about that entry
         self._presence_asked: dict[tuple[str, str], asyncio.Task[bool]] = {}
 
@@ -67,8 +69,11 @@ class Chat:
         """Add a socket to its room; announce the user if nobody saw them there before."""
         first_here = self.hub.join(subscriber)
         if not self.relay.tracking(subscriber.room_id):
-            self.relay.track(subscriber.room_id, await self.store.last_seq(subscriber.room_id))
-        if first_here and await self._in_order(
+            await self._track(subscriber.room_id)
+        if not first_here:
+            return
+        # With one instance the hub is the whole presence: its answer needs no asking.
+        if not self.relay.remote or await self._in_order(
             subscriber,
             lambda: self.presence.joined(
                 subscriber.room_id, subscriber.user_id, subscriber.username
@@ -82,13 +87,30 @@ class Chat:
                 exclude=subscriber,
             )
 
+    async def _track(self, room_id: str) -> None:
+        """Start relaying a room from its newest seq: read once, however many sockets
+        join it meanwhile (a reconnect storm is a thousand first joins at once)."""
+        reading = self._reading_last_seq.get(room_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self.store.last_seq(room_id))
+            self._reading_last_seq[room_id] = reading
+            reading.add_done_callback(partial(self._forget_reading, room_id))
+        # Shielded: a socket that goes away while waiting must not cancel the others' read.
+        self.relay.track(room_id, await asyncio.shield(reading))
+
+    def _forget_reading(self, room_id: str, reading: asyncio.Future[int]) -> None:
+        if self._reading_last_seq.get(room_id) is reading:
+            del self._reading_last_seq[room_id]
+
     def leave(self, subscriber: Subscriber) -> None:
         """Remove a socket now; telling the other instances happens in the background, so
         that it completes even while the socket's own task is being cancelled."""
         departure = self.hub.leave(subscriber)
         if departure.room_empty:
             self.relay.untrack(subscriber.room_id)
-        if departure.last_of_user:
+        if departure.last_of_user and not self.relay.remote:
+            self._announce("user_left", subscriber.room_id, subscriber.user_id, subscriber.username)
+        elif departure.last_of_user:
             gone = self._in_order(
                 subscriber, lambda: self.presence.left(subscriber.room_id, subscriber.user_id)
             )

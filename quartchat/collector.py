@@ -35,14 +35,16 @@ def settle() -> None:
 
 
 async def collect_after_closes(hub: Hub) -> None:
-    """Run a full collection once enough sockets have closed and the closing has
-    settled (none closed during the last check interval), or after many more closes
-    when it never settles."""
+    """Run a full collection once enough sockets have closed, and once more when the
+    closing has settled (no close during the last check): connections that were still
+    finishing their close during the first collection were not garbage yet."""
     collected = seen = hub.departures
+    again = False
     while True:
         await asyncio.sleep(CHECK_INTERVAL_SECONDS)
         closed, settled = hub.departures - collected, hub.departures == seen
         seen = hub.departures
-        if closed >= CLOSES_PER_COLLECTION and (settled or closed >= 10 * CLOSES_PER_COLLECTION):
+        if closed >= CLOSES_PER_COLLECTION or (again and settled):
+            again = not settled  # collected mid-burst: once more when it has settled
             collected = hub.departures
             gc.collect()

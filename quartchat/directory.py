@@ -1,8 +1,9 @@
 """Who and where: usernames and room existence, cached for the socket handshake.
 
 Neither changes once created (the API renames and deletes nothing), so after the first
-connection a reconnect storm opens sockets without asking the database again. Only
-positive answers are kept: a user or room may be created after a miss.
+connection (or its creation through this instance) a reconnect storm opens sockets
+without asking the database again. Only positive answers are kept: a user or room may
+be created after a miss.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ class Directory:
             return False
         self._remember(self._rooms, room_id, None)
         return True
+
+    def add_user(self, user_id: str, username: str) -> None:
+        """Remember a user this instance just created: its first socket is seldom far."""
+        self._remember(self._usernames, user_id, username)
+
+    def add_room(self, room_id: str) -> None:
+        """Remember a room this instance just created."""
+        self._remember(self._rooms, room_id, None)
 
     def _remember(
         self, cache: OrderedDict[str, str] | OrderedDict[str, None], key: str, value: str | None

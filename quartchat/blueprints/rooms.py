@@ -48,8 +48,10 @@ async def post_room(data: RoomCreate) -> tuple[RoomOut, int]:
     The client may choose the id; otherwise it is a UUID4. 409 if the id is taken.
     With AUTH_SECRET set, any user's `Authorization: Bearer` token is required.
     """
-    current_chat().tokens.require_bearer()
+    chat = current_chat()
+    chat.tokens.require_bearer()
     room = await create_or_409(Room, "ROOM_EXISTS", id=data.id or str(uuid4()), name=data.name)
+    chat.directory.add_room(room.id)
     return RoomOut.of(room), 201
 
 

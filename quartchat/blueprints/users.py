@@ -58,7 +58,9 @@ async def post_user(data: UserCreate) -> tuple[UserCreated, int]:
     user = await create_or_409(
         User, "USER_EXISTS", id=data.id or str(uuid4()), username=data.username
     )
-    tokens = current_chat().tokens
+    chat = current_chat()
+    chat.directory.add_user(user.id, user.username)
+    tokens = chat.tokens
     token = tokens.issue(user.id) if tokens.enabled else None
     return UserCreated(**UserOut.of(user).model_dump(), token=token), 201
 
