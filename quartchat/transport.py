@@ -5,8 +5,9 @@
    hands over every frame waiting in a socket's queue at once, and they go out in one
    write. A server's frames are not masked, so without an extension (compression) the
    bytes of a broadcast frame are the same for every socket: they are encoded once
-   (`Frame.wire`) and shared. With compression negotiated, the connection's own
-   wsproto state frames each one, as Hypercorn would.
+   (`Frame.wire`) and shared, and written to the connection's stream writer directly.
+   With compression negotiated, the connection's own wsproto state frames each one,
+   and the write goes down Hypercorn's chain, as Hypercorn would do it.
 2. Aborting: a client that stopped reading cannot even take a close frame, and ASGI
    has no way to drop a connection. Under Hypercorn 0.18 the ASGI `send` is bound to
    the connection's stream, whose `send` chain ends at the TCP server holding the
@@ -22,6 +23,7 @@ this was written (another ASGI server, another Hypercorn): sending goes through
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -63,7 +65,7 @@ def refuse_compression() -> bool:
 class SocketWriter:
     """Writes text frames to the current websocket and can abort its connection."""
 
-    __slots__ = ("_plain", "_send", "_stream")
+    __slots__ = ("_plain", "_send", "_stream", "_writer")
 
     def __init__(self) -> None:
         send = asgi_send()
@@ -73,6 +75,8 @@ class SocketWriter:
         self._plain = isinstance(self._stream, WSStream) and not getattr(
             protocol, "extensions", True
         )
+        writer = getattr(_tcp_server(self._stream), "writer", None)
+        self._writer = writer if isinstance(writer, asyncio.StreamWriter) else None
 
     async def send(self, text: str) -> None:
         """Send one text frame (through Quart when Hypercorn is not underneath)."""
@@ -97,6 +101,8 @@ class SocketWriter:
             return
         if self._plain:
             data = b"".join([frame.wire for frame in frames])
+            if self._writer is not None and await _write_and_drain(self._writer, data):
+                return
         else:
             try:
                 data = b"".join(
@@ -119,10 +125,28 @@ def _event(frame: Frame) -> TextMessage | Ping:
     return Ping() if frame is PING else TextMessage(data=frame.text)
 
 
+async def _write_and_drain(writer: asyncio.StreamWriter, data: bytes) -> bool:
+    """Write straight to the connection, as Hypercorn's TCP server would at the end of
+    the stream -> protocol -> server chain (which costs more than the write itself for
+    a broadcast's small frames). False if the connection failed: the chain then
+    repeats the write so that Hypercorn sees the failure and ends the connection."""
+    try:
+        writer.write(data)
+        await writer.drain()
+    except (ConnectionError, RuntimeError):
+        return False
+    return True
+
+
+def _tcp_server(stream: object) -> object:
+    """Hypercorn's TCP server behind a stream: stream.send is the h11 protocol's
+    stream_send, whose protocol.send is the server's protocol_send."""
+    protocol = getattr(getattr(stream, "send", None), "__self__", None)
+    return getattr(getattr(protocol, "send", None), "__self__", None)
+
+
 def _transport_abort(stream: object) -> Callable[[], None] | None:
-    protocol = getattr(getattr(stream, "send", None), "__self__", None)  # h11 protocol
-    tcp_server = getattr(getattr(protocol, "send", None), "__self__", None)
-    writer = getattr(tcp_server, "writer", None)
+    writer = getattr(_tcp_server(stream), "writer", None)
     # asyncio's or uvloop's transport (uvloop's is no asyncio.WriteTransport subclass)
     abort = getattr(getattr(writer, "transport", None), "abort", None)
     return abort if callable(abort) else None
