@@ -4,54 +4,111 @@ Neither changes once created (the API renames and deletes nothing), so after the
 connection (or its creation through this instance) a reconnect storm opens sockets
 without asking the database again. Only positive answers are kept: a user or room may
 be created after a miss.
+
+A freshly started instance knows nobody, and a redeploy is exactly when every client
+reconnects at once: misses asked for meanwhile are read together, one query for many
+handshakes instead of one each.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
 
 from .models import Room, User
+
+# Ids read with one query at most (the query's IN list).
+LOAD_BATCH = 500
+
+
+class LookupCache:
+    """Positive answers by id, least recently used first out, with misses read in
+    batches through `fetch` (ids -> the answers found)."""
+
+    def __init__(
+        self, capacity: int, fetch: Callable[[list[str]], Awaitable[dict[str, str]]]
+    ) -> None:
+        self._capacity = capacity
+        self._fetch = fetch
+        self._known: OrderedDict[str, str] = OrderedDict()
+        self._wanted: dict[str, asyncio.Future[str | None]] = {}
+        self._loader: asyncio.Task[None] | None = None
+
+    async def get(self, key: str) -> str | None:
+        value = self._known.get(key)
+        if value is not None:
+            self._known.move_to_end(key)
+            return value
+        wanted = self._wanted.get(key)
+        if wanted is None:
+            wanted = asyncio.get_running_loop().create_future()
+            self._wanted[key] = wanted
+            if self._loader is None:
+                self._loader = asyncio.create_task(self._load_wanted())
+        # Shielded: a handshake that goes away must not cancel the others' answer.
+        return await asyncio.shield(wanted)
+
+    def add(self, key: str, value: str) -> None:
+        self._known[key] = value
+        self._known.move_to_end(key)
+        if len(self._known) > self._capacity:
+            self._known.popitem(last=False)
+
+    async def _load_wanted(self) -> None:
+        try:
+            while self._wanted:
+                await asyncio.sleep(0)  # let the other handshakes of a storm ask too
+                keys = list(self._wanted)[:LOAD_BATCH]
+                batch = {key: self._wanted.pop(key) for key in keys}
+                try:
+                    found = await self._fetch(keys)
+                except Exception as error:
+                    _fail(batch.values(), error)
+                    continue
+                for key, wanted in batch.items():
+                    value = found.get(key)
+                    if value is not None:
+                        self.add(key, value)
+                    if not wanted.done():
+                        wanted.set_result(value)
+        finally:
+            self._loader = None
+
+
+def _fail(waiting: Iterable[asyncio.Future[str | None]], error: Exception) -> None:
+    for wanted in waiting:
+        if not wanted.done():
+            wanted.set_exception(error)
+            wanted.exception()  # nobody may be left to read it; that is fine
+
+
+async def _usernames(user_ids: list[str]) -> dict[str, str]:
+    rows = await User.filter(id__in=user_ids).values_list("id", "username")
+    return {str(user_id): str(username) for user_id, username in rows}
+
+
+async def _rooms(room_ids: list[str]) -> dict[str, str]:
+    rows = await Room.filter(id__in=room_ids).values_list("id", flat=True)
+    return {str(room_id): "" for room_id in rows}
 
 
 class Directory:
     def __init__(self, capacity: int = 50_000) -> None:
-        self._capacity = capacity
-        self._usernames: OrderedDict[str, str] = OrderedDict()
-        self._rooms: OrderedDict[str, None] = OrderedDict()
+        self._usernames = LookupCache(capacity, _usernames)
+        self._rooms = LookupCache(capacity, _rooms)
 
     async def username(self, user_id: str) -> str | None:
         """The user's name, or None if there is no such user."""
-        username = self._usernames.get(user_id)
-        if username is None:
-            names = await User.filter(id=user_id).values_list("username", flat=True)
-            if not names:
-                return None
-            username = str(names[0])
-            self._remember(self._usernames, user_id, username)
-        else:
-            self._usernames.move_to_end(user_id)
-        return username
+        return await self._usernames.get(user_id)
 
     async def room_exists(self, room_id: str) -> bool:
-        if room_id in self._rooms:
-            self._rooms.move_to_end(room_id)
-            return True
-        if not await Room.exists(id=room_id):
-            return False
-        self._remember(self._rooms, room_id, None)
-        return True
+        return await self._rooms.get(room_id) is not None
 
     def add_user(self, user_id: str, username: str) -> None:
         """Remember a user this instance just created: its first socket is seldom far."""
-        self._remember(self._usernames, user_id, username)
+        self._usernames.add(user_id, username)
 
     def add_room(self, room_id: str) -> None:
         """Remember a room this instance just created."""
-        self._remember(self._rooms, room_id, None)
-
-    def _remember(
-        self, cache: OrderedDict[str, str] | OrderedDict[str, None], key: str, value: str | None
-    ) -> None:
-        cache[key] = value  # type: ignore[assignment]
-        if len(cache) > self._capacity:
-            cache.popitem(last=False)
+        self._rooms.add(room_id, "")

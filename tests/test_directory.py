@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from quartchat.directory import Directory
+import asyncio
+
+from quartchat.directory import Directory, LookupCache
 
 
 async def test_users_and_rooms_created_here_are_known_without_asking_the_database() -> None:
@@ -20,3 +22,33 @@ async def test_the_cache_keeps_only_the_most_recent_entries() -> None:
         directory.add_user(f"cached-{index}", f"User {index}")
     assert await directory.username("cached-2") == "User 2"
     assert await directory.username("cached-1") == "User 1"
+
+
+async def test_misses_asked_together_are_read_with_one_query() -> None:
+    queries: list[list[str]] = []
+
+    async def fetch(keys: list[str]) -> dict[str, str]:
+        queries.append(sorted(keys))
+        return {key: key.upper() for key in keys if key != "nobody"}
+
+    cache = LookupCache(100, fetch)
+    answers = await asyncio.gather(*(cache.get(key) for key in ("a", "b", "a", "nobody")))
+    assert answers == ["A", "B", "A", None]
+    assert queries == [["a", "b", "nobody"]]
+    assert await cache.get("a") == "A" and len(queries) == 1  # kept
+    assert await cache.get("nobody") is None and len(queries) == 2  # misses are not kept
+
+
+async def test_a_failed_read_fails_its_askers_and_the_next_ask_reads_again() -> None:
+    failing = True
+
+    async def fetch(keys: list[str]) -> dict[str, str]:
+        if failing:
+            raise OSError("database down")
+        return {key: "found" for key in keys}
+
+    cache = LookupCache(100, fetch)
+    results = await asyncio.gather(cache.get("a"), cache.get("b"), return_exceptions=True)
+    assert all(isinstance(result, OSError) for result in results)
+    failing = False
+    assert await cache.get("a") == "found"
