@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline, PubSub
 from redis.exceptions import RedisError
 
@@ -26,6 +26,8 @@ from . import RESYNC, Broker, Envelope, Presence
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+POOL_CONNECTIONS = 32
+POOL_WAIT_SECONDS = 5.0
 
 # KEYS: online, names, the user's instances. ARGV: user, instance, ttl, username.
 # Add or renew the instance; return how many live instances the user has in the room.
@@ -86,10 +88,17 @@ return result
 
 
 def connect_client(url: str) -> Redis:
-    client: Redis = Redis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+    # Blocking: a storm of joins asks presence for each socket at once; past the pool's
+    # size, commands wait for a connection instead of failing ("Too many connections").
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=POOL_CONNECTIONS,
+        timeout=POOL_WAIT_SECONDS,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        health_check_interval=10,
     )
-    return client
+    return Redis.from_pool(pool)
 
 
 class RedisBroker(Broker):

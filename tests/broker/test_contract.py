@@ -89,6 +89,16 @@ async def test_envelopes_published_together_arrive_in_order(backend: Backend) ->
     assert received == envelopes
 
 
+async def test_a_storm_of_joins_is_answered_for_everyone(backend: Backend) -> None:
+    if not backend.crosses:
+        pytest.skip("the in-process presence answers without asking anything")
+    room = unique_id("room")
+    users = [f"user-{index}" for index in range(300)]  # more than a pool of connections
+    firsts = await asyncio.gather(*(backend.one.presence.joined(room, u, u) for u in users))
+    assert all(firsts)
+    assert sorted(await backend.two.presence.members(room)) == sorted((u, u) for u in users)
+
+
 async def test_presence_first_and_last(backend: Backend) -> None:
     room = unique_id("room")
     one, two = backend.one, backend.two
