@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from quart import Quart
 from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.executor import MigrationExecutor
 
 DEFAULT_DATABASE_URL = "sqlite://quartchat.sqlite3"
@@ -26,9 +27,27 @@ APP_LABEL = "models"
 MIGRATION_LOCK_KEY = 0x71C4A7
 
 
+def is_postgres(database_url: str) -> bool:
+    return urlsplit(database_url).scheme in {"postgres", "postgresql", "asyncpg"}
+
+
+async def _keep_session(connection: object) -> None:
+    """What a pooled PostgreSQL connection needs before its next query: nothing.
+
+    asyncpg's default reset sends a query on every release (advisory locks, cursors,
+    LISTEN, SET), one more round trip for every query Tortoise makes; this app's
+    pooled sessions hold none of those (the migration lock has its own connection).
+    asyncpg still rolls back a transaction left open, whatever this does.
+    """
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
+    connection: str | dict[str, Any] = database_url
+    if is_postgres(database_url):
+        connection = expand_db_url(database_url)
+        connection["credentials"].setdefault("reset", _keep_session)
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": connection},
         "apps": {
             APP_LABEL: {
                 "models": ["quartchat.models"],
@@ -43,10 +62,6 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 # For Tortoise's own CLI: `tortoise -c quartchat.db.TORTOISE_ORM makemigrations`.
 TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-
-
-def is_postgres(database_url: str) -> bool:
-    return urlsplit(database_url).scheme in {"postgres", "postgresql", "asyncpg"}
 
 
 async def connect(database_url: str, *, migrate: bool = True) -> None:
