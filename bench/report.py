@@ -73,7 +73,7 @@ def fmt(value: float | None, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:.2f}{unit}"
 
 
-def slow_consumer(results: dict[str, Any], name: str) -> str:
+def slow_consumer(results: dict[str, Any], unstalled: dict[str, Any], name: str) -> str:
     row = results.get(name, {}).get("D")
     if not isinstance(row, dict) or "lat_p99_ms" not in row:
         return "n/a"
@@ -81,8 +81,15 @@ def slow_consumer(results: dict[str, Any], name: str) -> str:
     fate = stalled[0]
     closed = fate.get("closed_after_s")
     how = fate.get("close_code") or ("reset" if fate.get("reset") else fate.get("how"))
+    alone = unstalled.get(name, {}).get("D")
+    versus = ""
+    if isinstance(alone, dict) and alone.get("lat_p99_ms"):
+        versus = (
+            f" = {row['lat_p99_ms'] / alone['lat_p99_ms']:.2f}x the run without it "
+            f"({alone['lat_p99_ms']:.1f} ms)"
+        )
     return (
-        f"p99 {row['lat_p99_ms']:.1f} ms, loss {row.get('loss', '?')}, "
+        f"p99 {row['lat_p99_ms']:.1f} ms{versus}, loss {row.get('loss', '?')}, "
         f"RSS +{row.get('server_rss_growth_mib', 0):.1f} MiB, stalled client "
         + (f"closed at {closed:.1f} s ({how})" if closed is not None else "still open")
     )
@@ -106,6 +113,7 @@ def storm(results: dict[str, Any], name: str) -> str:
 def main(folder: Path) -> None:
     abce = load(folder / "ABCE" / "all.json")
     slow = load(folder / "D" / "all.json")
+    unstalled = load(folder / "D-unstalled" / "all.json")
     persistence = (
         json.loads((folder / "persistence.json").read_text())
         if (folder / "persistence.json").exists()
@@ -148,7 +156,10 @@ def main(folder: Path) -> None:
         f"node {fmt(idle_kib(abce, 'node-ws'))})",
         [fmt(idle_kib(abce, q)) for q in QUARTCHATS],
     )
-    row("D one stalled client of 100, 2 KB at 500/s", [slow_consumer(slow, q) for q in QUARTCHATS])
+    row(
+        "D one stalled client of 100, 2 KB at 500/s",
+        [slow_consumer(slow, unstalled, q) for q in QUARTCHATS],
+    )
     row(
         "E 1000 reconnecting at once (peers: "
         + "; ".join(f"{p} {storm(abce, p)}" for p in ("node-ws", "fastapi-uvicorn", PEER_FLOOR))
