@@ -7,6 +7,7 @@ what the local hub says. The Redis backend joins instances into one chat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -76,27 +77,26 @@ async def test_published_envelopes_reach_every_instance(backend: Backend) -> Non
 
 
 async def test_envelopes_published_together_arrive_in_order(backend: Backend) -> None:
-    if not backend.crosses:
-        pytest.skip("nothing crosses the in-process broker")
     envelopes = [Envelope("room", seq, f'{{"n":{seq}}}', "one") for seq in range(1, 6)]
     await backend.one.broker.publish(envelopes)
-    async with asyncio.timeout(5):
-        received = []
-        while len(received) < len(envelopes):
-            envelope = await backend.two.broker.next_published()
-            if envelope.seq != RESYNC:
-                received.append(envelope)
-    assert received == envelopes
+    received: list[Envelope] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5 if backend.crosses else 0.2):
+            while len(received) < len(envelopes):
+                envelope = await backend.two.broker.next_published()
+                if envelope.seq != RESYNC:
+                    received.append(envelope)
+    assert received == (envelopes if backend.crosses else [])
 
 
 async def test_a_storm_of_joins_is_answered_for_everyone(backend: Backend) -> None:
-    if not backend.crosses:
-        pytest.skip("the in-process presence answers without asking anything")
     room = unique_id("room")
     users = [f"user-{index}" for index in range(300)]  # more than a pool of connections
     firsts = await asyncio.gather(*(backend.one.presence.joined(room, u, u) for u in users))
     assert all(firsts)
-    assert sorted(await backend.two.presence.members(room)) == sorted((u, u) for u in users)
+    members = sorted(await backend.two.presence.members(room))
+    # The in-process presence of another instance is another world.
+    assert members == (sorted((u, u) for u in users) if backend.crosses else [])
 
 
 async def test_presence_first_and_last(backend: Backend) -> None:
