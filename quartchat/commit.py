@@ -42,6 +42,18 @@ class Draft:
     content: str
     client_id: bool = False
 
+    def stored_as(self, seq: int, created_at: datetime) -> ChatMessage:
+        """The message this draft became, with the seq and time its commit gave it."""
+        return ChatMessage(
+            id=self.id,
+            room_id=self.room_id,
+            user_id=self.user_id,
+            username=self.username,
+            content=self.content,
+            created_at=created_at,
+            seq=seq,
+        )
+
 
 class Outcome(enum.Enum):
     CREATED = "created"
@@ -82,15 +94,7 @@ def _plan(
         now = utc_now()
         # Strictly increasing per room, so `?since=<last timestamp>` never skips one.
         moment = now if moment is None or now > moment else moment + _ONE_MICROSECOND
-        message = ChatMessage(
-            id=draft.id,
-            room_id=draft.room_id,
-            user_id=draft.user_id,
-            username=draft.username,
-            content=draft.content,
-            created_at=moment,
-            seq=seq + 1,
-        )
+        message = draft.stored_as(seq + 1, moment)
         counters[draft.room_id] = (seq + 1, moment)
         plan.counters[draft.room_id] = (seq + 1, moment)
         already[draft.id] = message
@@ -277,14 +281,6 @@ async def _commit_postgres_new(client: Any, drafts: Sequence[Draft]) -> list[Sto
         if draft.id not in stored:
             raise DoesNotExist(f"room {draft.room_id!r} does not exist")
         created_at, seq = stored[draft.id]
-        message = ChatMessage(
-            id=draft.id,
-            room_id=draft.room_id,
-            user_id=draft.user_id,
-            username=draft.username,
-            content=draft.content,
-            created_at=_CREATED_AT.to_python_value(created_at),
-            seq=int(seq),
-        )
+        message = draft.stored_as(int(seq), _CREATED_AT.to_python_value(created_at))
         results.append(Stored(Outcome.CREATED, message))
     return results
