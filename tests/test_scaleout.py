@@ -220,6 +220,7 @@ async def test_two_workers_with_redis_are_one_chat(tmp_path: Path, postgres_url:
     }
     server = start_server(tmp_path, env=env, args=["--config", str(config)])
     try:
+        await wait_for_workers(server, 2)
         async with httpx.AsyncClient(base_url=server.http_url) as http:
             room = await create_room(http)
             users = [await create_user(http) for _ in range(12)]
@@ -235,6 +236,17 @@ async def test_two_workers_with_redis_are_one_chat(tmp_path: Path, postgres_url:
         assert len(pids) == 2, f"sockets were served by {pids}"
     finally:
         assert server.stop() == 0
+
+
+async def wait_for_workers(server: RunningServer, count: int) -> None:
+    """Until `count` processes answered: the first worker up answers the readiness
+    check while the others may still be migrating, and gets every socket meanwhile."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while len(set(re.findall(r"\[(\d+)\] \[INFO\] [^\n]*GET /health", server.log()))) < count:
+        assert asyncio.get_running_loop().time() < deadline, "the workers did not all start"
+        async with httpx.AsyncClient(base_url=server.http_url) as fresh:  # a new connection
+            await fresh.get("/health")
+        await asyncio.sleep(0.02)
 
 
 async def test_instances_starting_together_migrate_once(tmp_path: Path, postgres_url: str) -> None:
