@@ -62,7 +62,7 @@ class Chat:
     async def start(self) -> None:
         await self.relay.start()
         self._pinger = asyncio.create_task(self._ping_sockets())
-        if self.relay.remote:
+        if self.presence.shared:
             self._heartbeat = asyncio.create_task(self._renew_presence())
 
     async def join(self, subscriber: Subscriber) -> None:
@@ -72,8 +72,7 @@ class Chat:
             await self._track(subscriber.room_id)
         if not first_here:
             return
-        # With one instance the hub is the whole presence: its answer needs no asking.
-        if not self.relay.remote or await self._in_order(
+        if not self.presence.shared or await self._in_order(
             subscriber,
             lambda: self.presence.joined(
                 subscriber.room_id, subscriber.user_id, subscriber.username
@@ -108,9 +107,11 @@ class Chat:
         departure = self.hub.leave(subscriber)
         if departure.room_empty:
             self.relay.untrack(subscriber.room_id)
-        if departure.last_of_user and not self.relay.remote:
+        if not departure.last_of_user:
+            return
+        if not self.presence.shared:
             self._announce("user_left", subscriber.room_id, subscriber.user_id, subscriber.username)
-        elif departure.last_of_user:
+        else:
             gone = self._in_order(
                 subscriber, lambda: self.presence.left(subscriber.room_id, subscriber.user_id)
             )

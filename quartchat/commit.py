@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -255,7 +256,7 @@ RETURNING id, created_at, seq
 """
 
 
-async def _commit_postgres_new(client: Any, drafts: Sequence[Draft]) -> list[Stored]:
+async def _commit_postgres_new(client: BaseDBAsyncClient, drafts: Sequence[Draft]) -> list[Stored]:
     """Store drafts whose ids the server chose (so none can be stored already)."""
     per_room: dict[str, int] = {}
     positions = []

@@ -65,7 +65,11 @@ class Presence(ABC):
 
     Instances report the first and last local socket of a user in a room; the answers
     say whether that made the user appear in, or vanish from, the room as a whole.
+    `shared` is False when this instance's own sockets are the whole answer (then a
+    first local socket is always an arrival, and there is nothing to ask or renew).
     """
+
+    shared: bool = True
 
     @abstractmethod
     async def joined(self, room_id: str, user_id: str, username: str) -> bool: ...

@@ -35,6 +35,8 @@ class MemoryBroker(Broker):
 class LocalPresence(Presence):
     """The local hub is the whole truth: a first local socket is a first socket."""
 
+    shared = False
+
     def __init__(self, local: LocalMembers) -> None:
         self._local = local
 
