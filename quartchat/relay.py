@@ -89,13 +89,13 @@ class Relay:
         """A message this instance stored: serve local sockets, then the other instances."""
         text = message_frame(message)
         self._offer(message.room_id, message.seq, text)
-        if self._broker.remote:
+        if self._broker.listened:
             self._outbox.put_nowait(Envelope(message.room_id, message.seq, text, self._instance))
 
     def publish_event(self, room_id: str, text: str, exclude: object = None) -> None:
         """A frame that is not stored (typing, presence) for the room's sockets everywhere."""
         self._hub.broadcast_event(room_id, Frame(0, text), exclude=exclude)
-        if self._broker.remote:
+        if self._broker.listened:
             self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
 
     @property

@@ -40,6 +40,14 @@ class Broker(ABC):
 
     remote: bool = True
 
+    @property
+    def listened(self) -> bool:
+        """Whether publishing can reach another instance. A remote broker answers False
+        only while it knows that no other instance is subscribed: a message published
+        then would reach nobody, and an instance that subscribes later reads what it
+        missed from the database."""
+        return self.remote
+
     @abstractmethod
     async def connect(self) -> None: ...
 
@@ -106,7 +114,7 @@ def backends_for(
 
         client = connect_client(url)
         return (
-            RedisBroker(client, f"{prefix}:rooms"),
+            RedisBroker(client, f"{prefix}:rooms", instance_id),
             RedisPresence(client, prefix, instance_id, presence_ttl),
         )
     raise ValueError(f"unsupported broker URL scheme {scheme!r}; use memory:// or redis://")

@@ -1,12 +1,23 @@
 """The Redis backend: pub/sub on one channel for room traffic, and presence in sorted
 sets whose members expire unless their instance keeps renewing them.
 
+An instance that is the channel's only subscriber publishes nothing (one instance with
+Redis configured would otherwise send every message to Redis only to hear it back).
+It learns that it is alone from the receiver count Redis returns for each publish and
+for the hello it publishes after subscribing, and that it no longer is from another
+instance's hello. A message committed in the moment between a newcomer's hello and its
+arrival is not published; the newcomer reads it from the database at its next resync.
+
 Presence keys, per room: `{prefix}:online:{room}` is a sorted set of user ids scored by
 the latest expiry (Redis time) among the user's instances, `{prefix}:instances:{room}`
 + TAB + user id the sorted set of the instances where that user has sockets, scored by
 each one's expiry, and `{prefix}:names:{room}` maps user ids to usernames. Joining or
 leaving touches only the user's own entries (a 1000-socket storm into one room would
 otherwise scan the room 1000 times). All keys expire on their own once nobody renews them.
+
+Joins and leaves are queued and sent in submission order, everything that queued while
+the previous pipeline was out going in the next one: a storm's thousand joins are a
+handful of round trips instead of a thousand, each with its own pool checkout.
 """
 
 from __future__ import annotations
@@ -15,10 +26,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import Pipeline, PubSub
+from redis.asyncio.client import PubSub
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from . import RESYNC, Broker, Envelope, Presence
@@ -26,8 +39,13 @@ from . import RESYNC, Broker, Envelope, Presence
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+# The seq of an envelope that says "its origin has just subscribed".
+HELLO = -2
+SUBSCRIBE_TIMEOUT_SECONDS = 5.0
 POOL_CONNECTIONS = 32
 POOL_WAIT_SECONDS = 5.0
+# Presence questions sent in one pipeline at most.
+PIPELINE_BATCH = 500
 
 # KEYS: online, names, the user's instances. ARGV: user, instance, ttl, username.
 # Add or renew the instance; return how many live instances the user has in the room.
@@ -102,12 +120,14 @@ def connect_client(url: str) -> Redis:
 
 
 class RedisBroker(Broker):
-    def __init__(self, client: Redis, channel: str) -> None:
+    def __init__(self, client: Redis, channel: str, instance_id: str) -> None:
         self._client = client
         self._channel = channel
+        self._instance = instance_id
         self._pubsub: PubSub | None = None
         self._healthy = False
         self._failures = 0
+        self._others = True  # until Redis says otherwise
 
     async def connect(self) -> None:
         await self._subscribe()
@@ -121,15 +141,25 @@ class RedisBroker(Broker):
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         try:
             if len(envelopes) == 1:
-                await self._client.publish(self._channel, envelopes[0].encode())
-                return
-            async with self._client.pipeline(transaction=False) as pipe:
-                for envelope in envelopes:
-                    pipe.publish(self._channel, envelope.encode())
-                await pipe.execute()
+                receivers = await self._client.publish(self._channel, envelopes[0].encode())
+            else:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for envelope in envelopes:
+                        pipe.publish(self._channel, envelope.encode())
+                    receivers = (await pipe.execute())[-1]
         except (RedisError, OSError) as error:
             self._healthy = False
             log.warning("broker publish failed (peers will fill the gap): %s", error)
+            return
+        self._count_others(int(receivers))
+
+    @property
+    def listened(self) -> bool:
+        return self._others
+
+    def _count_others(self, receivers: int) -> None:
+        own = 1 if self._pubsub is not None else 0
+        self._others = receivers - own > 0
 
     async def next_published(self) -> Envelope:
         while True:
@@ -145,7 +175,11 @@ class RedisBroker(Broker):
                 await self._lost(error)
                 continue
             if message is not None and message["type"] == "message":
-                return Envelope.decode(message["data"])
+                envelope = Envelope.decode(message["data"])
+                if envelope.seq != HELLO:
+                    return envelope
+                if envelope.origin != self._instance:
+                    self._others = True
 
     @property
     def healthy(self) -> bool:
@@ -153,10 +187,21 @@ class RedisBroker(Broker):
 
     async def _subscribe(self) -> None:
         pubsub = self._client.pubsub()
-        await pubsub.subscribe(self._channel)
+        try:
+            await pubsub.subscribe(self._channel)
+            # Confirmed before the hello, so that Redis counts this instance as a receiver.
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT_SECONDS):
+                while (await pubsub.get_message(timeout=1.0) or {}).get("type") != "subscribe":
+                    pass
+        except BaseException:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            raise
         self._pubsub = pubsub
         self._healthy = True
         self._failures = 0
+        hello = Envelope(room_id="", seq=HELLO, text="", origin=self._instance)
+        self._count_others(int(await self._client.publish(self._channel, hello.encode())))
 
     async def _lost(self, error: Exception) -> None:
         if self._healthy:
@@ -171,6 +216,14 @@ class RedisBroker(Broker):
         await asyncio.sleep(delay)
 
 
+@dataclass(slots=True)
+class _Question:
+    script: AsyncScript
+    keys: list[str]
+    args: list[str | int]
+    answer: asyncio.Future[Any]
+
+
 class RedisPresence(Presence):
     def __init__(self, client: Redis, prefix: str, instance_id: str, ttl: float) -> None:
         self._client = client
@@ -181,6 +234,8 @@ class RedisPresence(Presence):
         self._leave = client.register_script(_LEAVE)
         self._sweep = client.register_script(_SWEEP)
         self._members = client.register_script(_MEMBERS)
+        self._queued: list[_Question] = []
+        self._sending: asyncio.Task[None] | None = None
 
     def _keys(self, room_id: str) -> list[str]:
         return [f"{self._prefix}:online:{room_id}", f"{self._prefix}:names:{room_id}"]
@@ -189,19 +244,56 @@ class RedisPresence(Presence):
         return f"{self._prefix}:instances:{room_id}\t{user_id}"
 
     async def joined(self, room_id: str, user_id: str, username: str) -> bool:
-        return int(await self._renew(room_id, user_id, username)) == 1
-
-    async def _renew(
-        self, room_id: str, user_id: str, username: str, pipe: Pipeline | None = None
-    ) -> Any:
         keys = [*self._keys(room_id), self._instances_key(room_id, user_id)]
-        args: list[str | int] = [user_id, self._instance, self._ttl, username]
-        return await self._join(keys=keys, args=args, client=pipe)
+        count = await self._ask(self._join, keys, [user_id, self._instance, self._ttl, username])
+        return int(count) == 1
 
     async def left(self, room_id: str, user_id: str) -> bool:
         keys = [*self._keys(room_id), self._instances_key(room_id, user_id)]
-        count = await self._leave(keys=keys, args=[user_id, self._instance])
+        count = await self._ask(self._leave, keys, [user_id, self._instance])
         return int(count) == 0
+
+    def _ask(
+        self, script: AsyncScript, keys: list[str], args: list[str | int]
+    ) -> asyncio.Future[Any]:
+        """Queue a script call; it is sent after every call queued before it."""
+        answer = asyncio.get_running_loop().create_future()
+        self._queued.append(_Question(script, keys, args, answer))
+        if self._sending is None:
+            self._sending = asyncio.create_task(self._send_queued())
+        return answer
+
+    async def _send_queued(self) -> None:
+        try:
+            while self._queued:
+                batch = self._queued[:PIPELINE_BATCH]
+                del self._queued[:PIPELINE_BATCH]
+                await self._send(batch)
+        finally:
+            self._sending = None
+            for question in self._queued:  # cancelled at shutdown: nothing sends these
+                question.answer.cancel()
+            self._queued.clear()
+
+    async def _send(self, batch: list[_Question]) -> None:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for question in batch:
+                    await question.script(keys=question.keys, args=question.args, client=pipe)
+                replies = await pipe.execute(raise_on_error=False)
+        except asyncio.CancelledError:
+            for question in batch:
+                question.answer.cancel()
+            raise
+        except Exception as error:
+            replies = [error] * len(batch)
+        for question, reply in zip(batch, replies, strict=True):
+            if question.answer.done():
+                continue  # its asker went away
+            if isinstance(reply, BaseException):
+                question.answer.set_exception(reply)
+            else:
+                question.answer.set_result(reply)
 
     async def members(self, room_id: str) -> list[tuple[str, str]]:
         flat = await self._members(keys=self._keys(room_id))
@@ -212,7 +304,9 @@ class RedisPresence(Presence):
         for room_id, users in local.items():
             async with self._client.pipeline(transaction=False) as pipe:
                 for user_id, username in users.items():
-                    await self._renew(room_id, user_id, username, pipe)
+                    keys = [*self._keys(room_id), self._instances_key(room_id, user_id)]
+                    args: list[str | int] = [user_id, self._instance, self._ttl, username]
+                    await self._join(keys=keys, args=args, client=pipe)
                 await self._sweep(
                     keys=self._keys(room_id), args=[self._instances_key(room_id)], client=pipe
                 )

@@ -130,3 +130,25 @@ async def test_refresh_reports_users_whose_instance_stopped(backend: Backend) ->
             await asyncio.sleep(0.25)
     assert gone == {room: [("bob", "Bob")]}
     assert await backend.one.presence.members(room) == [("ann", "Ann")]
+
+
+async def test_an_instance_publishes_only_while_another_listens() -> None:
+    memory, _ = backends_for("memory://", unique_id("alone"), "one", 2, FakeHub())
+    assert not memory.listened  # one process is the whole chat
+    prefix = unique_id("alone")
+    one, _ = backends_for(REDIS_TEST_URL, prefix, "one", 2, FakeHub())
+    await one.connect()
+    try:
+        assert not one.listened  # the channel's only subscriber: publishing reaches nobody
+        two, _ = backends_for(REDIS_TEST_URL, prefix, "two", 2, FakeHub())
+        await two.connect()
+        assert two.listened  # Redis counted `one` among the receivers of its hello
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await one.next_published()  # reads the hello, which is not room traffic
+        assert one.listened
+        await two.disconnect()
+        await one.publish([Envelope("room", 1, "{}", "one")])
+        assert not one.listened  # Redis counted one receiver: itself
+    finally:
+        await one.disconnect()
