@@ -55,3 +55,38 @@ def test_migrate_sqlite_twice(tmp_path: Path) -> None:
         result = migrate(url, tmp_path)
         assert result.returncode == 0, result.stderr
     assert "schema is up to date" in result.stderr
+
+
+_PRINT_WAL_LIMIT = """
+import asyncio, sys
+from tortoise import connections
+from quartchat import db
+
+async def main() -> None:
+    await db.connect(sys.argv[1])
+    rows = await connections.get("default").execute_query_dict("PRAGMA journal_size_limit")
+    print(rows[0]["journal_size_limit"])
+    await db.disconnect()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [("", 32 * 1024 * 1024), ("?journal_size_limit=65536", 65536)],
+    ids=["ours", "the-url-s"],
+)
+def test_sqlite_keeps_its_write_ahead_log_between_checkpoints(
+    tmp_path: Path, query: str, expected: int
+) -> None:
+    url = f"sqlite://{tmp_path / 'wal.sqlite3'}{query}"
+    result = subprocess.run(
+        [sys.executable, "-c", _PRINT_WAL_LIMIT, url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.split()[-1]) == expected
