@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Coroutine
 from functools import partial
 from typing import Any
 from uuid import uuid4
@@ -52,8 +52,6 @@ class Chat:
         self._pinger: asyncio.Task[None] | None = None
         # room_id -> its newest seq being read for the room's first local sockets
         self._reading_last_seq: dict[str, asyncio.Future[int]] = {}
-        # (room_id, user_id) -> the newest presence question about that entry
-        self._presence_asked: dict[tuple[str, str], asyncio.Task[bool]] = {}
 
     def _publish_stored(self, message: ChatMessage) -> None:
         self.metrics.messages_stored.inc()
@@ -72,11 +70,8 @@ class Chat:
             await self._track(subscriber.room_id)
         if not first_here:
             return
-        if not self.presence.shared or await self._in_order(
-            subscriber,
-            lambda: self.presence.joined(
-                subscriber.room_id, subscriber.user_id, subscriber.username
-            ),
+        if not self.presence.shared or await _answer(
+            self.presence.joined(subscriber.room_id, subscriber.user_id, subscriber.username)
         ):
             self._announce(
                 "user_joined",
@@ -112,9 +107,8 @@ class Chat:
         if not self.presence.shared:
             self._announce("user_left", subscriber.room_id, subscriber.user_id, subscriber.username)
         else:
-            gone = self._in_order(
-                subscriber, lambda: self.presence.left(subscriber.room_id, subscriber.user_id)
-            )
+            # Reported now, before any rejoin of the same user can be.
+            gone = self.presence.left(subscriber.room_id, subscriber.user_id)
             self._spawn(self._announce_left(subscriber, gone))
 
     async def members(self, room_id: str) -> list[tuple[str, str]]:
@@ -138,7 +132,7 @@ class Chat:
         await self.relay.stop()
 
     async def _announce_left(self, subscriber: Subscriber, gone: Awaitable[bool]) -> None:
-        if await gone:
+        if await _answer(gone):
             self._announce("user_left", subscriber.room_id, subscriber.user_id, subscriber.username)
 
     def _announce(
@@ -157,34 +151,6 @@ class Chat:
             timestamp=format_timestamp(utc_now()),
         )
         self.relay.publish_event(room_id, text, exclude=exclude)
-
-    def _in_order(
-        self, subscriber: Subscriber, ask: Callable[[], Awaitable[bool]]
-    ) -> asyncio.Task[bool]:
-        """Ask presence about the subscriber's user in its room after every question
-        asked before about the same entry: a user's leave and rejoin on this instance
-        must reach Redis in that order. Questions about other entries do not wait."""
-        entry = (subscriber.room_id, subscriber.user_id)
-        previous = self._presence_asked.get(entry)
-
-        async def after_previous() -> bool:
-            if previous is not None and not previous.done():
-                await asyncio.wait([previous])
-            try:
-                return await ask()
-            except Exception as error:
-                # Announcing twice beats never announcing when presence cannot be asked.
-                log.warning("presence unavailable: %s", error)
-                return True
-
-        task = asyncio.create_task(after_previous())
-        self._presence_asked[entry] = task
-        task.add_done_callback(partial(self._forget_question, entry))
-        return task
-
-    def _forget_question(self, entry: tuple[str, str], task: asyncio.Task[bool]) -> None:
-        if self._presence_asked.get(entry) is task:
-            del self._presence_asked[entry]
 
     async def _ping_sockets(self) -> None:
         # One task pings every socket: a timer per socket (Hypercorn's
@@ -210,6 +176,16 @@ class Chat:
         task = asyncio.create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+async def _answer(question: Awaitable[bool]) -> bool:
+    """A presence answer; True when presence could not be asked: announcing twice beats
+    never announcing."""
+    try:
+        return await question
+    except Exception as error:
+        log.warning("presence unavailable: %s", error)
+        return True
 
 
 def init_app(app: Quart, settings: Settings) -> Chat:

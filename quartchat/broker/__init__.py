@@ -9,7 +9,7 @@ Each instance delivers to its own sockets first and publishes for the others.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -73,17 +73,19 @@ class Presence(ABC):
 
     Instances report the first and last local socket of a user in a room; the answers
     say whether that made the user appear in, or vanish from, the room as a whole.
-    `shared` is False when this instance's own sockets are the whole answer (then a
-    first local socket is always an arrival, and there is nothing to ask or renew).
+    A report is made when `joined`/`left` is called, in call order with the instance's
+    other reports (a user's leave and rejoin must not be swapped), whenever its answer
+    is awaited. `shared` is False when this instance's own sockets are the whole answer
+    (then a first local socket is always an arrival, and there is nothing to ask or renew).
     """
 
     shared: bool = True
 
     @abstractmethod
-    async def joined(self, room_id: str, user_id: str, username: str) -> bool: ...
+    def joined(self, room_id: str, user_id: str, username: str) -> Awaitable[bool]: ...
 
     @abstractmethod
-    async def left(self, room_id: str, user_id: str) -> bool: ...
+    def left(self, room_id: str, user_id: str) -> Awaitable[bool]: ...
 
     @abstractmethod
     async def members(self, room_id: str) -> list[tuple[str, str]]: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from . import Broker, Envelope, LocalMembers, Presence
 
@@ -40,14 +40,20 @@ class LocalPresence(Presence):
     def __init__(self, local: LocalMembers) -> None:
         self._local = local
 
-    async def joined(self, room_id: str, user_id: str, username: str) -> bool:
-        return True
+    def joined(self, room_id: str, user_id: str, username: str) -> Awaitable[bool]:
+        return _answered(True)
 
-    async def left(self, room_id: str, user_id: str) -> bool:
-        return True
+    def left(self, room_id: str, user_id: str) -> Awaitable[bool]:
+        return _answered(True)
 
     async def members(self, room_id: str) -> list[tuple[str, str]]:
         return self._local.presence(room_id)
 
     async def refresh(self, local: dict[str, dict[str, str]]) -> dict[str, list[tuple[str, str]]]:
         return {}
+
+
+def _answered(value: bool) -> asyncio.Future[bool]:
+    answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    answer.set_result(value)
+    return answer

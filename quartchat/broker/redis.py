@@ -25,9 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
@@ -221,7 +220,8 @@ class _Question:
     script: AsyncScript
     keys: list[str]
     args: list[str | int]
-    answer: asyncio.Future[Any]
+    true_when: int
+    answer: asyncio.Future[bool]
 
 
 class RedisPresence(Presence):
@@ -243,22 +243,22 @@ class RedisPresence(Presence):
     def _instances_key(self, room_id: str, user_id: str = "") -> str:
         return f"{self._prefix}:instances:{room_id}\t{user_id}"
 
-    async def joined(self, room_id: str, user_id: str, username: str) -> bool:
+    def joined(self, room_id: str, user_id: str, username: str) -> Awaitable[bool]:
         keys = [*self._keys(room_id), self._instances_key(room_id, user_id)]
-        count = await self._ask(self._join, keys, [user_id, self._instance, self._ttl, username])
-        return int(count) == 1
+        args: list[str | int] = [user_id, self._instance, self._ttl, username]
+        return self._ask(self._join, keys, args, true_when=1)  # the user's first instance
 
-    async def left(self, room_id: str, user_id: str) -> bool:
+    def left(self, room_id: str, user_id: str) -> Awaitable[bool]:
         keys = [*self._keys(room_id), self._instances_key(room_id, user_id)]
-        count = await self._ask(self._leave, keys, [user_id, self._instance])
-        return int(count) == 0
+        return self._ask(self._leave, keys, [user_id, self._instance], true_when=0)
 
     def _ask(
-        self, script: AsyncScript, keys: list[str], args: list[str | int]
-    ) -> asyncio.Future[Any]:
-        """Queue a script call; it is sent after every call queued before it."""
-        answer = asyncio.get_running_loop().create_future()
-        self._queued.append(_Question(script, keys, args, answer))
+        self, script: AsyncScript, keys: list[str], args: list[str | int], true_when: int
+    ) -> asyncio.Future[bool]:
+        """Queue a script call, sent after every call queued before it; its answer is
+        whether the instance count it returns is `true_when`."""
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queued.append(_Question(script, keys, args, true_when, answer))
         if self._sending is None:
             self._sending = asyncio.create_task(self._send_queued())
         return answer
@@ -293,7 +293,7 @@ class RedisPresence(Presence):
             if isinstance(reply, BaseException):
                 question.answer.set_exception(reply)
             else:
-                question.answer.set_result(reply)
+                question.answer.set_result(int(reply) == question.true_when)
 
     async def members(self, room_id: str) -> list[tuple[str, str]]:
         flat = await self._members(keys=self._keys(room_id))

@@ -116,6 +116,18 @@ async def test_presence_first_and_last(backend: Backend) -> None:
         assert await one.presence.left(room, "ann") is True
 
 
+async def test_reports_are_made_in_call_order_whenever_awaited(backend: Backend) -> None:
+    room = unique_id("room")
+    presence = backend.one.presence
+    assert await presence.joined(room, "ann", "Ann") is True
+    gone = presence.left(room, "ann")  # her last socket closes...
+    back = presence.joined(room, "ann", "Ann")  # ...and she is back at once
+    assert await back is True  # awaited first, yet reported second
+    assert await gone is True
+    backend.one.hub.members[room] = [("ann", "Ann")]
+    assert await presence.members(room) == [("ann", "Ann")]
+
+
 async def test_refresh_reports_users_whose_instance_stopped(backend: Backend) -> None:
     room = unique_id("room")
     await backend.one.presence.joined(room, "ann", "Ann")
