@@ -244,9 +244,15 @@ class RedisPresence(Presence):
         return f"{self._prefix}:instances:{room_id}\t{user_id}"
 
     def joined(self, room_id: str, user_id: str, username: str) -> Awaitable[bool]:
-        keys = [*self._keys(room_id), self._instances_key(room_id, user_id)]
-        args: list[str | int] = [user_id, self._instance, self._ttl, username]
+        keys, args = self._join_call(room_id, user_id, username)
         return self._ask(self._join, keys, args, true_when=1)  # the user's first instance
+
+    def _join_call(
+        self, room_id: str, user_id: str, username: str
+    ) -> tuple[list[str], list[str | int]]:
+        """The keys and arguments of the join script for one user (joining or renewing)."""
+        keys = [*self._keys(room_id), self._instances_key(room_id, user_id)]
+        return keys, [user_id, self._instance, self._ttl, username]
 
     def left(self, room_id: str, user_id: str) -> Awaitable[bool]:
         keys = [*self._keys(room_id), self._instances_key(room_id, user_id)]
@@ -304,8 +310,7 @@ class RedisPresence(Presence):
         for room_id, users in local.items():
             async with self._client.pipeline(transaction=False) as pipe:
                 for user_id, username in users.items():
-                    keys = [*self._keys(room_id), self._instances_key(room_id, user_id)]
-                    args: list[str | int] = [user_id, self._instance, self._ttl, username]
+                    keys, args = self._join_call(room_id, user_id, username)
                     await self._join(keys=keys, args=args, client=pipe)
                 await self._sweep(
                     keys=self._keys(room_id), args=[self._instances_key(room_id)], client=pipe
