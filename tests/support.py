@@ -122,6 +122,20 @@ def wait_until_healthy(server: RunningServer, timeout: float = 30) -> None:
     raise AssertionError(f"server not healthy within {timeout}s:\n{server.log()}")
 
 
+def run_script(script: str, *args: str, cwd: Path) -> str:
+    """Run Python source in a fresh interpreter (Tortoise keeps the first engine it
+    opens for the life of a process); assert that it succeeded, return what it printed."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def unique_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 

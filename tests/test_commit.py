@@ -3,14 +3,12 @@ so it runs in a process of its own)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import create_postgres_database, drop_postgres_database
+from tests.support import create_postgres_database, drop_postgres_database, run_script
 
 SCRIPT = """
 import asyncio, sys, uuid
@@ -56,11 +54,4 @@ async def _postgres_url() -> AsyncIterator[str]:
 def test_one_statement_batches_number_per_room_and_write_all_or_nothing(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, postgres_url],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    run_script(SCRIPT, postgres_url, cwd=tmp_path)

@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.support import create_postgres_database, drop_postgres_database
+from tests.support import create_postgres_database, drop_postgres_database, run_script
 
 
 @pytest.fixture(name="postgres_url")
@@ -81,12 +81,4 @@ def test_sqlite_keeps_its_write_ahead_log_between_checkpoints(
     tmp_path: Path, query: str, expected: int
 ) -> None:
     url = f"sqlite://{tmp_path / 'wal.sqlite3'}{query}"
-    result = subprocess.run(
-        [sys.executable, "-c", _PRINT_WAL_LIMIT, url],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert int(result.stdout.split()[-1]) == expected
+    assert int(run_script(_PRINT_WAL_LIMIT, url, cwd=tmp_path).split()[-1]) == expected
