@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from quartchat.relay import RESYNC_INTERVAL
 from tests.support import (
     PROJECT_ROOT,
     REDIS_TEST_URL,
@@ -99,6 +100,36 @@ async def test_socket_on_one_instance_hears_the_other(
             assert left["user_id"] == bob["id"]
             presence = (await http_a.get(f"/rooms/{room['id']}/presence")).json()
             assert presence == [{"user_id": alice["id"], "username": "Alice"}]
+
+
+async def test_an_instance_started_beside_a_busy_one_hears_it_live(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Scaling out under load: an instance alone publishes nothing to Redis; once a
+    second one starts, the first one's messages reach the newcomer's sockets as they
+    are sent, not at the next resync."""
+    env = {"DATABASE_URL": postgres_url, "REDIS_URL": REDIS_TEST_URL}
+    env["REDIS_PREFIX"] = unique_id("test")
+    a = start_server(_dir(tmp_path, "a"), env=env)
+    try:
+        async with httpx.AsyncClient(base_url=a.http_url) as http:
+            room = await create_room(http)
+            alice = await create_user(http, "Alice")
+            bob = await create_user(http, "Bob")
+            async with open_socket(a, room["id"], alice["id"]) as on_a:
+                await on_a.send('{"content": "while alone"}')
+                await receive_messages(on_a, 1)
+                b = start_server(_dir(tmp_path, "b"), env=env)
+                try:
+                    async with open_socket(b, room["id"], bob["id"]) as on_b:
+                        for n in range(5):
+                            await on_a.send(json.dumps({"content": f"with B {n}"}))
+                            [heard] = await receive_messages(on_b, 1, RESYNC_INTERVAL / 2)
+                            assert heard["content"] == f"with B {n}"
+                finally:
+                    b.stop()
+    finally:
+        a.stop()
 
 
 async def test_ten_senders_on_two_instances_one_order(
