@@ -99,11 +99,6 @@ class Relay:
             self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
 
     @property
-    def remote(self) -> bool:
-        """Whether other instances may exist (a broker that crosses processes)."""
-        return self._broker.remote
-
-    @property
     def broker_healthy(self) -> bool:
         return self._broker.healthy
 
