@@ -63,6 +63,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         app.register_blueprint(blueprint.blueprint)
     # Registered before the database so that its after_serving hook, which finishes
     # pending writes, runs while the database is still open.
-    chat.init_app(app, settings)
+    service = chat.init_app(app, settings)
     db.init_app(app, settings.database_url_with_pool, migrate=settings.migrate_on_start)
+    # Once the database is open: a redeploy's reconnect storm finds a warm directory.
+    app.before_serving(service.directory.preload)
     return app

@@ -44,7 +44,7 @@ class Chat:
             self.hub,
         )
         self.presence: Presence = presence
-        self.metrics = Metrics(self.hub)
+        self.metrics = Metrics(self.hub, self.directory)
         self.store = MessageStore(publish=self._publish_stored)
         self.relay = Relay(self.hub, broker, self.store, self.instance_id)
         self._background: set[asyncio.Task[None]] = set()

@@ -5,18 +5,24 @@ connection (or its creation through this instance) a reconnect storm opens socke
 without asking the database again. Only positive answers are kept: a user or room may
 be created after a miss.
 
-A freshly started instance knows nobody, and a redeploy is exactly when every client
-reconnects at once: misses asked for meanwhile are read together, one query for many
-handshakes instead of one each.
+A redeploy is exactly when every client reconnects at once, so a starting instance
+reads the directory before it serves (`preload`: every room and the newest users, up to
+the cache's capacity). Misses asked for meanwhile are read together, one query for many
+handshakes instead of one each (a 1000-socket storm on a cold cache still made 77 of
+them, for 0.4 s of the server's CPU: every answer waits its turn on the busy loop).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 
 from .models import Room, User
+
+log = logging.getLogger(__name__)
 
 # Ids read with one query at most (the query's IN list).
 LOAD_BATCH = 500
@@ -34,6 +40,11 @@ class LookupCache:
         self._known: OrderedDict[str, str] = OrderedDict()
         self._wanted: dict[str, asyncio.Future[str | None]] = {}
         self._loader: asyncio.Task[None] | None = None
+        self.queries = 0
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
 
     async def get(self, key: str) -> str | None:
         value = self._known.get(key)
@@ -61,6 +72,7 @@ class LookupCache:
                 await asyncio.sleep(0)  # let the other handshakes of a storm ask too
                 keys = list(self._wanted)[:LOAD_BATCH]
                 batch = {key: self._wanted.pop(key) for key in keys}
+                self.queries += 1
                 try:
                     found = await self._fetch(keys)
                 except Exception as error:
@@ -98,6 +110,38 @@ class Directory:
     def __init__(self, capacity: int = 50_000) -> None:
         self._usernames = LookupCache(capacity, _usernames)
         self._rooms = LookupCache(capacity, _rooms)
+
+    @property
+    def queries(self) -> int:
+        """Database reads made for handshakes whose user or room was not cached."""
+        return self._usernames.queries + self._rooms.queries
+
+    async def preload(self) -> None:
+        """Fill the caches before serving: every room and the most recently created
+        users, as many as they hold. A failure only leaves them cold."""
+        started = time.perf_counter()
+        try:
+            rooms = await Room.all().limit(self._rooms.capacity).values_list("id", flat=True)
+            newest_users = (
+                await User.all()
+                .order_by("-created_at")
+                .limit(self._usernames.capacity)
+                .values_list("id", "username")
+            )
+        except Exception as error:
+            log.warning("directory not preloaded, the first handshakes will read it: %s", error)
+            return
+        for room_id in rooms:
+            self.add_room(str(room_id))
+        for user_id, username in reversed(newest_users):  # the newest stays longest
+            self.add_user(str(user_id), str(username))
+        elapsed_ms = 1000 * (time.perf_counter() - started)
+        log.info(
+            "directory: %d rooms, %d users cached in %.0f ms",
+            len(rooms),
+            len(newest_users),
+            elapsed_ms,
+        )
 
     async def username(self, user_id: str) -> str | None:
         """The user's name, or None if there is no such user."""

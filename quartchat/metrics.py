@@ -9,14 +9,16 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .directory import Directory
 from .hub import Hub
 
 
 class _HubCollector(Collector):
     """Read from the hub when scraped, so the per-frame path only bumps a plain int."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, directory: Directory) -> None:
         self._hub = hub
+        self._directory = directory
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -35,14 +37,19 @@ class _HubCollector(Collector):
             "Frames queued to this process's sockets (messages, presence, typing...)",
             self._hub.frames_queued,
         )
+        yield CounterMetricFamily(
+            "quartchat_directory_queries",
+            "Database reads for handshakes whose user or room this process had not cached",
+            self._directory.queries,
+        )
 
 
 class Metrics:
     """Counters and gauges of one Chat; each app has its own registry."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, directory: Directory) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_HubCollector(hub))
+        self.registry.register(_HubCollector(hub, directory))
         self.messages_stored = Counter(
             "quartchat_messages_stored", "Messages stored by this process", registry=self.registry
         )

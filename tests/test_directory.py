@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
 
 from quartchat.directory import Directory, LookupCache
+from tests.support import (
+    create_postgres_database,
+    create_room,
+    create_user,
+    drop_postgres_database,
+    metric,
+    open_socket,
+    receive_type,
+    start_server,
+)
 
 
 async def test_users_and_rooms_created_here_are_known_without_asking_the_database() -> None:
@@ -52,3 +67,47 @@ async def test_a_failed_read_fails_its_askers_and_the_next_ask_reads_again() -> 
     assert all(isinstance(result, OSError) for result in results)
     failing = False
     assert await cache.get("a") == "found"
+
+
+@pytest.fixture(params=["sqlite", "postgres"], name="database_env")
+async def _database_env(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
+    """Environment for servers sharing one database: the SQLite file of the test's
+    folder, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    url = await create_postgres_database()
+    try:
+        yield {"DATABASE_URL": url}
+    finally:
+        await drop_postgres_database(url)
+
+
+async def test_a_restarted_server_opens_known_users_sockets_without_a_query(
+    tmp_path: Path, database_env: dict[str, str]
+) -> None:
+    first = start_server(tmp_path, env=database_env)
+    try:
+        async with httpx.AsyncClient(base_url=first.http_url) as http:
+            room = await create_room(http)
+            users = [await create_user(http, f"Reader {index}") for index in range(3)]
+    finally:
+        first.stop()
+
+    restarted = start_server(tmp_path, env=database_env)  # the redeploy
+    try:
+        for user in users:
+            async with open_socket(restarted, room["id"], user["id"]) as ws:
+                await ws.send('{"type": "ping"}')
+                await receive_type(ws, "pong")
+        async with httpx.AsyncClient(base_url=restarted.http_url) as http:
+            assert (
+                metric((await http.get("/metrics")).text, "quartchat_directory_queries_total") == 0
+            )
+            async with open_socket(restarted, room["id"], "nobody-by-this-id") as ws:
+                await ws.wait_closed()
+            assert (
+                metric((await http.get("/metrics")).text, "quartchat_directory_queries_total") == 1
+            )
+    finally:
+        restarted.stop()
