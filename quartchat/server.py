@@ -22,6 +22,7 @@ from hypercorn.config import Config
 from quart import Quart
 
 from . import collector
+from .accesslog import AccessLogger
 from .app import PROJECT_ROOT, create_app
 from .chat import EXTENSION_KEY, Chat
 from .config import Settings
@@ -53,6 +54,7 @@ def load_config(path: Path | None, settings: Settings) -> Config:
     config_path = path or DEFAULT_HYPERCORN_CONFIG
     config = Config.from_toml(str(config_path)) if config_path.exists() else Config()
     config.bind = [bind_address(settings.host, settings.port)]
+    config.logger_class = AccessLogger
     return config
 
 
