@@ -6,6 +6,8 @@ import asyncio
 import json
 
 from quartchat.hub import (
+    BURST_EVENTS,
+    BURST_HOLD_SECONDS,
     CLOSE_TOO_SLOW,
     EVENT_HOLD_SECONDS,
     Departure,
@@ -70,6 +72,26 @@ async def test_events_of_a_burst_reach_each_socket_as_one_batch() -> None:
         batch = watcher.queue.get_nowait()
         assert [json.loads(part.text)["n"] for part in batch.parts()] == [0, 1, 2, 3, 4]
         assert batch.wire == b"".join(Frame(0, part.text).wire for part in batch.parts())
+
+
+async def test_while_bursts_go_on_a_room_holds_its_events_longer() -> None:
+    hub = Hub()
+    watcher = await subscriber("a", "watcher")
+    hub.join(watcher)
+    for i in range(BURST_EVENTS):
+        hub.broadcast_event("a", Frame(0, f'{{"type":"user_joined","n":{i}}}'))
+    await held_events_flushed()
+    assert len(drain(watcher)) == BURST_EVENTS
+
+    hub.broadcast_event("a", Frame(0, '{"type":"user_joined","n":"after the burst"}'))
+    await held_events_flushed()
+    assert drain(watcher) == []  # held longer: more of the burst may follow
+    await asyncio.sleep(BURST_HOLD_SECONDS)
+    assert [frame["n"] for frame in drain(watcher)] == ["after the burst"]
+
+    hub.broadcast_event("a", Frame(0, '{"type":"typing"}'))  # the burst is over
+    await held_events_flushed()
+    assert [frame["type"] for frame in drain(watcher)] == ["typing"]
 
 
 async def test_a_message_goes_out_after_the_events_held_before_it() -> None:
