@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
@@ -172,6 +173,39 @@ async def test_presence_events_count_each_users_sockets(
             await assert_silent(alice_ws, "user_left")  # Bob still has a socket open
         left = await receive_type(alice_ws, "user_left")
         assert left["user_id"] == bob["id"] and left["timestamp"].endswith("Z")
+
+
+async def test_a_burst_of_joins_reaches_everyone_once_and_before_later_messages(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """A room holds its events longer during a burst (a reconnect storm's joins) and
+    still loses, repeats and reorders nothing."""
+    room, [watcher, *crowd] = await room_and_users(http, "Watcher", *(f"C{i}" for i in range(40)))
+    latecomer = await create_user(http, "Latecomer")
+    async with AsyncExitStack() as stack:
+        watcher_ws = await stack.enter_async_context(open_socket(server, room["id"], watcher["id"]))
+        # Unbounded queues: the crowd reads nothing, and a client whose queue is full stops
+        # reading, the close frame included.
+        crowd_ws = await asyncio.gather(
+            *(
+                stack.enter_async_context(open_socket(server, room["id"], u["id"], max_queue=None))
+                for u in crowd
+            )
+        )
+        joined = [await receive_type(watcher_ws, "user_joined") for _ in crowd]
+        assert sorted(frame["user_id"] for frame in joined) == sorted(u["id"] for u in crowd)
+
+        latecomer_ws = await stack.enter_async_context(
+            open_socket(server, room["id"], latecomer["id"])
+        )
+        await latecomer_ws.send('{"content": "hello after the burst"}')
+        after = [await receive_json(watcher_ws) for _ in range(2)]
+        assert [frame["type"] for frame in after] == ["user_joined", "message"]
+        assert after[0]["user_id"] == latecomer["id"]
+        assert [m["content"] for m in await receive_messages(crowd_ws[0], 1)] == [
+            "hello after the burst"
+        ]
+        await assert_silent(watcher_ws, "user_joined")
 
 
 async def test_reconnect_replays_missed_messages_after_id_and_since(
