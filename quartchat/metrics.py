@@ -13,8 +13,9 @@ from .directory import Directory
 from .hub import Hub
 
 
-class _HubCollector(Collector):
-    """Read from the hub when scraped, so the per-frame path only bumps a plain int."""
+class _ScrapeTimeCollector(Collector):
+    """Read from the hub and the directory when scraped, so the per-frame and handshake
+    paths only bump plain ints."""
 
     def __init__(self, hub: Hub, directory: Directory) -> None:
         self._hub = hub
@@ -49,7 +50,7 @@ class Metrics:
 
     def __init__(self, hub: Hub, directory: Directory) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_HubCollector(hub, directory))
+        self.registry.register(_ScrapeTimeCollector(hub, directory))
         self.messages_stored = Counter(
             "quartchat_messages_stored", "Messages stored by this process", registry=self.registry
         )
