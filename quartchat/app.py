@@ -8,10 +8,10 @@ from typing import Any
 
 from quart import Quart, Response
 from quart_cors import cors
-from quart_schema import Info, QuartSchema
+from quart_schema import ExternalDocumentation, Info, QuartSchema
 
 from . import chat, db, errors, limits, logs
-from .blueprints import console, health, messages, metrics, rooms, users, ws
+from .blueprints import asyncapi, console, health, messages, metrics, rooms, users, ws
 from .config import Settings
 
 
@@ -41,7 +41,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     app.json.sort_keys = False  # type: ignore[attr-defined]  # REST keeps the socket's field order
     QuartSchema(
         app,
-        info=Info(title="quartchat", version="0.1.0"),
+        info=Info(title="quartchat", version="0.1.0", description=asyncapi.LINK_TEXT),
+        external_docs=ExternalDocumentation(url="/asyncapi.json", description=asyncapi.TITLE),
         redoc_ui_path=None,
         scalar_ui_path=None,
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
@@ -59,7 +60,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    for blueprint in (users, rooms, messages, ws, health, console, metrics):
+    for blueprint in (users, rooms, messages, ws, health, console, metrics, asyncapi):
         app.register_blueprint(blueprint.blueprint)
     # Registered before the database so that its after_serving hook, which finishes
     # pending writes, runs while the database is still open.

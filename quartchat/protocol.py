@@ -13,9 +13,10 @@ from uuid import UUID
 import orjson
 
 from .errors import APIError
+from .frames import CLIENT_FRAMES, DEFAULT_CLIENT_FRAME
 
 FrameType = Literal["message", "ping", "typing"]
-FRAME_TYPES: tuple[FrameType, ...] = ("message", "ping", "typing")
+FRAME_TYPES: tuple[str, ...] = tuple(CLIENT_FRAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +53,22 @@ def parse_message_id(value: object) -> UUID | None:
 
 
 def parse_client_frame(raw: str | bytes, max_chars: int) -> ClientFrame:
-    """Parse one socket frame; `{"content": …}` without a type is a message."""
+    """Parse one socket frame, one of `frames.CLIENT_FRAMES` (whose schemas
+    `/asyncapi.json` publishes); `{"content": …}` without a type is a message."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise APIError(400, "INVALID_JSON", "the frame is not valid JSON") from None
     if not isinstance(data, dict):
         raise APIError(400, "INVALID_JSON", "the frame must be a JSON object")
-    frame_type = data.get("type", "message")
+    frame_type = data.get("type", DEFAULT_CLIENT_FRAME)
+    if not isinstance(frame_type, str) or frame_type not in CLIENT_FRAMES:
+        known = ", ".join(FRAME_TYPES)
+        shown = repr(frame_type)[:64]
+        raise APIError(400, "UNKNOWN_TYPE", f"unknown frame type {shown}; use one of {known}")
     if frame_type == "ping":
         return ClientFrame("ping")
     if frame_type == "typing":
         return ClientFrame("typing")
-    if frame_type != "message":
-        known = ", ".join(FRAME_TYPES)
-        shown = repr(frame_type)[:64]
-        raise APIError(400, "UNKNOWN_TYPE", f"unknown frame type {shown}; use one of {known}")
     content = validate_content(data.get("content"), max_chars)
     return ClientFrame("message", content, parse_message_id(data.get("id")))

@@ -10,6 +10,8 @@ from uuid import UUID
 
 import orjson
 
+from .frames import MessageFrame
+
 _SPACE_FOR_PLUS = re.compile(r" (\d{2}:?\d{2})$")
 
 
@@ -49,7 +51,7 @@ class ChatMessage:
     created_at: datetime
     seq: int
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> MessageFrame:
         return {
             "type": "message",
             "id": str(self.id),
