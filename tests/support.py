@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.protocol_check import CheckedConnection, check_close_code, check_frame
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -157,9 +159,17 @@ async def create_room(http: httpx.AsyncClient, name: str = "General") -> dict[st
 def open_socket(
     server: RunningServer, room_id: str, user_id: str, query: str = "", **options: Any
 ) -> Any:
-    """`async with open_socket(...) as ws:` — a websockets client on the chat socket."""
+    """`async with open_socket(...) as ws:` — a websockets client on the chat socket,
+    which checks every frame it receives against `/asyncapi.json`."""
     suffix = f"?{query}" if query else ""
-    return connect(f"{server.ws_url}/ws/{room_id}/{user_id}{suffix}", open_timeout=10, **options)
+    return connect_checked(f"{server.ws_url}/ws/{room_id}/{user_id}{suffix}", **options)
+
+
+def connect_checked(url: str, **options: Any) -> Any:
+    """websockets' `connect`, for every test: each received frame and close code is
+    checked against `/asyncapi.json` (see tests/protocol_check.py)."""
+    options.setdefault("open_timeout", 10)
+    return connect(url, create_connection=CheckedConnection, **options)
 
 
 @asynccontextmanager
@@ -249,14 +259,20 @@ class RawWebSocket:
         return data
 
     def read_frame(self) -> tuple[int, bytes]:
-        """(opcode, payload) of the next frame (server frames are unmasked)."""
+        """(opcode, payload) of the next frame (server frames are unmasked); a text frame
+        or a close code that `/asyncapi.json` does not describe fails the test."""
         first, second = self._take(2)
         length = second & 0x7F
         if length == 126:
             length = int.from_bytes(self._take(2), "big")
         elif length == 127:
             length = int.from_bytes(self._take(8), "big")
-        return first & 0x0F, self._take(length)
+        opcode, payload = first & 0x0F, self._take(length)
+        if opcode == 0x1:
+            check_frame(payload)
+        elif opcode == 0x8 and len(payload) >= 2:
+            check_close_code(int.from_bytes(payload[:2], "big"))
+        return opcode, payload
 
     def read_until_close(self, timeout: float) -> tuple[int, int | None]:
         """Read frames until a close frame: (text frames before it, close code), or
