@@ -216,7 +216,7 @@ CLOSE_CODES: dict[int, tuple[str, str]] = {
         "get a token (`POST /users`, `POST /users/{id}/token`)",
     ),
     4008: (
-        "the client read too slowly and SEND_QUEUE_SIZE frames piled up for it",
+        "the client read too slowly and `SEND_QUEUE_SIZE` frames piled up for it",
         "reconnect with `?after=` to replay what it missed",
     ),
     1009: ("a frame over 64 KiB", "send smaller frames"),

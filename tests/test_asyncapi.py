@@ -93,3 +93,12 @@ def test_message_limit_follows_the_setting() -> None:
     for limit in (10, 4000):
         content = messages_of(asyncapi_document(limit, "h", False), "receive")["message"]
         assert content["payload"]["properties"]["content"]["maxLength"] == limit
+
+
+def test_close_codes_are_those_of_the_readme() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("**Close codes.**", 1)[1].split("\n\n")[1]
+    rows = [line.split("|")[1:4] for line in table.splitlines()[2:]]
+    assert {int(code): (meaning.strip(), action.strip()) for code, meaning, action in rows} == {
+        code: (meaning, action) for code, (meaning, action) in CLOSE_CODES.items()
+    }
