@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Coroutine
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 from uuid import uuid4
 
 from quart import Quart, current_app
@@ -137,7 +137,7 @@ class Chat:
 
     def _announce(
         self,
-        event_type: str,
+        event_type: Literal["user_joined", "user_left"],
         room_id: str,
         user_id: str,
         username: str,

@@ -1,8 +1,9 @@
 """Every frame of the chat socket, declared once, with the error and close codes.
 
-`protocol` parses client frames by `CLIENT_FRAMES` (a property test holds its checks to
-the schemas below), the builders in `wire` return these TypedDicts (mypy holds them to
-the fields), and `/asyncapi.json` publishes the JSON Schemas generated from them.
+`protocol` parses the client frames of `CLIENT_FRAMES` (a property test holds its checks
+to the schemas below), the builders in `wire` return these TypedDicts and build only
+these event types (mypy holds them to it), and `/asyncapi.json` publishes the JSON
+Schemas generated from them.
 Nothing here runs per frame: the builders stay plain dicts encoded by orjson.
 """
 
@@ -195,6 +196,9 @@ class ErrorFrame(TypedDict):
         ]
     ]
 
+
+# The frames `wire.event_frame` builds: every server frame but `message` and `error`.
+EventType = Literal["pong", "typing", "user_joined", "user_left"]
 
 SERVER_FRAMES: dict[str, type[Any]] = {
     "message": MessageFrame,

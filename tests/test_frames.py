@@ -7,7 +7,7 @@ import json
 import sys
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import jsonschema_rs
 import pytest
@@ -21,10 +21,12 @@ from quartchat.frames import (
     CLIENT_FRAMES,
     CLOSE_CODES,
     ERROR_CODES,
+    SERVER_FRAMES,
     SPACE_CHARACTERS,
+    EventType,
     client_frame_schemas,
 )
-from quartchat.protocol import parse_client_frame
+from quartchat.protocol import FrameType, parse_client_frame
 from quartchat.wire import ChatMessage, error_frame, event_frame, format_timestamp, message_frame
 from tests.protocol_check import check_frame
 
@@ -126,3 +128,8 @@ def test_every_close_code_the_server_uses_is_documented() -> None:
         1009,  # Hypercorn's, for a frame over websocket_max_message_size
     }
     assert used == set(CLOSE_CODES)
+
+
+def test_the_builders_types_are_the_declared_frames() -> None:
+    assert set(get_args(EventType)) == set(SERVER_FRAMES) - {"message", "error"}
+    assert get_args(FrameType) == tuple(CLIENT_FRAMES)
