@@ -34,9 +34,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     overrides = {name: value for name, value in (("host", args.host), ("port", args.port)) if value}
     settings = settings.with_overrides(overrides)
 
+    from .app import MissingFileError
     from .server import run
 
-    run(args.config, settings)
+    try:
+        run(args.config, settings)
+    except MissingFileError as error:
+        raise SystemExit(f"quartchat: {error}") from None
 
 
 async def migrate(database_url: str) -> None:
