@@ -47,7 +47,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     settings = Settings.from_env()
     if test_config:
         settings = settings.with_overrides(test_config)
-    require_files(*CONSOLE_FILES)
+    if settings.console_enabled:
+        require_files(*CONSOLE_FILES)
 
     app = Quart(
         __name__,
@@ -75,8 +76,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    for blueprint in (users, rooms, messages, ws, health, console, metrics):
+    for blueprint in (users, rooms, messages, ws, health, metrics):
         app.register_blueprint(blueprint.blueprint)
+    if settings.console_enabled:  # else `/` and `/console` are plain JSON 404s
+        app.register_blueprint(console.blueprint)
     # Registered before the database so that its after_serving hook, which finishes
     # pending writes, runs while the database is still open.
     service = chat.init_app(app, settings)
