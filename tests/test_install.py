@@ -10,15 +10,18 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from quartchat.config import Settings
 from tests.support import (
     PROJECT_ROOT,
     RunningServer,
@@ -213,6 +216,34 @@ def test_dockerignore_rules_follow_docker(tmp_path: Path) -> None:
     rules = dockerignore_rules(tmp_path / ".dockerignore")
     assert ignored("docs/console.png", rules) and not ignored("docs/keep.md", rules)
     assert ignored("README.md", rules) and not ignored("quartchat/README.md", rules)
+
+
+def test_railway_builds_the_dockerfile_and_drains_long_enough() -> None:
+    railway = json.loads((PROJECT_ROOT / "railway.json").read_text())
+    assert railway["build"]["builder"] in {"RAILPACK", "DOCKERFILE"}  # all Railway accepts
+    assert (PROJECT_ROOT / railway["build"]["dockerfilePath"]).is_file()
+    deploy = railway["deploy"]
+    assert deploy["healthcheckPath"] == "/health"
+    assert deploy["preDeployCommand"] == ["quartchat migrate"]
+    # SIGTERM to SIGKILL: the sockets' close timeout, then Hypercorn's grace period.
+    hypercorn = tomllib.loads((PROJECT_ROOT / "hypercorn.toml").read_text())
+    shutdown = Settings().close_timeout + hypercorn["graceful_timeout"]
+    assert isinstance(deploy["drainingSeconds"], int) and deploy["drainingSeconds"] >= 2 * shutdown
+
+
+def test_compose_runs_two_instances_on_postgres_and_redis() -> None:
+    compose = yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    instances = [s for s in services.values() if s.get("build") == "." and "ports" in s]
+    assert len(instances) == 2
+    read_by_config = set(
+        re.findall(r'"([A-Z_]+)"', (PROJECT_ROOT / "quartchat/config.py").read_text())
+    )
+    for instance in instances:
+        assert set(instance["environment"]) <= read_by_config
+        assert instance["environment"]["DATABASE_URL"].startswith("postgres://")
+        assert instance["environment"]["REDIS_URL"].startswith("redis://")
+    assert services["migrate"]["command"] == ["quartchat", "migrate"]
 
 
 def test_packages_are_all_listed_for_the_wheel() -> None:
