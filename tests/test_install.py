@@ -22,6 +22,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from quartchat.config import Settings
+from tests.image import (
+    Instruction,
+    copy_build_context,
+    dockerfile_instructions,
+    dockerignore_rules,
+    ignored,
+    install_steps,
+)
 from tests.support import (
     PROJECT_ROOT,
     RunningServer,
@@ -33,97 +41,19 @@ from tests.support import (
 )
 
 INSTALL_SCRIPT = "scripts/docker-install"
-# A fresh virtualenv and a full dependency install, on a loaded 2-core machine.
-INSTALL_TIMEOUT = 900
+# Each step downloads or builds for minutes at worst on a loaded 2-core machine, and the
+# first test to need the install waits for both.
+INSTALL_TIMEOUT = 600
+pytestmark = pytest.mark.timeout(3 * INSTALL_TIMEOUT)
 
 
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str
-    arguments: str
-
-
-def dockerfile_instructions(path: Path) -> list[Instruction]:
-    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
-    instructions: list[Instruction] = []
-    pending = ""
-    for line in path.read_text().splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.rstrip().endswith("\\"):
-            pending += line.rstrip()[:-1] + " "
-            continue
-        keyword, _, arguments = (pending + line).strip().partition(" ")
-        instructions.append(Instruction(keyword.upper(), " ".join(arguments.split())))
-        pending = ""
-    return instructions
-
-
-def install_steps(instructions: list[Instruction]) -> list[str]:
-    return [step.arguments for step in instructions if step.keyword == "RUN"]
-
-
-def dockerignore_rules(path: Path) -> list[tuple[re.Pattern[str], bool]]:
-    """(pattern, excludes) pairs in file order, as Docker reads .dockerignore: paths
-    relative to the context, `*` and `?` within one path segment, `**` across any number
-    of them, `!` re-including; the last rule that matches a path decides."""
-    rules = []
-    for line in path.read_text().splitlines():
-        pattern = line.strip()
-        if not pattern or pattern.startswith("#"):
-            continue
-        excludes = not pattern.startswith("!")
-        pattern = os.path.normpath(pattern.lstrip("!").strip().lstrip("/"))
-        regex = ""
-        index = 0
-        while index < len(pattern):
-            if pattern.startswith("**/", index):
-                regex, index = regex + "(?:.*/)?", index + 3
-            elif pattern.startswith("**", index):
-                regex, index = regex + ".*", index + 2
-            elif pattern[index] == "*":
-                regex, index = regex + "[^/]*", index + 1
-            elif pattern[index] == "?":
-                regex, index = regex + "[^/]", index + 1
-            else:
-                regex, index = regex + re.escape(pattern[index]), index + 1
-        rules.append((re.compile(regex), excludes))
-    return rules
-
-
-def ignored(relative: str, rules: list[tuple[re.Pattern[str], bool]]) -> bool:
-    """Whether Docker leaves `relative` out of the context; a rule that matches one of
-    its parent folders applies to everything inside it."""
-    parts = relative.split("/")
-    candidates = ["/".join(parts[: depth + 1]) for depth in range(len(parts))]
-    verdict = False
-    for pattern, excludes in rules:
-        if any(pattern.fullmatch(candidate) for candidate in candidates):
-            verdict = excludes
-    return verdict
-
-
-def copy_build_context(source: Path, target: Path) -> None:
-    rules = dockerignore_rules(source / ".dockerignore")
-    for folder, subfolders, files in os.walk(source):
-        relative_folder = Path(folder).relative_to(source)
-        for name in files:
-            relative = (relative_folder / name).as_posix()
-            if not ignored(relative, rules):
-                (target / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source / relative, target / relative, follow_symlinks=False)
-        if not any(not excludes for _, excludes in rules):  # nothing is re-included
-            subfolders[:] = [
-                name
-                for name in subfolders
-                if not ignored((relative_folder / name).as_posix(), rules)
-            ]
+def instructions() -> list[Instruction]:
+    return dockerfile_instructions(PROJECT_ROOT / "Dockerfile")
 
 
 @dataclass(frozen=True)
 class Installed:
     venv: Path
-    context: Path
 
     def env(self, **extra: str) -> dict[str, str]:
         """The image's environment: its virtualenv first on PATH, nothing of the checkout."""
@@ -135,31 +65,52 @@ class Installed:
 
 @pytest.fixture(scope="module", name="installed")
 def _installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """One install per session: the Dockerfile's RUN steps on a filtered context copy."""
+    """One install for the module: the Dockerfile's COPY and install steps, in its order,
+    from a copy of the context filtered by .dockerignore (so the dependencies step sees
+    only what the image has copied by then)."""
     root = tmp_path_factory.mktemp("image")
-    installed = Installed(venv=root / "venv", context=root / "src")
-    copy_build_context(PROJECT_ROOT, installed.context)
-    for step in install_steps(dockerfile_instructions(PROJECT_ROOT / "Dockerfile")):
-        if INSTALL_SCRIPT not in step:
-            continue  # the image's user and folders: nothing to install
-        result = subprocess.run(
-            ["sh", "-c", step],
-            cwd=installed.context,
-            env=installed.env(),
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT,
-        )
-        assert result.returncode == 0, f"{step} failed:\n{result.stdout}\n{result.stderr}"
+    context, build = root / "context", root / "src"
+    copy_build_context(PROJECT_ROOT, context)
+    build.mkdir()
+    installed = Installed(venv=root / "venv")
+    for step in instructions():
+        if step.keyword == "COPY":
+            *sources, target = step.arguments.split()
+            for source in sources:
+                copy_into(context / source, build, target)
+        elif step.keyword == "RUN" and INSTALL_SCRIPT in step.arguments:
+            result = subprocess.run(
+                ["sh", "-c", step.arguments],
+                cwd=build,
+                env=installed.env(),
+                capture_output=True,
+                text=True,
+                timeout=INSTALL_TIMEOUT,
+            )
+            assert result.returncode == 0, f"{step}:\n{result.stdout}\n{result.stderr}"
     return installed
 
 
-def start_installed(installed: Installed, workdir: Path, **env: str) -> RunningServer:
+def copy_into(source: Path, workdir: Path, target: str) -> None:
+    """Docker's COPY relative to the WORKDIR: a folder's contents into the target folder,
+    a file into a folder (a target ending in `/`, or `.`) or to that name."""
+    destination = workdir / target
+    if source.is_dir():
+        shutil.copytree(source, destination, dirs_exist_ok=True, symlinks=True)
+    elif target.endswith("/") or destination.is_dir():
+        destination.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination / source.name)
+    else:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)
+
+
+def start_installed(installed: Installed, workdir: Path) -> RunningServer:
     """The installed `quartchat serve`, run as the image runs it: from an empty folder,
     with only the image's environment (SQLite in that folder by default)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    server_env = installed.env(PORT=str(port), HOST="127.0.0.1", PYTHONUNBUFFERED="1", **env)
+    server_env = installed.env(PORT=str(port), HOST="127.0.0.1", PYTHONUNBUFFERED="1")
     server_env.pop("DATABASE_URL", None)
     command = json.loads(next(s.arguments for s in instructions() if s.keyword == "CMD"))
     log_path = workdir.parent / f"{workdir.name}-server.log"
@@ -170,10 +121,6 @@ def start_installed(installed: Installed, workdir: Path, **env: str) -> RunningS
     server = RunningServer(process, port, log_path, server_env)
     wait_until_healthy(server, timeout=60)
     return server
-
-
-def instructions() -> list[Instruction]:
-    return dockerfile_instructions(PROJECT_ROOT / "Dockerfile")
 
 
 @pytest.fixture(scope="module", name="server")
