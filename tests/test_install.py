@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 import yaml
@@ -33,8 +34,10 @@ from tests.image import (
 from tests.support import (
     PROJECT_ROOT,
     RunningServer,
+    create_postgres_database,
     create_room,
     create_user,
+    drop_postgres_database,
     free_port,
     receive_messages,
     wait_until_healthy,
@@ -285,3 +288,34 @@ def test_missing_file_is_a_clear_startup_error(installed: Installed, tmp_path: P
         hidden.rename(template)
     assert result.returncode != 0
     assert str(template) in result.stderr and "database" not in result.stderr
+
+
+async def test_pre_deploy_command_migrates_postgres(installed: Installed, tmp_path: Path) -> None:
+    """railway.json's pre-deploy step, run by the installed package: the schema of an
+    empty PostgreSQL database is created (the migrations travel in the wheel)."""
+    [command] = json.loads((PROJECT_ROOT / "railway.json").read_text())["deploy"][
+        "preDeployCommand"
+    ]
+    database_url = await create_postgres_database()
+    try:
+        env = installed.env(DATABASE_URL=database_url)
+        migrated = subprocess.run(
+            ["sh", "-c", command],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+        connection = await asyncpg.connect(database_url)
+        try:
+            tables = {
+                row["tablename"]
+                for row in await connection.fetch("SELECT tablename FROM pg_tables")
+            }
+        finally:
+            await connection.close()
+        assert {"rooms", "users", "messages"} <= tables
+    finally:
+        await drop_postgres_database(database_url)
