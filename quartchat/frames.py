@@ -174,6 +174,14 @@ ERROR_CODES: dict[str, str] = {
 }
 
 
+# The optional fields of an `error` frame that some codes always carry.
+ERROR_FIELDS: dict[str, tuple[str, ...]] = {
+    "RATE_LIMITED": ("retry_after",),
+    "UNAVAILABLE": ("id",),
+    "MESSAGE_ID_CONFLICT": ("id",),
+}
+
+
 @with_config(ConfigDict(extra="forbid", title="error"))
 class ErrorFrame(TypedDict):
     """A frame was refused, or a message was not stored; the socket stays open."""
@@ -257,4 +265,8 @@ def server_frame_schemas() -> dict[str, Schema]:
         "type": "string",
         "oneOf": [{"const": code, "description": meaning} for code, meaning in ERROR_CODES.items()],
     }
+    schemas["error"]["allOf"] = [
+        {"if": {"properties": {"code": {"const": code}}}, "then": {"required": list(fields)}}
+        for code, fields in ERROR_FIELDS.items()
+    ]
     return schemas

@@ -51,6 +51,8 @@ def test_documented_frames_pass() -> None:
         '{"type": "pong"}',
         '{"type": "error", "code": "SOMETHING_NEW", "detail": "undocumented code"}',
         '{"type": "error", "code": "RATE_LIMITED", "detail": "x", "retry_after": -1}',
+        '{"type": "error", "code": "RATE_LIMITED", "detail": "no retry_after"}',
+        '{"type": "error", "code": "UNAVAILABLE", "detail": "no id"}',
         '{"type": "typing", "user_id": "u", "username": "", "room_id": "r"}',
     ],
 )
