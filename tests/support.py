@@ -154,6 +154,32 @@ async def create_room(http: httpx.AsyncClient, name: str = "General") -> dict[st
     return room
 
 
+class TimedConnection(ClientConnection):
+    """A `websockets` client connection that notes when the server's close frame
+    arrived and when the TCP connection ended (`connect(create_connection=...)`)."""
+
+    close_received_at: float | None = None
+    lost_at: float | None = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.close_received_at is None and self.protocol.close_rcvd is not None:
+            self.close_received_at = time.monotonic()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_at = time.monotonic()
+        if self.close_received_at is None and self.protocol.close_rcvd is not None:
+            self.close_received_at = self.lost_at
+        super().connection_lost(exc)
+
+    @property
+    def close_seconds(self) -> float:
+        """From the server's close frame to the end of the TCP connection."""
+        assert self.close_received_at is not None, "no close frame from the server"
+        assert self.lost_at is not None, "the connection is still open"
+        return self.lost_at - self.close_received_at
+
+
 def open_socket(
     server: RunningServer, room_id: str, user_id: str, query: str = "", **options: Any
 ) -> Any:

@@ -108,6 +108,9 @@ async def ws_room(room_id: str, user_id: str) -> None:
             sender.cancel()
         if subscriber.close_code == CLOSE_TOO_SLOW:
             chat.metrics.slow_closes.inc()
+        # Out of the room (presence, metrics, broadcasts) as soon as it is being closed:
+        # the close frame may wait behind a backlog for as long as `close_timeout`.
+        chat.leave(subscriber)
         await _close(chat, subscriber, writer)
     finally:
         if sender is not None:

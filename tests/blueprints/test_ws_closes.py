@@ -1,0 +1,256 @@
+"""Every close the server sends completes promptly, and the socket leaves the room at once.
+
+Each test measures, with a real `websockets` client on a real server, the time from the
+server's close frame to the end of the TCP connection, and prints it (`pytest -s`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.support import (
+    RawWebSocket,
+    RunningServer,
+    TimedConnection,
+    create_room,
+    create_user,
+    open_socket,
+    receive_type,
+    start_server,
+)
+
+# Generous for a loaded 2-core machine; the figures printed are what matters.
+PROMPT = 1.5
+RATE_LIMITS = {"RATE_LIMIT_PER_SECOND": "2", "RATE_LIMIT_BURST": "3", "RATE_LIMIT_STRIKES": "10"}
+
+
+@pytest.fixture(name="start")
+def _start(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+    """Start a server of the test's own (exact socket counts), stopped after the test."""
+    started: list[RunningServer] = []
+
+    def start(**env: str) -> RunningServer:
+        server = start_server(tmp_path, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(name="http_of")
+async def _http_of() -> AsyncIterator[Callable[[RunningServer], httpx.AsyncClient]]:
+    clients: list[httpx.AsyncClient] = []
+
+    def http_of(server: RunningServer) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(base_url=server.http_url, timeout=10)
+        clients.append(client)
+        return client
+
+    yield http_of
+    for client in clients:
+        await client.aclose()
+
+
+def timed_socket(server: RunningServer, room_id: str, user_id: str, **options: Any) -> Any:
+    return open_socket(server, room_id, user_id, create_connection=TimedConnection, **options)
+
+
+async def closed(ws: TimedConnection, code: int, started: float, label: str) -> float:
+    """Read until the connection ends; check the close code and that it ended promptly
+    after the server's close frame. Returns (and prints) that time."""
+    with pytest.raises(ConnectionClosed) as ended:
+        async with asyncio.timeout(30):
+            while True:
+                await ws.recv()
+    assert ended.value.rcvd is not None, "closed without a close frame"
+    assert ended.value.rcvd.code == code
+    seconds = ws.close_seconds
+    print(
+        f"\nclose {code} ({label}): close frame -> TCP closed {seconds * 1000:.1f} ms; "
+        f"from the cause {(time.monotonic() - started) * 1000:.0f} ms"
+    )
+    assert seconds < PROMPT
+    return seconds
+
+
+async def open_sockets_gauge(http: httpx.AsyncClient) -> int:
+    text = (await http.get("/metrics")).text
+    match = re.search(r"^quartchat_open_sockets (\S+)$", text, re.MULTILINE)
+    assert match, text
+    return int(float(match.group(1)))
+
+
+async def present(http: httpx.AsyncClient, room_id: str) -> list[str]:
+    response = await http.get(f"/rooms/{room_id}/presence")
+    assert response.status_code == 200, response.text
+    return sorted(member["user_id"] for member in response.json())
+
+
+async def test_rate_limit_strikes_1008_complete_promptly(
+    start: Callable[..., RunningServer], http_of: Callable[[RunningServer], httpx.AsyncClient]
+) -> None:
+    server = start(**RATE_LIMITS)
+    http = http_of(server)
+    room, flooder = await create_room(http), await create_user(http)
+    async with timed_socket(server, room["id"], flooder["id"]) as flood:
+        started = time.monotonic()
+        for i in range(40):
+            await flood.send(json.dumps({"content": f"flood {i}"}))
+        await closed(flood, 1008, started, "rate limit strikes")
+    assert await present(http, room["id"]) == []
+    assert await open_sockets_gauge(http) == 0
+
+
+@pytest.mark.parametrize("what", ["room", "user"])
+async def test_unknown_room_or_user_4404_completes_promptly(
+    start: Callable[..., RunningServer],
+    http_of: Callable[[RunningServer], httpx.AsyncClient],
+    what: str,
+) -> None:
+    server = start()
+    http = http_of(server)
+    room, user = await create_room(http), await create_user(http)
+    room_id = "no-such-room" if what == "room" else room["id"]
+    user_id = "no-such-user" if what == "user" else user["id"]
+    started = time.monotonic()
+    async with timed_socket(server, room_id, user_id) as ws:
+        await closed(ws, 4404, started, f"unknown {what}")
+    assert await present(http, room["id"]) == []
+    assert await open_sockets_gauge(http) == 0
+
+
+async def test_bad_token_4401_completes_promptly(
+    start: Callable[..., RunningServer], http_of: Callable[[RunningServer], httpx.AsyncClient]
+) -> None:
+    server = start(AUTH_SECRET="a-secret-for-the-test-only-0123456789")
+    http = http_of(server)
+    user = await create_user(http)
+    http.headers["Authorization"] = f"Bearer {user['token']}"
+    room = await create_room(http)
+    started = time.monotonic()
+    async with timed_socket(server, room["id"], user["id"], query="token=forged") as ws:
+        await closed(ws, 4401, started, "bad token")
+    assert await present(http, room["id"]) == []
+    assert await open_sockets_gauge(http) == 0
+
+
+async def test_sockets_over_the_cap_4429_complete_promptly(
+    start: Callable[..., RunningServer], http_of: Callable[[RunningServer], httpx.AsyncClient]
+) -> None:
+    server = start(MAX_SOCKETS_PER_USER="1")
+    http = http_of(server)
+    room, user = await create_room(http), await create_user(http)
+    async with open_socket(server, room["id"], user["id"]) as first:
+        await first.send('{"type": "ping"}')
+        await receive_type(first, "pong")
+        started = time.monotonic()
+        async with timed_socket(server, room["id"], user["id"]) as second:
+            await closed(second, 4429, started, "socket cap")
+        assert await present(http, room["id"]) == [user["id"]]
+        assert await open_sockets_gauge(http) == 1
+
+
+async def test_slow_consumer_4008_completes_promptly_once_it_reads(
+    start: Callable[..., RunningServer], http_of: Callable[[RunningServer], httpx.AsyncClient]
+) -> None:
+    # A long close timeout: the slow client takes its time to read its backlog.
+    server = start(SEND_QUEUE_SIZE="32", MAX_MESSAGE_CHARS="60000", CLOSE_TIMEOUT="30")
+    http = http_of(server)
+    room, sender, slow_user = (
+        await create_room(http),
+        await create_user(http),
+        await create_user(http),
+    )
+    async with (
+        timed_socket(server, room["id"], slow_user["id"], max_queue=4) as slow,
+        open_socket(server, room["id"], sender["id"]) as sender_ws,
+    ):
+        # The sender reads its echoes so that only the slow socket falls behind.
+        reading = asyncio.create_task(_read_all(sender_ws))
+        await _flood_until_a_slow_close(http, sender_ws)
+        assert await _slow_closes(http) == 1
+        # The server's close frame waits behind the backlog; the socket already left.
+        assert await present(http, room["id"]) == [sender["id"]]
+        assert await open_sockets_gauge(http) == 1
+        started = time.monotonic()
+        await closed(slow, 4008, started, "slow consumer, after reading its backlog")
+        reading.cancel()
+
+
+async def _flood_until_a_slow_close(http: httpx.AsyncClient, sender_ws: Any) -> None:
+    """Send big messages, at a pace the sender reads its echoes at, until the server
+    closed one socket (the one that does not read) with 4008."""
+    for i in range(2000):
+        await sender_ws.send(json.dumps({"content": f"{i:05d}" + "x" * 50_000}))
+        await asyncio.sleep(0.005)
+        if i % 20 == 19 and await _slow_closes(http) == 1:
+            return
+
+
+async def _read_all(ws: Any) -> None:
+    while True:
+        await ws.recv()
+
+
+async def _slow_closes(http: httpx.AsyncClient) -> int:
+    text = (await http.get("/metrics")).text
+    match = re.search(r"^quartchat_slow_consumer_closes_total (\S+)$", text, re.MULTILINE)
+    return int(float(match.group(1))) if match else 0
+
+
+def fin_wait_1_towards(port: int) -> list[str]:
+    """`ss -tn` lines of connections in FIN-WAIT-1 whose peer is `port` on loopback."""
+    listing = subprocess.run(
+        ["ss", "-tnH", "state", "fin-wait-1", "dst", f"127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line for line in listing.splitlines() if line.strip()]
+
+
+async def test_stalled_client_is_reset_after_the_close_timeout(
+    start: Callable[..., RunningServer], http_of: Callable[[RunningServer], httpx.AsyncClient]
+) -> None:
+    server = start(SEND_QUEUE_SIZE="32", MAX_MESSAGE_CHARS="60000", CLOSE_TIMEOUT="1")
+    http = http_of(server)
+    room, sender, stalled_user = (
+        await create_room(http),
+        await create_user(http),
+        await create_user(http),
+    )
+    stalled = RawWebSocket(
+        server.port, f"/ws/{room['id']}/{stalled_user['id']}", receive_buffer=4096
+    )
+    port = stalled.sock.getsockname()[1]
+    async with open_socket(server, room["id"], sender["id"]) as sender_ws:
+        reading = asyncio.create_task(_read_all(sender_ws))
+        await _flood_until_a_slow_close(http, sender_ws)
+        assert await _slow_closes(http) == 1
+        reading.cancel()
+    assert await present(http, room["id"]) == []
+    # After the close timeout the server resets the connection: nothing of it lingers
+    # in the kernel (no FIN-WAIT-1 holding megabytes nobody will read).
+    for _ in range(200):
+        if not stalled.established_on_server():
+            break
+        await asyncio.sleep(0.05)
+    assert not stalled.established_on_server()
+    assert fin_wait_1_towards(port) == []
+    stalled.sock.settimeout(10)
+    with pytest.raises(ConnectionResetError):
+        while stalled.sock.recv(1 << 20):
+            pass
+    stalled.close()
