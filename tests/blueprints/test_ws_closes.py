@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import async_playwright
 from websockets.exceptions import ConnectionClosed
 
 from tests.support import (
@@ -29,6 +30,7 @@ from tests.support import (
     start_server,
 )
 
+CHROMIUM = "/usr/bin/chromium"
 # Generous for a loaded 2-core machine; the figures printed are what matters.
 PROMPT = 1.5
 RATE_LIMITS = {"RATE_LIMIT_PER_SECOND": "2", "RATE_LIMIT_BURST": "3", "RATE_LIMIT_STRIKES": "10"}
@@ -96,6 +98,28 @@ async def present(http: httpx.AsyncClient, room_id: str) -> list[str]:
     response = await http.get(f"/rooms/{room_id}/presence")
     assert response.status_code == 200, response.text
     return sorted(member["user_id"] for member in response.json())
+
+
+async def test_oversized_frame_1009_completes_promptly_and_leaves_the_room(
+    start: Callable[..., RunningServer], http_of: Callable[[RunningServer], httpx.AsyncClient]
+) -> None:
+    server = start()
+    http = http_of(server)
+    room, alice, bob = await create_room(http), await create_user(http), await create_user(http)
+    async with (
+        open_socket(server, room["id"], bob["id"]) as bob_ws,
+        timed_socket(server, room["id"], alice["id"], max_size=None) as alice_ws,
+    ):
+        await receive_type(bob_ws, "user_joined")
+        assert await present(http, room["id"]) == sorted([alice["id"], bob["id"]])
+        assert await open_sockets_gauge(http) == 2
+        started = time.monotonic()
+        await alice_ws.send(json.dumps({"content": "x" * (2 * 1024 * 1024)}))
+        await closed(alice_ws, 1009, started, "2 MiB frame")
+        assert await present(http, room["id"]) == [bob["id"]]
+        assert await open_sockets_gauge(http) == 1
+        left = await receive_type(bob_ws, "user_left")
+        assert left["user_id"] == alice["id"]
 
 
 async def test_rate_limit_strikes_1008_complete_promptly(
@@ -254,3 +278,45 @@ async def test_stalled_client_is_reset_after_the_close_timeout(
         while stalled.sock.recv(1 << 20):
             pass
     stalled.close()
+
+
+PAGE_SENDS_2_MIB = """
+async ([url]) => {
+  const socket = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    socket.onopen = resolve;
+    socket.onerror = () => reject(new Error("socket failed to open"));
+  });
+  const started = performance.now();
+  const closed = new Promise((resolve) => {
+    socket.onclose = (event) => resolve({code: event.code, ms: performance.now() - started});
+  });
+  socket.send(JSON.stringify({content: "x".repeat(2 * 1024 * 1024)}));
+  return await closed;
+}
+"""
+
+
+async def test_oversized_frame_1009_in_chromium(
+    start: Callable[..., RunningServer], http_of: Callable[[RunningServer], httpx.AsyncClient]
+) -> None:
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (scripts/test does)"
+    server = start()
+    http = http_of(server)
+    room, user = await create_room(http), await create_user(http)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless=new", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{server.http_url}/health")
+            url = f"{server.ws_url}/ws/{room['id']}/{user['id']}"
+            result = await page.evaluate(PAGE_SENDS_2_MIB, [url])
+        finally:
+            await browser.close()
+    print(f"\nclose 1009 (Chromium, 2 MiB string): send -> close event {result['ms']:.0f} ms")
+    assert result["code"] == 1009
+    assert result["ms"] < PROMPT * 1000
+    assert await present(http, room["id"]) == []
+    assert await open_sockets_gauge(http) == 0
