@@ -161,10 +161,15 @@ class TimedConnection(ClientConnection):
     close_received_at: float | None = None
     lost_at: float | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_frame_arrived = asyncio.Event()
+
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self.close_received_at is None and self.protocol.close_rcvd is not None:
             self.close_received_at = time.monotonic()
+            self.close_frame_arrived.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost_at = time.monotonic()
@@ -297,6 +302,13 @@ class RawWebSocket:
             if opcode == 0x8:
                 return texts, int.from_bytes(payload[:2], "big")
             texts += opcode == 0x1
+
+    def send_close(self, code: int = 1000) -> None:
+        """Send a (masked, as from a client) close frame with `code`."""
+        mask = os.urandom(4)
+        payload = code.to_bytes(2, "big")
+        masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+        self.sock.sendall(bytes([0x88, 0x80 | len(payload)]) + mask + masked)
 
     def established_on_server(self) -> bool:
         """Whether the kernel still has this connection ESTABLISHED (IPv4 loopback)."""

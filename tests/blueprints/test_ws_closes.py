@@ -17,8 +17,11 @@ from typing import Any
 import httpx
 import pytest
 from playwright.async_api import async_playwright
+from quart.testing.connections import WebsocketResponseError
 from websockets.exceptions import ConnectionClosed
 
+from quartchat import create_app
+from quartchat.chat import EXTENSION_KEY
 from tests.support import (
     RawWebSocket,
     RunningServer,
@@ -320,3 +323,18 @@ async def test_oversized_frame_1009_in_chromium(
     assert result["ms"] < PROMPT * 1000
     assert await present(http, room["id"]) == []
     assert await open_sockets_gauge(http) == 0
+
+
+async def test_handshakes_are_refused_once_the_server_is_going_away(tmp_path: Path) -> None:
+    # Between SIGTERM and the listener's close (a few loop turns) a handshake can still
+    # arrive; `quartchat serve` stops intake first, which only an app in hand can show.
+    app = create_app({"database_url": f"sqlite://{tmp_path / 'app.sqlite3'}"})
+    async with app.test_app() as test_app:
+        app.extensions[EXTENSION_KEY].stop_intake()
+        with pytest.raises(WebsocketResponseError) as refused:
+            async with test_app.test_client().websocket("/ws/room/user") as ws:
+                await ws.receive()
+    response = refused.value.response
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert (await response.get_json())["code"] == "UNAVAILABLE"
