@@ -304,11 +304,23 @@ class RawWebSocket:
             texts += opcode == 0x1
 
     def send_close(self, code: int = 1000) -> None:
-        """Send a (masked, as from a client) close frame with `code`."""
-        mask = os.urandom(4)
-        payload = code.to_bytes(2, "big")
-        masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-        self.sock.sendall(bytes([0x88, 0x80 | len(payload)]) + mask + masked)
+        """Send a close frame with `code`."""
+        self._send_frame(0x8, code.to_bytes(2, "big"))
+
+    def send_text(self, text: str) -> None:
+        """Send one text frame, however long."""
+        self._send_frame(0x1, text.encode())
+
+    def _send_frame(self, opcode: int, payload: bytes) -> None:
+        # Masked, as a client's frames must be; a zero mask keeps the payload as it is.
+        size = len(payload)
+        if size < 126:
+            head = bytes([0x80 | opcode, 0x80 | size])
+        elif size < 1 << 16:
+            head = bytes([0x80 | opcode, 0x80 | 126]) + size.to_bytes(2, "big")
+        else:
+            head = bytes([0x80 | opcode, 0x80 | 127]) + size.to_bytes(8, "big")
+        self.sock.sendall(head + bytes(4) + payload)
 
     def established_on_server(self) -> bool:
         """Whether the kernel still has this connection ESTABLISHED (IPv4 loopback)."""

@@ -283,6 +283,28 @@ async def test_stalled_client_is_reset_after_the_close_timeout(
     stalled.close()
 
 
+async def test_client_that_never_answers_its_1009_is_reset(
+    start: Callable[..., RunningServer], http_of: Callable[[RunningServer], httpx.AsyncClient]
+) -> None:
+    server = start(CLOSE_TIMEOUT="1")
+    http = http_of(server)
+    room, user = await create_room(http), await create_user(http)
+    silent = RawWebSocket(server.port, f"/ws/{room['id']}/{user['id']}")
+    port = silent.sock.getsockname()[1]
+    assert await present(http, room["id"]) == [user["id"]]
+    await asyncio.to_thread(silent.send_text, json.dumps({"content": "x" * (2 * 1024 * 1024)}))
+    _, code = await asyncio.to_thread(silent.read_until_close, 10)
+    assert code == 1009
+    assert await present(http, room["id"]) == []
+    assert await open_sockets_gauge(http) == 0
+    # It never answers the close: after CLOSE_TIMEOUT the server resets the connection.
+    silent.sock.settimeout(10)
+    with pytest.raises(ConnectionResetError):
+        await asyncio.to_thread(silent.sock.recv, 1 << 16)
+    assert fin_wait_1_towards(port) == []
+    silent.close()
+
+
 PAGE_SENDS_2_MIB = """
 async ([url]) => {
   const socket = new WebSocket(url);
