@@ -200,35 +200,25 @@ async def test_slow_consumer_4008_completes_promptly_once_it_reads(
         await create_user(http),
         await create_user(http),
     )
-    async with (
-        timed_socket(server, room["id"], slow_user["id"], max_queue=4) as slow,
-        open_socket(server, room["id"], sender["id"]) as sender_ws,
-    ):
-        # The sender reads its echoes so that only the slow socket falls behind.
-        reading = asyncio.create_task(_read_all(sender_ws))
-        await _flood_until_a_slow_close(http, sender_ws)
-        assert await _slow_closes(http) == 1
+    async with timed_socket(server, room["id"], slow_user["id"], max_queue=4) as slow:
+        # Posted over REST: the only socket in the room is the one that falls behind.
+        await _post_until_a_slow_close(http, room["id"], sender["id"])
         # The server's close frame waits behind the backlog; the socket already left.
-        assert await present(http, room["id"]) == [sender["id"]]
-        assert await open_sockets_gauge(http) == 1
+        assert await present(http, room["id"]) == []
+        assert await open_sockets_gauge(http) == 0
         started = time.monotonic()
         await closed(slow, 4008, started, "slow consumer, after reading its backlog")
-        reading.cancel()
 
 
-async def _flood_until_a_slow_close(http: httpx.AsyncClient, sender_ws: Any) -> None:
-    """Send big messages, at a pace the sender reads its echoes at, until the server
-    closed one socket (the one that does not read) with 4008."""
+async def _post_until_a_slow_close(http: httpx.AsyncClient, room_id: str, user_id: str) -> None:
+    """Post big messages until the server closed a socket with 4008."""
     for i in range(2000):
-        await sender_ws.send(json.dumps({"content": f"{i:05d}" + "x" * 50_000}))
-        await asyncio.sleep(0.005)
+        body = {"user_id": user_id, "content": f"{i:05d}" + "x" * 50_000}
+        response = await http.post(f"/rooms/{room_id}/messages", json=body)
+        assert response.status_code == 201, response.text
         if i % 20 == 19 and await _slow_closes(http) == 1:
             return
-
-
-async def _read_all(ws: Any) -> None:
-    while True:
-        await ws.recv()
+    raise AssertionError("no socket was closed with 4008")
 
 
 async def _slow_closes(http: httpx.AsyncClient) -> int:
@@ -262,11 +252,7 @@ async def test_stalled_client_is_reset_after_the_close_timeout(
         server.port, f"/ws/{room['id']}/{stalled_user['id']}", receive_buffer=4096
     )
     port = stalled.sock.getsockname()[1]
-    async with open_socket(server, room["id"], sender["id"]) as sender_ws:
-        reading = asyncio.create_task(_read_all(sender_ws))
-        await _flood_until_a_slow_close(http, sender_ws)
-        assert await _slow_closes(http) == 1
-        reading.cancel()
+    await _post_until_a_slow_close(http, room["id"], sender["id"])
     assert await present(http, room["id"]) == []
     # After the close timeout the server resets the connection: nothing of it lingers
     # in the kernel (no FIN-WAIT-1 holding megabytes nobody will read).
