@@ -55,6 +55,7 @@ class Settings:
             cors_origins=_origins(env.get("CORS_ORIGINS", "*")),
             max_message_chars=_int(env, "MAX_MESSAGE_CHARS", defaults.max_message_chars),
             send_queue_size=_int(env, "SEND_QUEUE_SIZE", defaults.send_queue_size),
+            close_timeout=_float(env, "CLOSE_TIMEOUT", defaults.close_timeout),
             redis_url=env.get("REDIS_URL", "").strip(),
             redis_prefix=env.get("REDIS_PREFIX", "").strip() or defaults.redis_prefix,
             migrate_on_start=_bool(env, "MIGRATE_ON_START", defaults.migrate_on_start),
