@@ -155,6 +155,7 @@ class MessageStore:
             for part in parts:  # in order, so each room's messages are published in order
                 await self._commit_batch(part, probe=False)
             return
+        log.debug("committed a batch of %d drafts", len(batch))
         for (_, accepted), stored in zip(batch, results, strict=True):
             if stored.outcome is Outcome.CREATED:
                 self._publish(stored.message)
