@@ -117,7 +117,7 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
 @validate_request(MessageCreate)
 @document_response(MessageOut, 201)
 @document_response(MessageOut, 200)
-@errors(400, 401, 403, 404, 409, 429)
+@errors(400, 401, 403, 404, 409, 422, 429)
 async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int]:
     """Post a message as `user_id`: stored, then broadcast to the room's sockets.
 
