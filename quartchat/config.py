@@ -40,6 +40,8 @@ class Settings:
     rest_writes_burst: int = 30
     auth_secret: str = ""
     auth_token_ttl: int = 7 * 24 * 3600
+    console_enabled: bool = True
+    metrics_token: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +80,8 @@ class Settings:
             rest_writes_burst=_int(env, "REST_WRITES_BURST", defaults.rest_writes_burst),
             auth_secret=env.get("AUTH_SECRET", "").strip(),
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
+            console_enabled=_bool(env, "CONSOLE_ENABLED", defaults.console_enabled),
+            metrics_token=env.get("METRICS_TOKEN", "").strip(),
         )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
