@@ -13,6 +13,7 @@ from quart_schema import Info, QuartSchema
 from . import chat, db, errors, limits, logs, oversized
 from .blueprints import console, health, messages, metrics, rooms, users, ws
 from .config import Settings
+from .protocol import refuse_deep_json
 
 
 class MissingFileError(RuntimeError):
@@ -65,6 +66,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         # `token` is present only when authentication is on
         pydantic_dump_options={"exclude_none": True},
     )
+    refuse_deep_json(app)
     allowed = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
     cors(app, allow_origin=allowed)
     errors.init_app(app)

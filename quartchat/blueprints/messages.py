@@ -73,7 +73,7 @@ def parse_since(raw: str) -> datetime:
         return parse_timestamp(raw)
     except ValueError:
         raise APIError(
-            400, "INVALID_SINCE", f"since={raw!r} is not an ISO 8601 timestamp"
+            400, "INVALID_SINCE", f"since={raw!r} is not an ISO 8601 timestamp of years 1-9999"
         ) from None
 
 
@@ -104,7 +104,8 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
         raise APIError(400, "INVALID_REQUEST", "use either since or after, not both")
     await room_or_404(room_id)
     since = parse_since(query_args.since) if query_args.since is not None else None
-    after_seq = await seq_after(room_id, query_args.after) if query_args.after else None
+    after = query_args.after
+    after_seq = await seq_after(room_id, after) if after is not None else None
     messages = await current_chat().store.history(
         room_id, since=since, after_seq=after_seq, limit=query_args.limit
     )
@@ -116,7 +117,7 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
 @validate_request(MessageCreate)
 @document_response(MessageOut, 201)
 @document_response(MessageOut, 200)
-@errors(400, 401, 403, 404, 409, 429)
+@errors(400, 401, 403, 404, 409, 422, 429)
 async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int]:
     """Post a message as `user_id`: stored, then broadcast to the room's sockets.
 
