@@ -38,8 +38,8 @@ class Settings:
     rate_limit_strikes: int = 50
     max_sockets_per_user: int = 20
     max_sockets_per_ip: int = 0
-    rest_writes_per_minute: float = 120.0
-    rest_writes_burst: int = 30
+    creations_per_minute: float = 300.0
+    creations_burst: int = 100
     forwarded_allow_ips: str = ""
     auth_secret: str = ""
     auth_token_ttl: int = 7 * 24 * 3600
@@ -75,10 +75,14 @@ class Settings:
             max_sockets_per_ip=_int(
                 env, "MAX_SOCKETS_PER_IP", defaults.max_sockets_per_ip, minimum=0
             ),
-            rest_writes_per_minute=_float(
-                env, "REST_WRITES_PER_MINUTE", defaults.rest_writes_per_minute
+            creations_per_minute=_float(
+                env,
+                "CREATIONS_PER_MINUTE",
+                _float(env, "REST_WRITES_PER_MINUTE", defaults.creations_per_minute),
             ),
-            rest_writes_burst=_int(env, "REST_WRITES_BURST", defaults.rest_writes_burst),
+            creations_burst=_int(
+                env, "CREATIONS_BURST", _int(env, "REST_WRITES_BURST", defaults.creations_burst)
+            ),
             forwarded_allow_ips=_trusted_proxies(env),
             auth_secret=env.get("AUTH_SECRET", "").strip(),
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
