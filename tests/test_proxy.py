@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.blueprints.test_console import CHROMIUM, CHROMIUM_ARGS
 from tests.edge import Edge, bound_socket
 from tests.support import (
+    PROJECT_ROOT,
     RunningServer,
     create_room,
     create_user,
@@ -34,9 +35,9 @@ TRUST_THE_EDGE = {"FORWARDED_ALLOW_IPS": "127.0.0.1"}
 
 @contextmanager
 def behind_edge(
-    tmp_path: Path, env: dict[str, str] | None = None
+    tmp_path: Path, env: dict[str, str] | None = None, args: list[str] | None = None
 ) -> Iterator[tuple[RunningServer, Edge]]:
-    server = start_server(tmp_path, env={**TRUST_THE_EDGE, **(env or {})})
+    server = start_server(tmp_path, env={**TRUST_THE_EDGE, **(env or {})}, args=args)
     try:
         edge = Edge(tmp_path / "nginx", server.port)
         try:
@@ -217,3 +218,20 @@ async def test_a_users_flood_over_wss_and_https_is_refused_but_not_their_neighbo
                     for i in range(3)
                 ]
                 assert [response.status_code for response in neighbours] == [201] * 3
+
+
+async def test_the_app_sees_the_edges_scheme(tmp_path: Path) -> None:
+    config = tmp_path / "hypercorn.toml"
+    settings = (PROJECT_ROOT / "hypercorn.toml").read_text()
+    config.write_text(settings + "access_log_format = 'scheme=%(S)s %(h)s \"%(r)s\"'\n")
+    with behind_edge(tmp_path, args=["--config", str(config)]) as (server, edge):
+        async with https_client(edge, "127.0.0.2") as http:
+            room, user = await create_room(http), await create_user(http)
+        async with wss(edge, f"/ws/{room['id']}/{user['id']}", "127.0.0.2") as ws:
+            await ws.send('{"type": "ping"}')
+            await receive_type(ws, "pong")
+        lines = server.log().splitlines()
+        assert any('scheme=https 127.0.0.2 "POST /rooms' in line for line in lines), lines
+        assert any('scheme=wss 127.0.0.2 "GET /ws/' in line for line in lines), lines
+        # start_server's own health checks came straight to the server
+        assert any("scheme=http 127.0.0.1:" in line for line in lines), lines
