@@ -151,6 +151,9 @@ class ForwardedMiddleware:
     def __init__(self, app: ASGIFramework, trusted: TrustedProxies) -> None:
         self.app = app
         self.forwarded = ForwardedClients(trusted)
+        # peer host -> trusted: a reconnect storm arrives from a few proxies, and parsing
+        # their address for every handshake was most of this middleware's cost
+        self._peers: dict[str, bool] = {}
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -161,8 +164,7 @@ class ForwardedMiddleware:
 
     def rewrite(self, scope: Any) -> None:
         peer = scope.get("client")
-        peer_address = parse_address(str(peer[0])) if peer else None
-        if peer_address is None or not self.forwarded.trusted.trusts(peer_address):
+        if not peer or not self._trusted_peer(str(peer[0])):
             return
         headers = scope["headers"]
         client = self.forwarded.client(headers)
@@ -171,6 +173,16 @@ class ForwardedMiddleware:
         scheme = self.forwarded.scheme(scope["type"], headers)
         if scheme is not None:
             scope["scheme"] = scheme
+
+    def _trusted_peer(self, host: str) -> bool:
+        trusted = self._peers.get(host)
+        if trusted is None:
+            address = parse_address(host)
+            trusted = address is not None and self.forwarded.trusted.trusts(address)
+            if len(self._peers) >= 4096:
+                self._peers.clear()
+            self._peers[host] = trusted
+        return trusted
 
 
 def init_app(app: Quart, forwarded_allow_ips: str) -> None:
