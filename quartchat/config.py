@@ -43,6 +43,8 @@ class Settings:
     forwarded_allow_ips: str = ""
     auth_secret: str = ""
     auth_token_ttl: int = 7 * 24 * 3600
+    console_enabled: bool = True
+    metrics_token: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +88,8 @@ class Settings:
             forwarded_allow_ips=_trusted_proxies(env),
             auth_secret=env.get("AUTH_SECRET", "").strip(),
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
+            console_enabled=_bool(env, "CONSOLE_ENABLED", defaults.console_enabled),
+            metrics_token=env.get("METRICS_TOKEN", "").strip(),
         )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:

@@ -23,7 +23,7 @@ from quart import Quart
 
 from . import collector
 from .accesslog import AccessLogger
-from .app import PROJECT_ROOT, create_app
+from .app import PROJECT_ROOT, MissingFileError, create_app
 from .chat import EXTENSION_KEY, Chat
 from .config import Settings
 
@@ -52,7 +52,10 @@ def bind_address(host: str, port: int) -> str:
 
 def load_config(path: Path | None, settings: Settings) -> Config:
     config_path = path or DEFAULT_HYPERCORN_CONFIG
-    config = Config.from_toml(str(config_path)) if config_path.exists() else Config()
+    if not config_path.is_file():
+        # Hypercorn's defaults would quietly accept 16 MiB frames and a backlog of 100.
+        raise MissingFileError(f"the Hypercorn settings file {config_path} does not exist")
+    config = Config.from_toml(str(config_path))
     config.bind = [bind_address(settings.host, settings.port)]
     config.logger_class = AccessLogger
     return config

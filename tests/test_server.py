@@ -168,3 +168,17 @@ async def test_ping_round_trip_after_restart_on_same_database(tmp_path: Path) ->
             await receive_type(ws, "pong")
     finally:
         again.stop()
+
+
+def test_missing_hypercorn_settings_are_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    result = subprocess.run(
+        [sys.executable, "-m", "quartchat.cli", "serve", "--config", str(missing)],
+        cwd=tmp_path,
+        env={**os.environ, "PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert f"the Hypercorn settings file {missing} does not exist" in result.stderr
