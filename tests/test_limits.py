@@ -134,6 +134,10 @@ async def test_one_users_messages_share_one_budget_across_socket_and_rest(
                 assert over_rest.status_code == 429
                 assert over_rest.json()["code"] == "RATE_LIMITED"
                 assert int(over_rest.headers["retry-after"]) >= 1
+                # A fresh socket of the same user has a full frame budget, not more messages.
+                async with open_socket(server, room["id"], flooder["id"]) as second:
+                    await second.send(json.dumps({"content": "from another socket"}))
+                    assert (await receive_type(second, "error"))["code"] == "RATE_LIMITED"
                 # Another user at the same address is not affected.
                 for i in range(4):
                     ok = await http.post(
