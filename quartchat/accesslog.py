@@ -4,8 +4,9 @@ Hypercorn's own logger builds, for every request and socket, a dict of every req
 and response header and of the whole process environment, then formats a line from
 four of them: in a reconnect storm those dicts took 7% of the server's CPU. The lines
 written are the same, but for control characters in what the client sent (escaped, so
-that no client can forge a line); `access_log_format` keeps its meaning, every atom
-included. Hypercorn's error log keeps each record on one line too.
+that no client can forge a line) and `%(h)s` of a client named by a trusted proxy (which
+has no port); `access_log_format` keeps its meaning, every atom included. Hypercorn's
+error log keeps each record on one line too.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ class LazyAccessLogAtoms(Mapping[str, Any]):
         if client is None:
             return None
         if len(client) == 2:
-            return f"{client[0]}:{client[1]}"
+            # Port 0: a client named by a proxy's X-Real-IP, whose port nobody told us.
+            return f"{client[0]}:{client[1]}" if client[1] else str(client[0])
         if len(client) == 1:
             return str(client[0])
         return f"<???{client}???>"

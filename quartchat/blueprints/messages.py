@@ -17,6 +17,7 @@ from quart_schema import (
 
 from ..chat import current_chat
 from ..errors import APIError
+from ..limits import require_message_budget
 from ..lookups import room_or_404, user_or_404
 from ..protocol import parse_message_id, validate_content
 from ..schemas import ResourceId, Timestamp, errors
@@ -123,7 +124,8 @@ async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int
 
     A client-chosen `id` that is already stored returns that message with 200 and
     broadcasts nothing; an `id` used by another room or user is 409. With AUTH_SECRET
-    set, `Authorization: Bearer` must carry `user_id`'s token (401, 403).
+    set, `Authorization: Bearer` must carry `user_id`'s token (401, 403). A user's
+    messages over REST and over sockets draw from one rate limit (429, `Retry-After`).
     """
     chat = current_chat()
     chat.tokens.require_bearer(data.user_id)
@@ -131,6 +133,7 @@ async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int
     message_id = parse_message_id(data.id)
     await room_or_404(room_id)
     user = await user_or_404(data.user_id)
+    require_message_budget(user.id)
     stored = await chat.store.submit(
         Draft(
             id=message_id or uuid4(),

@@ -26,7 +26,12 @@ from ..chat import Chat, current_chat
 from ..errors import APIError
 from ..faults import describe
 from ..hub import CLOSE_TOO_SLOW, Frame, Subscriber
-from ..limits import CLOSE_POLICY_VIOLATION, CLOSE_TOO_MANY_SOCKETS, FrameBudget
+from ..limits import (
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_TOO_MANY_SOCKETS,
+    FrameBudget,
+    current_limits,
+)
 from ..protocol import parse_client_frame
 from ..store import Draft, Outcome, Stored
 from ..text import is_resource_id
@@ -235,6 +240,7 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
     max_chars = settings.max_message_chars
     in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
     loop = asyncio.get_running_loop()
+    limits = current_limits()
     budget = FrameBudget(
         settings.rate_limit_per_second,
         settings.rate_limit_burst,
@@ -267,6 +273,16 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
             )
             chat.relay.publish_event(subscriber.room_id, typing, exclude=subscriber)
         else:
+            wait, detail = limits.message_refusal(subscriber.user_id)
+            if wait:
+                if limits.message_flooding(subscriber.user_id):
+                    subscriber.request_close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+                    continue
+                extra = {"id": str(frame.message_id)} if frame.message_id else {}
+                _send_error(
+                    chat, subscriber, "RATE_LIMITED", detail, retry_after=round(wait, 3), **extra
+                )
+                continue
             await in_flight.acquire()
             draft = Draft(
                 id=frame.message_id or uuid4(),
