@@ -10,9 +10,10 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import ExternalDocumentation, Info, QuartSchema
 
-from . import chat, db, errors, limits, logs
+from . import chat, db, errors, limits, logs, oversized, proxies
 from .blueprints import asyncapi, console, health, messages, metrics, rooms, users, ws
 from .config import Settings
+from .protocol import refuse_deep_json
 
 
 class MissingFileError(RuntimeError):
@@ -66,11 +67,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         # `token` is present only when authentication is on
         pydantic_dump_options={"exclude_none": True},
     )
+    refuse_deep_json(app)
     allowed = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
     cors(app, allow_origin=allowed)
     errors.init_app(app)
     logs.init_app(app)
     limits.init_app(app, settings)
+    oversized.init_app(app, settings)
+    proxies.init_app(app, settings.forwarded_allow_ips)
 
     @app.after_request
     async def forbid_content_sniffing(response: Response) -> Response:

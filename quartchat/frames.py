@@ -9,6 +9,7 @@ Nothing here runs per frame: the builders stay plain dicts encoded by orjson.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -16,17 +17,10 @@ from pydantic import ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from .models import ID_PATTERN
+from .text import _REFUSED_IN_CONTENT, _VISIBLE
 
 Schema = dict[str, Any]
 
-# The characters Python's `str.strip()` removes (those with `str.isspace()`), spelled out
-# because a JSON Schema `\s` differs between engines (ECMA-262 adds U+FEFF, the Unicode
-# White_Space property leaves out U+001C-U+001F).
-SPACE_CHARACTERS = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
-    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-NOT_BLANK = f"[^{SPACE_CHARACTERS}]"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
 
@@ -64,8 +58,8 @@ class MessageIn(TypedDict):
     content: Annotated[
         str,
         Field(
-            pattern=NOT_BLANK,
-            description="the text, not blank; at most MAX_MESSAGE_CHARS characters",
+            description="the text: at most MAX_MESSAGE_CHARS characters, some of them "
+            "visible, and of the controls only \\n and \\t",
         ),
     ]
     id: NotRequired[
@@ -161,11 +155,14 @@ class UserLeftFrame(TypedDict):
 ERROR_CODES: dict[str, str] = {
     "INVALID_JSON": "the frame is not JSON, or not a JSON object",
     "UNKNOWN_TYPE": "`type` is not one of the client frame types",
-    "INVALID_CONTENT": "`content` is missing, not a string, blank, or over MAX_MESSAGE_CHARS",
+    "INVALID_CONTENT": "`content` is missing, not a string, blank, over MAX_MESSAGE_CHARS, "
+    "or holds a character refused in content",
     "INVALID_ID": "`id` is not a UUID string",
     "MESSAGE_ID_CONFLICT": "the message's `id` belongs to another message; nothing was stored",
     "UNAVAILABLE": "the database failed: the message named by `id` was not stored and "
     "nobody saw it; send it again",
+    "MESSAGE_REJECTED": "the database refused this one message, named by `id`; it was not "
+    "stored, and sending it unchanged will fail again",
     "INVALID_AFTER": "`?after=` names no message of this room; live frames follow",
     "INVALID_SINCE": "`?since=` is not an ISO 8601 timestamp; live frames follow",
     "INVALID_REPLAY": "both `?after=` and `?since=` were given; live frames follow",
@@ -179,6 +176,7 @@ ERROR_FIELDS: dict[str, tuple[str, ...]] = {
     "RATE_LIMITED": ("retry_after",),
     "UNAVAILABLE": ("id",),
     "MESSAGE_ID_CONFLICT": ("id",),
+    "MESSAGE_REJECTED": ("id",),
 }
 
 
@@ -199,7 +197,8 @@ class ErrorFrame(TypedDict):
                 pattern=UUID_PATTERN,
                 json_schema_extra={"format": "uuid"},
                 description="the message this error is about (UNAVAILABLE, "
-                "MESSAGE_ID_CONFLICT, and RATE_LIMITED when the refused frame had one)",
+                "MESSAGE_ID_CONFLICT, MESSAGE_REJECTED, and RATE_LIMITED when the refused "
+                "frame had one)",
             ),
         ]
     ]
@@ -220,7 +219,8 @@ SERVER_FRAMES: dict[str, type[Any]] = {
 # Close codes the server sends: (meaning, what the client should do).
 CLOSE_CODES: dict[int, tuple[str, str]] = {
     4404: (
-        "the room or the user does not exist (the reason names which)",
+        "the room or the user does not exist, or the URL's id is not a valid id, so none can "
+        "(the reason names which)",
         "create it, then connect again",
     ),
     4401: (
@@ -233,7 +233,10 @@ CLOSE_CODES: dict[int, tuple[str, str]] = {
     ),
     1009: ("a frame over 64 KiB", "send smaller frames"),
     1012: ("the server is restarting (every redeploy)", "reconnect (with `?after=`)"),
-    1008: ("the socket kept sending far over its rate limit", "slow down, then reconnect"),
+    1008: (
+        "the socket, or its user's messages, kept going far over the rate limit",
+        "slow down, then reconnect",
+    ),
     4429: ("too many sockets for this user (or address)", "close another one first"),
     1011: ("an internal error", "reconnect"),
 }
@@ -249,11 +252,23 @@ def _schema(frame: type[Any]) -> Schema:
     return schema
 
 
+def _portable(pattern: str) -> str:
+    """A pattern of `text` in the syntax JSON Schema validators share: astral characters
+    as themselves rather than `\\U` escapes, and without the surrogates (no JSON document
+    holds a lone one, and validators in Rust refuse them in a pattern)."""
+    pattern = pattern.replace("\\ud800-\\udfff", "")
+    return re.sub(r"\\U([0-9a-fA-F]{8})", lambda escape: chr(int(escape[1], 16)), pattern)
+
+
 @cache
 def client_frame_schemas(max_chars: int) -> dict[str, Schema]:
-    """The JSON Schema of each client frame type, with the server's MAX_MESSAGE_CHARS."""
+    """The JSON Schema of each client frame type, with the server's MAX_MESSAGE_CHARS and
+    the characters `text` refuses in content."""
     schemas = {name: _schema(frame) for name, frame in CLIENT_FRAMES.items()}
-    schemas["message"]["properties"]["content"]["maxLength"] = max_chars
+    content = schemas["message"]["properties"]["content"]
+    content["maxLength"] = max_chars
+    content["not"] = {"pattern": _portable(_REFUSED_IN_CONTENT.pattern)}
+    content["pattern"] = _portable(_VISIBLE.pattern)
     return schemas
 
 

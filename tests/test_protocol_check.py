@@ -110,3 +110,12 @@ def test_every_socket_test_uses_the_checked_client() -> None:
         if path.name != "support.py" and plain_connect.search(path.read_text())
     ]
     assert unchecked == [], "open sockets with tests.support.open_socket or connect_checked"
+
+
+def test_every_browser_test_checks_its_pages_frames() -> None:
+    unchecked = [
+        str(path.relative_to(PROJECT_ROOT))
+        for path in (PROJECT_ROOT / "tests").rglob("*.py")
+        if "new_page(" in (source := path.read_text()) and "record_page_frames(" not in source
+    ]
+    assert unchecked == [], "record each page's frames with tests.protocol_check.record_page_frames"
