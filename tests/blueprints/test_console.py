@@ -12,7 +12,6 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
-from tests.protocol_check import check_frame, record_page_frames
 from tests.support import (
     RunningServer,
     create_room,
@@ -52,12 +51,9 @@ async def _page(browser: Browser) -> AsyncIterator[Page]:
     page = await context.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: dialogs.append(dialog.message))
-    received = record_page_frames(page)
     yield page
     await context.close()
     assert dialogs == [], f"the page opened dialogs: {dialogs}"
-    for frame in received:
-        check_frame(frame)
 
 
 async def join(page: Page, room_id: str, user_id: str) -> Locator:
@@ -274,7 +270,6 @@ async def test_fits_a_phone_screen(
     user = await create_user(http, "Phone user")
     context = await browser.new_context(viewport={"width": 390, "height": 844})
     page = await context.new_page()
-    received = record_page_frames(page)
     try:
         await page.goto(server.http_url + "/")
         await join(page, room["id"], user["id"])
@@ -284,8 +279,6 @@ async def test_fits_a_phone_screen(
         assert overflow <= 0
     finally:
         await context.close()
-    for frame in received:
-        check_frame(frame)
 
 
 async def test_console_uses_the_tokens_of_users_it_created(page: Page, tmp_path: Path) -> None:

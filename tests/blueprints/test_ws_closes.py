@@ -22,7 +22,6 @@ from websockets.exceptions import ConnectionClosed
 
 from quartchat import create_app
 from quartchat.chat import EXTENSION_KEY
-from tests.protocol_check import check_frame, record_page_frames
 from tests.support import (
     RawWebSocket,
     RunningServer,
@@ -322,7 +321,6 @@ async def test_oversized_frame_1009_in_chromium(
         )
         try:
             page = await browser.new_page()
-            frames = record_page_frames(page)
             await page.goto(f"{server.http_url}/health")
             url = f"{server.ws_url}/ws/{room['id']}/{user['id']}"
             result = await page.evaluate(PAGE_SENDS_2_MIB, [url])
@@ -330,8 +328,6 @@ async def test_oversized_frame_1009_in_chromium(
             await browser.close()
     print(f"\nclose 1009 (Chromium, 2 MiB string): send -> close event {result['ms']:.0f} ms")
     assert result["code"] == 1009
-    for frame in frames:
-        check_frame(frame)
     assert result["ms"] < PROMPT * 1000
     assert await present(http, room["id"]) == []
     assert await open_sockets_gauge(http) == 0
