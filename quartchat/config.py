@@ -34,6 +34,8 @@ class Settings:
     rate_limit_per_second: float = 10.0
     rate_limit_burst: int = 20
     rate_limit_strikes: int = 50
+    control_frames_per_second: float = 5.0
+    control_frames_burst: int = 20
     max_sockets_per_user: int = 20
     max_sockets_per_ip: int = 0
     rest_writes_per_minute: float = 120.0
@@ -66,6 +68,10 @@ class Settings:
             ),
             rate_limit_burst=_int(env, "RATE_LIMIT_BURST", defaults.rate_limit_burst),
             rate_limit_strikes=_int(env, "RATE_LIMIT_STRIKES", defaults.rate_limit_strikes),
+            control_frames_per_second=_float(
+                env, "CONTROL_FRAMES_PER_SECOND", defaults.control_frames_per_second
+            ),
+            control_frames_burst=_int(env, "CONTROL_FRAMES_BURST", defaults.control_frames_burst),
             max_sockets_per_user=_int(
                 env, "MAX_SOCKETS_PER_USER", defaults.max_sockets_per_user, minimum=0
             ),
