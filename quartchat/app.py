@@ -10,7 +10,7 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
-from . import chat, db, errors, limits, logs
+from . import chat, db, errors, limits, logs, readlimits
 from .blueprints import console, health, messages, metrics, rooms, users, ws
 from .config import Settings
 
@@ -49,10 +49,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         pydantic_dump_options={"exclude_none": True},
     )
     allowed = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
-    cors(app, allow_origin=allowed)
+    cors(app, allow_origin=allowed, expose_headers=["Link"])  # the next page of a list
     errors.init_app(app)
     logs.init_app(app)
     limits.init_app(app, settings)
+    readlimits.init_app(app, settings)
 
     @app.after_request
     async def forbid_content_sniffing(response: Response) -> Response:

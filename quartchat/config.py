@@ -40,6 +40,8 @@ class Settings:
     max_sockets_per_ip: int = 0
     rest_writes_per_minute: float = 120.0
     rest_writes_burst: int = 30
+    rest_reads_per_minute: float = 600.0
+    rest_reads_burst: int = 100
     auth_secret: str = ""
     auth_token_ttl: int = 7 * 24 * 3600
 
@@ -82,6 +84,10 @@ class Settings:
                 env, "REST_WRITES_PER_MINUTE", defaults.rest_writes_per_minute
             ),
             rest_writes_burst=_int(env, "REST_WRITES_BURST", defaults.rest_writes_burst),
+            rest_reads_per_minute=_float(
+                env, "REST_READS_PER_MINUTE", defaults.rest_reads_per_minute
+            ),
+            rest_reads_burst=_int(env, "REST_READS_BURST", defaults.rest_reads_burst),
             auth_secret=env.get("AUTH_SECRET", "").strip(),
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
         )

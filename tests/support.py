@@ -89,6 +89,8 @@ def start_server(
         "RATE_LIMIT_BURST": "100000",
         "REST_WRITES_PER_MINUTE": "6000000",
         "REST_WRITES_BURST": "100000",
+        "REST_READS_PER_MINUTE": "6000000",
+        "REST_READS_BURST": "100000",
         **(env or {}),
     }
     log_path = workdir / f"server-{port}.log"
