@@ -11,7 +11,7 @@ from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
 from . import chat, db, errors, limits, logs, readlimits
-from .blueprints import console, health, messages, metrics, rooms, users, ws
+from .blueprints import console, docs, health, messages, metrics, rooms, users, ws
 from .config import Settings
 
 
@@ -44,6 +44,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         info=Info(title="quartchat", version="0.1.0"),
         redoc_ui_path=None,
         scalar_ui_path=None,
+        swagger_ui_path=None,  # served by blueprints/docs.py, from this server alone
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
         # `token` is present only when authentication is on
         pydantic_dump_options={"exclude_none": True},
@@ -60,7 +61,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    for blueprint in (users, rooms, messages, ws, health, console, metrics):
+    for blueprint in (users, rooms, messages, ws, health, console, docs, metrics):
         app.register_blueprint(blueprint.blueprint)
     # Registered before the database so that its after_serving hook, which finishes
     # pending writes, runs while the database is still open.
