@@ -14,11 +14,12 @@ from typing import TypeVar
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
-from quart import request
+from quart import Response, jsonify, request
 from tortoise.expressions import Q
 
 from .errors import APIError
 from .models import ID_PATTERN, Room, User
+from .wire import format_timestamp
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
@@ -42,10 +43,12 @@ class ListQuery(BaseModel):
     )
 
 
-async def list_page(
-    model: type[RoomOrUser], name_field: str, query: ListQuery
-) -> tuple[list[RoomOrUser], dict[str, str]]:
-    """One page of `model` in (created_at, id) order, and the headers naming the next."""
+async def list_page(model: type[RoomOrUser], name_field: str, query: ListQuery) -> Response:
+    """One page of `model` in (created_at, id) order as `[{"id", name_field,
+    "created_at"}]`, with the `Link` header naming the next.
+
+    Rows are read as tuples and written by hand: models and response validation cost
+    several times the query for a page of 500."""
     rows = model.all()
     if query.q:
         rows = rows.filter(
@@ -57,14 +60,23 @@ async def list_page(
             Q(created_at__gt=last.created_at) | Q(created_at=last.created_at, id__gt=last.id)
         )
     # One more than asked, to know whether a next page exists.
-    page = list(await rows.order_by("created_at", "id").limit(query.limit + 1))
-    if len(page) <= query.limit:
-        return page, {}
-    page = page[: query.limit]
-    arguments = {"limit": str(query.limit), "after": page[-1].id}
-    if query.q:
-        arguments["q"] = query.q
-    return page, {"Link": f'<{request.path}?{urlencode(arguments)}>; rel="next"'}
+    page = await (
+        rows.order_by("created_at", "id")
+        .limit(query.limit + 1)
+        .values_list("id", name_field, "created_at")
+    )
+    response = jsonify(
+        [
+            {"id": id_, name_field: name, "created_at": format_timestamp(created_at)}
+            for id_, name, created_at in page[: query.limit]
+        ]
+    )
+    if len(page) > query.limit:
+        arguments = {"limit": str(query.limit), "after": page[query.limit - 1][0]}
+        if query.q:
+            arguments["q"] = query.q
+        response.headers["Link"] = f'<{request.path}?{urlencode(arguments)}>; rel="next"'
+    return response
 
 
 async def _cursor_row(model: type[RoomOrUser], after: str) -> RoomOrUser:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from uuid import uuid4
 
 from pydantic import BaseModel
-from quart import Blueprint
+from quart import Blueprint, Response
 from quart_schema import (
+    document_response,
     security_scheme,
     validate_querystring,
     validate_request,
@@ -66,9 +67,9 @@ async def post_room(data: RoomCreate) -> tuple[RoomOut, int]:
 @limit_reads
 @security_scheme([{"bearer": []}])
 @validate_querystring(ListQuery)
-@validate_response(list[RoomOut])
+@document_response(list[RoomOut])
 @errors(400, 401, 429)
-async def get_rooms(query_args: ListQuery) -> tuple[list[RoomOut], int, dict[str, str]]:
+async def get_rooms(query_args: ListQuery) -> Response:
     """Rooms, oldest first, a page at a time (`limit`, default 100, at most 500).
 
     When more follow, the `Link` header names the next page:
@@ -77,8 +78,7 @@ async def get_rooms(query_args: ListQuery) -> tuple[list[RoomOut], int, dict[str
     `Authorization: Bearer` token is required.
     """
     current_chat().tokens.require_bearer()
-    rooms, headers = await list_page(Room, "name", query_args)
-    return [RoomOut.of(room) for room in rooms], 200, headers
+    return await list_page(Room, "name", query_args)
 
 
 @blueprint.get("/rooms/<room_id>")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from uuid import uuid4
 
 from pydantic import BaseModel, Field
-from quart import Blueprint
+from quart import Blueprint, Response
 from quart_schema import (
+    document_response,
     security_scheme,
     validate_querystring,
     validate_request,
@@ -90,9 +91,9 @@ async def post_token(user_id: str) -> TokenOut:
 @limit_reads
 @security_scheme([{"bearer": []}])
 @validate_querystring(ListQuery)
-@validate_response(list[UserOut])
+@document_response(list[UserOut])
 @errors(400, 401, 429)
-async def get_users(query_args: ListQuery) -> tuple[list[UserOut], int, dict[str, str]]:
+async def get_users(query_args: ListQuery) -> Response:
     """Users, oldest first, a page at a time (`limit`, default 100, at most 500).
 
     When more follow, the `Link` header names the next page:
@@ -101,8 +102,7 @@ async def get_users(query_args: ListQuery) -> tuple[list[UserOut], int, dict[str
     user's `Authorization: Bearer` token is required.
     """
     current_chat().tokens.require_bearer()
-    users, headers = await list_page(User, "username", query_args)
-    return [UserOut.of(user) for user in users], 200, headers
+    return await list_page(User, "username", query_args)
 
 
 @blueprint.get("/users/<user_id>")
