@@ -43,6 +43,16 @@ class ListQuery(BaseModel):
     )
 
 
+class NextPageHeaders(BaseModel):
+    """The response headers of a page (documented in /docs)."""
+
+    link: str | None = Field(
+        default=None,
+        alias="Link",
+        description='only when more follow: `</users?limit=100&after=<last id>>; rel="next"`',
+    )
+
+
 async def list_page(model: type[RoomOrUser], name_field: str, query: ListQuery) -> Response:
     """One page of `model` in (created_at, id) order as `[{"id", name_field,
     "created_at"}]`, with the `Link` header naming the next.

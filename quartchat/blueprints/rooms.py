@@ -15,7 +15,7 @@ from quart_schema import (
 )
 
 from ..chat import current_chat
-from ..listing import ListQuery, list_page
+from ..listing import ListQuery, NextPageHeaders, list_page
 from ..lookups import create_or_409, room_or_404
 from ..models import Room
 from ..readlimits import limit_reads
@@ -67,7 +67,7 @@ async def post_room(data: RoomCreate) -> tuple[RoomOut, int]:
 @limit_reads
 @security_scheme([{"bearer": []}])
 @validate_querystring(ListQuery)
-@document_response(list[RoomOut])
+@document_response(list[RoomOut], 200, NextPageHeaders)
 @errors(400, 401, 429)
 async def get_rooms(query_args: ListQuery) -> Response:
     """Rooms, oldest first, a page at a time (`limit`, default 100, at most 500).

@@ -16,7 +16,7 @@ from quart_schema import (
 
 from ..chat import current_chat
 from ..errors import APIError
-from ..listing import ListQuery, list_page
+from ..listing import ListQuery, NextPageHeaders, list_page
 from ..lookups import create_or_409, user_or_404
 from ..models import User
 from ..readlimits import limit_reads
@@ -91,7 +91,7 @@ async def post_token(user_id: str) -> TokenOut:
 @limit_reads
 @security_scheme([{"bearer": []}])
 @validate_querystring(ListQuery)
-@document_response(list[UserOut])
+@document_response(list[UserOut], 200, NextPageHeaders)
 @errors(400, 401, 429)
 async def get_users(query_args: ListQuery) -> Response:
     """Users, oldest first, a page at a time (`limit`, default 100, at most 500).
