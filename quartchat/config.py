@@ -44,6 +44,8 @@ class Settings:
     rest_reads_burst: int = 100
     auth_secret: str = ""
     auth_token_ttl: int = 7 * 24 * 3600
+    console_enabled: bool = True
+    metrics_token: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +59,7 @@ class Settings:
             cors_origins=_origins(env.get("CORS_ORIGINS", "*")),
             max_message_chars=_int(env, "MAX_MESSAGE_CHARS", defaults.max_message_chars),
             send_queue_size=_int(env, "SEND_QUEUE_SIZE", defaults.send_queue_size),
+            close_timeout=_float(env, "CLOSE_TIMEOUT", defaults.close_timeout),
             redis_url=env.get("REDIS_URL", "").strip(),
             redis_prefix=env.get("REDIS_PREFIX", "").strip() or defaults.redis_prefix,
             migrate_on_start=_bool(env, "MIGRATE_ON_START", defaults.migrate_on_start),
@@ -90,6 +93,8 @@ class Settings:
             rest_reads_burst=_int(env, "REST_READS_BURST", defaults.rest_reads_burst),
             auth_secret=env.get("AUTH_SECRET", "").strip(),
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
+            console_enabled=_bool(env, "CONSOLE_ENABLED", defaults.console_enabled),
+            metrics_token=env.get("METRICS_TOKEN", "").strip(),
         )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:

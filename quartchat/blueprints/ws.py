@@ -59,6 +59,9 @@ class Replay:
 async def ws_room(room_id: str, user_id: str) -> None:
     """Join a room as a user; see README.md for the frames in both directions."""
     chat = current_chat()
+    if not chat.accepting_sockets:
+        # Before the accept, so the client learns at once and reconnects elsewhere.
+        raise APIError(503, "UNAVAILABLE", "the server is restarting; connect again", 1.0)
     origin = websocket.headers.get("Origin")
     if origin is not None and not chat.settings.origin_allowed(origin):
         raise APIError(403, "ORIGIN_NOT_ALLOWED", f"origin {origin!r} may not open sockets")
@@ -110,6 +113,9 @@ async def ws_room(room_id: str, user_id: str) -> None:
             sender.cancel()
         if subscriber.close_code == CLOSE_TOO_SLOW:
             chat.metrics.slow_closes.inc()
+        # Out of the room (presence, metrics, broadcasts) as soon as it is being closed:
+        # the close frame may wait behind a backlog for as long as `close_timeout`.
+        chat.leave(subscriber)
         await _close(chat, subscriber, writer)
     finally:
         if sender is not None:
