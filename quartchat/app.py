@@ -10,9 +10,10 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
-from . import chat, db, errors, limits, logs, oversized, readlimits
+from . import chat, db, errors, limits, logs, oversized, proxies, readlimits
 from .blueprints import console, docs, health, messages, metrics, rooms, users, ws
 from .config import Settings
+from .protocol import refuse_deep_json
 
 
 class MissingFileError(RuntimeError):
@@ -68,6 +69,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         # `token` is present only when authentication is on
         pydantic_dump_options={"exclude_none": True},
     )
+    refuse_deep_json(app)
     allowed = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
     cors(app, allow_origin=allowed, expose_headers=["Link"])  # the next page of a list
     errors.init_app(app)
@@ -75,6 +77,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     limits.init_app(app, settings)
     readlimits.init_app(app, settings)
     oversized.init_app(app, settings)
+    proxies.init_app(app, settings.forwarded_allow_ips)
 
     @app.after_request
     async def forbid_content_sniffing(response: Response) -> Response:

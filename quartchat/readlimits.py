@@ -1,8 +1,8 @@
 """A budget for expensive REST reads (lists and history pages), per client address.
 
-Apart from the write limits in `limits.py`: reads are far more frequent (a polling
-client reads every few seconds) and cost the server more per request, so they have
-settings of their own, REST_READS_PER_MINUTE and REST_READS_BURST.
+Apart from the message and creation budgets in `limits.py`: reads are far more
+frequent (a polling client reads every few seconds) and cost the server more per
+request, so they have settings of their own, REST_READS_PER_MINUTE and REST_READS_BURST.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from quart import Quart, current_app, request
 
 from .config import Settings
 from .errors import APIError
-from .limits import AddressBudgets
+from .limits import Budgets
 
 EXTENSION_KEY = "quartchat.read_budgets"
 
@@ -25,8 +25,8 @@ Result = TypeVar("Result")
 
 
 def init_app(app: Quart, settings: Settings) -> None:
-    app.extensions[EXTENSION_KEY] = AddressBudgets(
-        settings.rest_reads_per_minute, settings.rest_reads_burst
+    app.extensions[EXTENSION_KEY] = Budgets(
+        settings.rest_reads_per_minute / 60, settings.rest_reads_burst
     )
 
 
@@ -37,7 +37,7 @@ def limit_reads(
 
     @functools.wraps(route)
     async def limited(*args: Params.args, **kwargs: Params.kwargs) -> Result:
-        budgets: AddressBudgets = current_app.extensions[EXTENSION_KEY]
+        budgets: Budgets = current_app.extensions[EXTENSION_KEY]
         wait = budgets.take(request.remote_addr or "", monotonic())
         if wait:
             detail = f"too many reads from this address; retry in {wait:.1f} s"

@@ -87,8 +87,8 @@ def start_server(
         # their own limits.
         "RATE_LIMIT_PER_SECOND": "100000",
         "RATE_LIMIT_BURST": "100000",
-        "REST_WRITES_PER_MINUTE": "6000000",
-        "REST_WRITES_BURST": "100000",
+        "CREATIONS_PER_MINUTE": "6000000",
+        "CREATIONS_BURST": "100000",
         "REST_READS_PER_MINUTE": "6000000",
         "REST_READS_BURST": "100000",
         **(env or {}),

@@ -15,6 +15,7 @@ from quart_schema import (
 )
 
 from ..chat import current_chat
+from ..limits import limit_creations
 from ..listing import ListQuery, NextPageHeaders, list_page
 from ..lookups import create_or_409, room_or_404
 from ..models import Room
@@ -46,6 +47,7 @@ class PresenceOut(BaseModel):
 
 
 @blueprint.post("/rooms")
+@limit_creations
 @security_scheme([{"bearer": []}])
 @validate_request(RoomCreate)
 @validate_response(RoomOut, 201)
