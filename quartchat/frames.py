@@ -153,7 +153,8 @@ class UserLeftFrame(TypedDict):
 
 # The codes of `error` frames; each refused frame is not handled and the socket stays open.
 ERROR_CODES: dict[str, str] = {
-    "INVALID_JSON": "the frame is not JSON, or not a JSON object",
+    "INVALID_JSON": "the frame is not JSON, not a JSON object, or a binary frame: frames "
+    "are JSON text",
     "UNKNOWN_TYPE": "`type` is not one of the client frame types",
     "INVALID_CONTENT": "`content` is missing, not a string, blank, over MAX_MESSAGE_CHARS, "
     "or holds a character refused in content",
@@ -236,6 +237,12 @@ CLOSE_CODES: dict[int, tuple[str, str]] = {
     1008: (
         "the socket, or its user's messages, kept going far over the rate limit",
         "slow down, then reconnect",
+    ),
+    1007: ("a text frame that is not UTF-8", "fix the client"),
+    1002: (
+        "a frame that breaks RFC 6455 (RSV bits without an extension, a reserved opcode, an "
+        "unmasked client frame, a continuation without a start)",
+        "fix the client",
     ),
     4429: ("too many sockets for this user (or address)", "close another one first"),
     1011: ("an internal error", "reconnect"),

@@ -12,6 +12,7 @@ import jsonschema_rs
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from wsproto.frame_protocol import CloseReason
 
 from quartchat import auth, chat, hub, limits
 from quartchat.blueprints import ws
@@ -128,6 +129,9 @@ def test_every_close_code_the_server_uses_is_documented() -> None:
         ws.CLOSE_NOT_FOUND,
         ws.CLOSE_INTERNAL_ERROR,
         1009,  # Hypercorn's, for a frame over websocket_max_message_size
+        # wsproto's, for a frame it cannot parse, which frameguard makes Hypercorn send
+        CloseReason.INVALID_FRAME_PAYLOAD_DATA,
+        CloseReason.PROTOCOL_ERROR,
     }
     assert used == set(CLOSE_CODES)
 
