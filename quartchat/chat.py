@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Coroutine
-from functools import partial
 from typing import Any
 from uuid import uuid4
 
@@ -50,8 +49,6 @@ class Chat:
         self._background: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
-        # room_id -> its newest seq being read for the room's first local sockets
-        self._reading_last_seq: dict[str, asyncio.Future[int]] = {}
         # False once the server is going away: new sockets are refused (503).
         self.accepting_sockets = True
 
@@ -68,8 +65,7 @@ class Chat:
     async def join(self, subscriber: Subscriber) -> None:
         """Add a socket to its room; announce the user if nobody saw them there before."""
         first_here = self.hub.join(subscriber)
-        if not self.relay.tracking(subscriber.room_id):
-            await self._track(subscriber.room_id)
+        await self.relay.track(subscriber.room_id)
         if not first_here:
             return
         if not self.presence.shared or await _answer(
@@ -82,21 +78,6 @@ class Chat:
                 subscriber.username,
                 exclude=subscriber,
             )
-
-    async def _track(self, room_id: str) -> None:
-        """Start relaying a room from its newest seq: read once, however many sockets
-        join it meanwhile (a reconnect storm is a thousand first joins at once)."""
-        reading = self._reading_last_seq.get(room_id)
-        if reading is None:
-            reading = asyncio.ensure_future(self.store.last_seq(room_id))
-            self._reading_last_seq[room_id] = reading
-            reading.add_done_callback(partial(self._forget_reading, room_id))
-        # Shielded: a socket that goes away while waiting must not cancel the others' read.
-        self.relay.track(room_id, await asyncio.shield(reading))
-
-    def _forget_reading(self, room_id: str, reading: asyncio.Future[int]) -> None:
-        if self._reading_last_seq.get(room_id) is reading:
-            del self._reading_last_seq[room_id]
 
     def leave(self, subscriber: Subscriber) -> None:
         """Remove a socket now; telling the other instances happens in the background, so
