@@ -10,7 +10,7 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
-from . import chat, db, errors, limits, logs, oversized
+from . import chat, errors, lifecycle, limits, logs, oversized
 from .blueprints import console, health, messages, metrics, rooms, users, ws
 from .config import Settings
 
@@ -81,10 +81,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         app.register_blueprint(blueprint.blueprint)
     if settings.console_enabled:  # else `/` and `/console` are plain JSON 404s
         app.register_blueprint(console.blueprint)
-    # Registered before the database so that its after_serving hook, which finishes
-    # pending writes, runs while the database is still open.
-    service = chat.init_app(app, settings)
-    db.init_app(app, settings.database_url_with_pool, migrate=settings.migrate_on_start)
-    # Once the database is open: a redeploy's reconnect storm finds a warm directory.
-    app.before_serving(service.directory.preload)
+    lifecycle.init_app(app, settings, chat.init_app(app, settings))
     return app

@@ -42,6 +42,7 @@ class Chat:
             settings.presence_ttl,
             self.hub,
         )
+        self.broker = broker
         self.presence: Presence = presence
         self.metrics = Metrics(self.hub, self.directory)
         self.store = MessageStore(publish=self._publish_stored)
@@ -56,11 +57,21 @@ class Chat:
         self.metrics.messages_stored.inc()
         self.relay.publish_message(message)
 
-    async def start(self) -> None:
-        await self.relay.start()
-        self._pinger = asyncio.create_task(self._ping_sockets())
+    async def start_heartbeat(self) -> None:
+        """Keep renewing this instance's presence, when presence spans instances."""
         if self.presence.shared:
             self._heartbeat = asyncio.create_task(self._renew_presence())
+
+    async def stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+
+    async def start_pinger(self) -> None:
+        self._pinger = asyncio.create_task(self._ping_sockets())
+
+    async def stop_pinger(self) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
 
     async def join(self, subscriber: Subscriber) -> None:
         """Add a socket to its room; announce the user if nobody saw them there before."""
@@ -109,15 +120,13 @@ class Chat:
         """Tell every socket the server is restarting (1012), so clients reconnect at once."""
         self.hub.close_all(CLOSE_SERVICE_RESTART, "server restart")
 
-    async def shutdown(self) -> None:
+    async def finish(self) -> None:
+        """Refuse new sockets, close the open ones (1012), and finish what they began:
+        every accepted message committed and published, every departure announced."""
         self.stop_intake()
         self.close_all_sockets()
         await self.store.drain()
-        for task in (self._heartbeat, self._pinger):
-            if task is not None:
-                task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await self.relay.stop()
 
     async def _announce_left(self, subscriber: Subscriber, gone: Awaitable[bool]) -> None:
         if await _answer(gone):
@@ -177,17 +186,9 @@ async def _answer(question: Awaitable[bool]) -> bool:
 
 
 def init_app(app: Quart, settings: Settings) -> Chat:
+    """Create the chat; lifecycle.py starts and stops it."""
     chat = Chat(settings)
     app.extensions[EXTENSION_KEY] = chat
-
-    @app.before_serving
-    async def start_chat() -> None:
-        await chat.start()
-
-    @app.after_serving
-    async def finish_writes() -> None:
-        await chat.shutdown()
-
     return chat
 
 

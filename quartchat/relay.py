@@ -53,7 +53,7 @@ class Relay:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        await self._broker.connect()
+        """Listen to the (connected) broker and publish to it."""
         if self._broker.remote:
             self._tasks = [
                 asyncio.create_task(self._listen()),
@@ -62,7 +62,7 @@ class Relay:
             ]
 
     async def stop(self) -> None:
-        """Publish what is still queued, then stop listening and disconnect."""
+        """Publish what is still queued, then stop listening (the broker stays connected)."""
         if self._broker.remote:
             try:
                 await asyncio.wait_for(self._outbox.join(), 2.0)
@@ -74,7 +74,6 @@ class Relay:
         for cursor in self._cursors.values():
             if cursor.filling is not None:
                 cursor.filling.cancel()
-        await self._broker.disconnect()
 
     async def track(self, room_id: str) -> None:
         """Deliver a room here from its newest seq when its first local socket joins
