@@ -10,7 +10,7 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
-from . import chat, errors, lifecycle, limits, logs, oversized
+from . import chat, errors, lifecycle, limits, logs
 from .blueprints import console, health, messages, metrics, rooms, users, ws
 from .config import Settings
 
@@ -70,7 +70,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     errors.init_app(app)
     logs.init_app(app)
     limits.init_app(app, settings)
-    oversized.init_app(app, settings)
 
     @app.after_request
     async def forbid_content_sniffing(response: Response) -> Response:

@@ -3,6 +3,8 @@
 Startup runs the steps below in order, shutdown stops them in reverse, and each logs
 one line (`startup: database`, `shutdown: database`), so a server's log shows the order.
 
+0. framework shortcuts: check (and log) the shortcuts into Hypercorn, Quart, wsproto
+   and aiosqlite (shortcuts.py); stop here if the SQLite one is needed and gone.
 1. database: connect (and migrate); everything after may read it.
 2. directory: preload usernames and rooms, so a redeploy's reconnect storm finds
    them warm.
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 
 from quart import Quart
 
-from . import collector, db
+from . import collector, db, oversized, shortcuts
 from .chat import Chat
 from .config import Settings
 
@@ -62,6 +64,7 @@ class Lifecycle:
     def steps(self) -> list[Step]:
         chat = self._chat
         steps = [
+            Step("framework shortcuts", self._use_shortcuts),
             Step("database", self._open_database, db.disconnect),
             Step("directory", chat.directory.preload),
             Step("broker", chat.broker.connect, chat.broker.disconnect),
@@ -94,6 +97,12 @@ class Lifecycle:
                 await step.stop()
             except Exception:
                 log.exception("shutdown step %r failed", step.name)
+
+    async def _use_shortcuts(self) -> None:
+        shortcuts.report(
+            needs_sqlite=not db.is_postgres(self._settings.database_url),
+            prompt_close_installed=oversized.install(self._settings.close_timeout),
+        )
 
     async def _open_database(self) -> None:
         settings = self._settings

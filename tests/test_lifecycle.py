@@ -14,6 +14,7 @@ from quartchat.lifecycle import Lifecycle, Step
 from tests.support import start_server
 
 STARTUP = [
+    "framework shortcuts",
     "database",
     "directory",
     "broker",
