@@ -42,11 +42,14 @@ def require_files(*names: str) -> None:
         )
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
-    """Build the app: defaults, then the environment, then `test_config` overrides."""
-    settings = Settings.from_env()
-    if test_config:
-        settings = settings.with_overrides(test_config)
+def create_app(
+    settings: Settings | None = None, *, overrides: Mapping[str, Any] | None = None
+) -> Quart:
+    """Build the app from `settings` (by default the environment's, over the defaults),
+    with `overrides` (tests) on top."""
+    settings = settings or Settings.from_env()
+    if overrides:
+        settings = settings.with_overrides(overrides)
     if settings.console_enabled:
         require_files(*CONSOLE_FILES)
 

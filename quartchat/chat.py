@@ -59,7 +59,7 @@ class Chat:
 
     async def start_heartbeat(self) -> None:
         """Keep renewing this instance's presence, when presence spans instances."""
-        if self.presence.shared:
+        if self.presence.spans_instances:
             self._heartbeat = asyncio.create_task(self._renew_presence())
 
     async def stop_heartbeat(self) -> None:
@@ -79,7 +79,7 @@ class Chat:
         await self.relay.track(subscriber.room_id)
         if not first_here:
             return
-        if not self.presence.shared or await _answer(
+        if not self.presence.spans_instances or await _answer(
             self.presence.joined(subscriber.room_id, subscriber.user_id, subscriber.username)
         ):
             self._announce(
@@ -98,7 +98,7 @@ class Chat:
             self.relay.untrack(subscriber.room_id)
         if not departure.last_of_user:
             return
-        if not self.presence.shared:
+        if not self.presence.spans_instances:
             self._announce("user_left", subscriber.room_id, subscriber.user_id, subscriber.username)
         else:
             # Reported now, before any rejoin of the same user can be.

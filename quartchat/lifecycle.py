@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from quart import Quart
 
-from . import collector, db, oversized, shortcuts
+from . import db, gc_tuning, oversized, shortcuts
 from .chat import Chat
 from .config import Settings
 
@@ -109,8 +109,8 @@ class Lifecycle:
         await db.connect(settings.database_url_with_pool, migrate=settings.migrate_on_start)
 
     async def _tune_gc(self) -> None:
-        collector.settle()
-        self._collecting = asyncio.create_task(collector.collect_after_closes(self._chat.hub))
+        gc_tuning.settle()
+        self._collecting = asyncio.create_task(gc_tuning.collect_after_closes(self._chat.hub))
 
     async def _stop_gc(self) -> None:
         if self._collecting is not None:

@@ -54,7 +54,7 @@ class Relay:
 
     async def start(self) -> None:
         """Listen to the (connected) broker and publish to it."""
-        if self._broker.remote:
+        if self._broker.spans_instances:
             self._tasks = [
                 asyncio.create_task(self._listen()),
                 asyncio.create_task(self._send_outbox()),
@@ -63,7 +63,7 @@ class Relay:
 
     async def stop(self) -> None:
         """Publish what is still queued, then stop listening (the broker stays connected)."""
-        if self._broker.remote:
+        if self._broker.spans_instances:
             try:
                 await asyncio.wait_for(self._outbox.join(), 2.0)
             except TimeoutError:
@@ -109,13 +109,13 @@ class Relay:
         """A message this instance stored: serve local sockets, then the other instances."""
         text = message_frame(message)
         self._offer(message.room_id, message.seq, text)
-        if self._broker.listened:
+        if self._broker.others_listening:
             self._outbox.put_nowait(Envelope(message.room_id, message.seq, text, self._instance))
 
     def publish_event(self, room_id: str, text: str, exclude: object = None) -> None:
         """A frame that is not stored (typing, presence) for the room's sockets everywhere."""
         self._hub.broadcast_event(room_id, Frame(0, text), exclude=exclude)
-        if self._broker.listened:
+        if self._broker.others_listening:
             self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
 
     @property

@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 from hypercorn.asyncio.run import worker_serve
@@ -141,7 +140,7 @@ def run(config_path: Path | None = None, settings: Settings | None = None) -> No
 
 def serve_one(config_path: Path | None, settings: Settings) -> None:
     config = load_config(config_path, settings)
-    app = create_app(test_config=asdict(settings))
+    app = create_app(settings)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve(app, config))
 

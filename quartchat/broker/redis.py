@@ -153,7 +153,7 @@ class RedisBroker(Broker):
         self._count_others(int(receivers))
 
     @property
-    def listened(self) -> bool:
+    def others_listening(self) -> bool:
         return self._others
 
     def _count_others(self, receivers: int) -> None:
