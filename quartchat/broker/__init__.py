@@ -114,7 +114,8 @@ def backends_for(
 
         return MemoryBroker(), LocalPresence(local_members)
     if scheme in {"redis", "rediss", "unix"}:
-        from .redis import RedisBroker, RedisPresence, connect_client
+        from .redis import RedisBroker, connect_client
+        from .redis_presence import RedisPresence
 
         client = connect_client(url)
         return (
