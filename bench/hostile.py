@@ -311,7 +311,10 @@ async def stored_ids(http: httpx.AsyncClient, room: str) -> set[str]:
     ids: set[str] = set()
     after = ""
     while True:
-        params = {"limit": "500", **({"after": after} if after else {})}
+        # Without since/after a page is the room's newest messages; the first page of a
+        # walk from the start is "since the epoch".
+        start = {"after": after} if after else {"since": "1970-01-01T00:00:00Z"}
+        params = {"limit": "500", **start}
         page = (await http.get(f"/rooms/{room}/messages", params=params)).json()
         ids.update(message["id"] for message in page)
         if len(page) < 500:

@@ -10,9 +10,10 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
-from . import chat, errors, lifecycle, limits, logs
-from .blueprints import console, health, messages, metrics, rooms, users, ws
+from . import chat, errors, lifecycle, limits, logs, proxies, readlimits
+from .blueprints import console, docs, health, messages, metrics, rooms, users, ws
 from .config import Settings
+from .protocol import refuse_deep_json
 
 
 class MissingFileError(RuntimeError):
@@ -30,6 +31,7 @@ def find_project_root() -> Path:
 
 PROJECT_ROOT = find_project_root()
 CONSOLE_FILES = ("templates/console.html", "static/console.js", "static/console.css")
+DOCS_FILES = ("templates/docs.html", "static/docs.js")
 
 
 def require_files(*names: str) -> None:
@@ -50,6 +52,7 @@ def create_app(
     settings = settings or Settings.from_env()
     if overrides:
         settings = settings.with_overrides(overrides)
+    require_files(*DOCS_FILES)
     if settings.console_enabled:
         require_files(*CONSOLE_FILES)
 
@@ -64,22 +67,26 @@ def create_app(
         info=Info(title="quartchat", version="0.1.0"),
         redoc_ui_path=None,
         scalar_ui_path=None,
+        swagger_ui_path=None,  # served by blueprints/docs.py, from this server alone
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
         # `token` is present only when authentication is on
         pydantic_dump_options={"exclude_none": True},
     )
+    refuse_deep_json(app)
     allowed = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
-    cors(app, allow_origin=allowed)
+    cors(app, allow_origin=allowed, expose_headers=["Link"])  # the next page of a list
     errors.init_app(app)
     logs.init_app(app)
     limits.init_app(app, settings)
+    readlimits.init_app(app, settings)
+    proxies.init_app(app, settings.forwarded_allow_ips)
 
     @app.after_request
     async def forbid_content_sniffing(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    for blueprint in (users, rooms, messages, ws, health, metrics):
+    for blueprint in (users, rooms, messages, ws, health, docs, metrics):
         app.register_blueprint(blueprint.blueprint)
     if settings.console_enabled:  # else `/` and `/console` are plain JSON 404s
         app.register_blueprint(console.blueprint)

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from .proxies import TrustedProxies, default_forwarded_allow_ips
+
 
 class ConfigError(ValueError):
     """An environment variable holds a value the server cannot use."""
@@ -34,10 +36,15 @@ class Settings:
     rate_limit_per_second: float = 10.0
     rate_limit_burst: int = 20
     rate_limit_strikes: int = 50
+    control_frames_per_second: float = 5.0
+    control_frames_burst: int = 20
     max_sockets_per_user: int = 20
     max_sockets_per_ip: int = 0
-    rest_writes_per_minute: float = 120.0
-    rest_writes_burst: int = 30
+    creations_per_minute: float = 300.0
+    creations_burst: int = 100
+    forwarded_allow_ips: str = ""
+    rest_reads_per_minute: float = 600.0
+    rest_reads_burst: int = 100
     auth_secret: str = ""
     auth_token_ttl: int = 7 * 24 * 3600
     console_enabled: bool = True
@@ -69,16 +76,29 @@ class Settings:
             ),
             rate_limit_burst=_int(env, "RATE_LIMIT_BURST", defaults.rate_limit_burst),
             rate_limit_strikes=_int(env, "RATE_LIMIT_STRIKES", defaults.rate_limit_strikes),
+            control_frames_per_second=_float(
+                env, "CONTROL_FRAMES_PER_SECOND", defaults.control_frames_per_second
+            ),
+            control_frames_burst=_int(env, "CONTROL_FRAMES_BURST", defaults.control_frames_burst),
             max_sockets_per_user=_int(
                 env, "MAX_SOCKETS_PER_USER", defaults.max_sockets_per_user, minimum=0
             ),
             max_sockets_per_ip=_int(
                 env, "MAX_SOCKETS_PER_IP", defaults.max_sockets_per_ip, minimum=0
             ),
-            rest_writes_per_minute=_float(
-                env, "REST_WRITES_PER_MINUTE", defaults.rest_writes_per_minute
+            creations_per_minute=_float(
+                env,
+                "CREATIONS_PER_MINUTE",
+                _float(env, "REST_WRITES_PER_MINUTE", defaults.creations_per_minute),
             ),
-            rest_writes_burst=_int(env, "REST_WRITES_BURST", defaults.rest_writes_burst),
+            creations_burst=_int(
+                env, "CREATIONS_BURST", _int(env, "REST_WRITES_BURST", defaults.creations_burst)
+            ),
+            forwarded_allow_ips=_trusted_proxies(env),
+            rest_reads_per_minute=_float(
+                env, "REST_READS_PER_MINUTE", defaults.rest_reads_per_minute
+            ),
+            rest_reads_burst=_int(env, "REST_READS_BURST", defaults.rest_reads_burst),
             auth_secret=env.get("AUTH_SECRET", "").strip(),
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
             console_enabled=_bool(env, "CONSOLE_ENABLED", defaults.console_enabled),
@@ -149,6 +169,17 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _trusted_proxies(env: Mapping[str, str]) -> str:
+    raw = env.get("FORWARDED_ALLOW_IPS")
+    if raw is None:
+        return default_forwarded_allow_ips(env)
+    try:
+        TrustedProxies.parse(raw)
+    except ValueError as error:
+        raise ConfigError(f"FORWARDED_ALLOW_IPS: {error}") from None
+    return raw.strip()
 
 
 def _origins(raw: str) -> tuple[str, ...]:

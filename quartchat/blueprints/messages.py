@@ -17,8 +17,10 @@ from quart_schema import (
 
 from ..chat import current_chat
 from ..errors import APIError
+from ..limits import require_message_budget
 from ..lookups import room_or_404, user_or_404
 from ..protocol import parse_message_id, validate_content
+from ..readlimits import limit_reads
 from ..schemas import ResourceId, Timestamp, errors
 from ..store import Draft, Outcome
 from ..wire import parse_timestamp
@@ -73,7 +75,7 @@ def parse_since(raw: str) -> datetime:
         return parse_timestamp(raw)
     except ValueError:
         raise APIError(
-            400, "INVALID_SINCE", f"since={raw!r} is not an ISO 8601 timestamp"
+            400, "INVALID_SINCE", f"since={raw!r} is not an ISO 8601 timestamp of years 1-9999"
         ) from None
 
 
@@ -90,21 +92,26 @@ async def seq_after(room_id: str, raw: str) -> int:
 
 
 @blueprint.get("/rooms/<room_id>/messages")
+@limit_reads
+@security_scheme([{"bearer": []}])
 @validate_querystring(HistoryQuery)
 @document_response(list[MessageOut])
-@errors(400, 404)
+@errors(400, 401, 404, 429)
 async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
     """Messages of a room, oldest first, as a JSON array.
 
     `since` (a timestamp; `Z`, `+00:00` or a space for `+`) or `after` (a message id)
     returns what came strictly after it; with neither, the latest `limit` messages.
-    Poll with the timestamp of the last message received to miss nothing.
+    Poll with the timestamp of the last message received to miss nothing. With
+    AUTH_SECRET set, any user's `Authorization: Bearer` token is required.
     """
+    current_chat().tokens.require_bearer()
     if query_args.since is not None and query_args.after is not None:
         raise APIError(400, "INVALID_REQUEST", "use either since or after, not both")
     await room_or_404(room_id)
     since = parse_since(query_args.since) if query_args.since is not None else None
-    after_seq = await seq_after(room_id, query_args.after) if query_args.after else None
+    after = query_args.after
+    after_seq = await seq_after(room_id, after) if after is not None else None
     messages = await current_chat().store.history(
         room_id, since=since, after_seq=after_seq, limit=query_args.limit
     )
@@ -116,13 +123,14 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
 @validate_request(MessageCreate)
 @document_response(MessageOut, 201)
 @document_response(MessageOut, 200)
-@errors(400, 401, 403, 404, 409, 429)
+@errors(400, 401, 403, 404, 409, 422, 429)
 async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int]:
     """Post a message as `user_id`: stored, then broadcast to the room's sockets.
 
     A client-chosen `id` that is already stored returns that message with 200 and
     broadcasts nothing; an `id` used by another room or user is 409. With AUTH_SECRET
-    set, `Authorization: Bearer` must carry `user_id`'s token (401, 403).
+    set, `Authorization: Bearer` must carry `user_id`'s token (401, 403). A user's
+    messages over REST and over sockets draw from one rate limit (429, `Retry-After`).
     """
     chat = current_chat()
     chat.tokens.require_bearer(data.user_id)
@@ -130,6 +138,7 @@ async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int
     message_id = parse_message_id(data.id)
     await room_or_404(room_id)
     user = await user_or_404(data.user_id)
+    require_message_budget(user.id)
     stored = await chat.store.submit(
         Draft(
             id=message_id or uuid4(),

@@ -24,10 +24,18 @@ from quart_cors import cors_exempt
 from ..auth import CLOSE_UNAUTHORIZED
 from ..chat import Chat, current_chat
 from ..errors import APIError
+from ..faults import describe
+from ..frameguard import guard_connection
 from ..hub import CLOSE_TOO_SLOW, Frame, Subscriber
-from ..limits import CLOSE_POLICY_VIOLATION, CLOSE_TOO_MANY_SOCKETS, FrameBudget
+from ..limits import (
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_TOO_MANY_SOCKETS,
+    FrameBudget,
+    current_limits,
+)
 from ..protocol import parse_client_frame
 from ..store import Draft, Outcome, Stored
+from ..text import is_resource_id
 from ..transport import SocketWriter, refuse_compression
 from ..wire import error_frame, event_frame, format_timestamp, message_frame, utc_now
 from .messages import parse_since, seq_after
@@ -69,6 +77,11 @@ async def ws_room(room_id: str, user_id: str) -> None:
         await websocket.accept()
         await websocket.close(CLOSE_UNAUTHORIZED, refusal)
         return
+    invalid = _invalid_id(room_id, user_id)
+    if invalid:
+        await websocket.accept()
+        await websocket.close(CLOSE_NOT_FOUND, invalid)
+        return
     room_exists = await chat.directory.room_exists(room_id)
     username = await chat.directory.username(user_id)
     if not room_exists or username is None:
@@ -99,6 +112,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
         # client sees its 101 reaches it.
         await chat.join(subscriber)
         await websocket.accept()
+        _guard_control_frames(chat)
         writer = SocketWriter()
         sender = asyncio.create_task(_send_frames(chat, subscriber, replay, writer))
         sender.add_done_callback(partial(_on_sender_done, subscriber))
@@ -121,6 +135,14 @@ async def ws_room(room_id: str, user_id: str) -> None:
         chat.leave(subscriber)
 
 
+def _invalid_id(room_id: str, user_id: str) -> str:
+    """Why no room or user can have the URL's id (checked before any lookup), or ""."""
+    for noun, value in (("room", room_id), ("user", user_id)):
+        if not is_resource_id(value):
+            return f"{noun} not found: ids are 1-64 characters of A-Z a-z 0-9 _ -"
+    return ""
+
+
 def _token_refusal(chat: Chat, user_id: str, token: str | None) -> str:
     """Why the socket may not act as `user_id` (AUTH_SECRET set), or "" if it may."""
     if not chat.tokens.enabled:
@@ -132,6 +154,20 @@ def _token_refusal(chat: Chat, user_id: str, token: str | None) -> str:
     except APIError as error:
         return error.detail
     return "" if owner == user_id else "the token belongs to another user"
+
+
+def _guard_control_frames(chat: Chat) -> None:
+    """PINGs and PONGs, which Hypercorn answers below the app, get a budget of their
+    own (CONTROL_FRAMES_PER_SECOND, _BURST); a sustained flood is closed with 1008."""
+    settings = chat.settings
+    loop = asyncio.get_running_loop()
+    budget = FrameBudget(
+        settings.control_frames_per_second,
+        settings.control_frames_burst,
+        settings.rate_limit_strikes,
+        loop.time(),
+    )
+    guard_connection(budget, loop.time)
 
 
 def _socket_limit_reached(chat: Chat, user_id: str, address: str) -> str:
@@ -220,6 +256,7 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
     max_chars = settings.max_message_chars
     in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
     loop = asyncio.get_running_loop()
+    limits = current_limits()
     budget = FrameBudget(
         settings.rate_limit_per_second,
         settings.rate_limit_burst,
@@ -252,6 +289,16 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
             )
             chat.relay.publish_event(subscriber.room_id, typing, exclude=subscriber)
         else:
+            wait, detail = limits.message_refusal(subscriber.user_id)
+            if wait:
+                if limits.message_flooding(subscriber.user_id):
+                    subscriber.request_close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+                    continue
+                extra = {"id": str(frame.message_id)} if frame.message_id else {}
+                _send_error(
+                    chat, subscriber, "RATE_LIMITED", detail, retry_after=round(wait, 3), **extra
+                )
+                continue
             await in_flight.acquire()
             draft = Draft(
                 id=frame.message_id or uuid4(),
@@ -277,8 +324,10 @@ def _report_failure(
     if accepted.cancelled():
         return
     error = accepted.exception()
-    if error is not None:
-        log.warning("message not stored: %s", error)
+    if isinstance(error, APIError):  # this message's own fault (DraftRejectedError)
+        _send_error(chat, subscriber, error.code, error.detail, id=str(draft.id))
+    elif error is not None:
+        log.warning("message not stored: %s", describe(error))
         detail = "the message was not stored; send it again"
         _send_error(chat, subscriber, "UNAVAILABLE", detail, id=str(draft.id))
     elif accepted.result().outcome is Outcome.CONFLICT:
