@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from wsproto.frame_protocol import CloseReason
 
-from quartchat import auth, chat, hub, limits
+from quartchat import auth, chat, hub, limits, oversized
 from quartchat.blueprints import ws
 from quartchat.errors import APIError
 from quartchat.frames import (
@@ -128,7 +128,7 @@ def test_every_close_code_the_server_uses_is_documented() -> None:
         limits.CLOSE_TOO_MANY_SOCKETS,
         ws.CLOSE_NOT_FOUND,
         ws.CLOSE_INTERNAL_ERROR,
-        1009,  # Hypercorn's, for a frame over websocket_max_message_size
+        oversized.CLOSE_MESSAGE_TOO_BIG,
         # wsproto's, for a frame it cannot parse, which frameguard makes Hypercorn send
         CloseReason.INVALID_FRAME_PAYLOAD_DATA,
         CloseReason.PROTOCOL_ERROR,
