@@ -26,7 +26,7 @@ from ..chat import Chat, current_chat
 from ..errors import APIError
 from ..hub import CLOSE_TOO_SLOW, Frame, Subscriber
 from ..limits import CLOSE_POLICY_VIOLATION, CLOSE_TOO_MANY_SOCKETS, FrameBudget
-from ..protocol import parse_client_frame
+from ..protocol import parse_client_frame, refused_message_id
 from ..store import Draft, Outcome, Stored
 from ..transport import SocketWriter, refuse_compression
 from ..wire import error_frame, event_frame, format_timestamp, message_frame, utc_now
@@ -228,7 +228,11 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
                 subscriber.request_close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
                 continue
             detail = f"over {settings.rate_limit_per_second:g} frames per second; not handled"
-            _send_error(chat, subscriber, "RATE_LIMITED", detail, retry_after=round(wait, 3))
+            refused = refused_message_id(raw)
+            named = {"id": refused} if refused else {}
+            _send_error(
+                chat, subscriber, "RATE_LIMITED", detail, retry_after=round(wait, 3), **named
+            )
             continue
         try:
             frame = parse_client_frame(raw, max_chars)
