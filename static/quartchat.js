@@ -186,7 +186,7 @@ export class Room extends EventTarget {
       }
     }
     if (stale()) return;
-    if (this._forcedPolling) return this._startPolling();
+    if (this._forcedPolling) return this._startPolling(true);
     let url;
     try {
       url = await this._socketUrl();
@@ -371,13 +371,14 @@ export class Room extends EventTarget {
 
   // ---- polling -------------------------------------------------------------------
 
-  _startPolling() {
+  _startPolling(pollNow = false) {
     if (this._polling) return;
     this._polling = true;
     this._setStatus("polling");
     this._resolveOpen();
     this._pump();
-    this._timers.poll = setTimeout(() => this._pollLoop(), this.options.pollInterval);
+    if (pollNow) this._pollLoop();
+    else this._timers.poll = setTimeout(() => this._pollLoop(), this.options.pollInterval);
   }
 
   _stopPolling() {
