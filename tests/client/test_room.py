@@ -286,3 +286,49 @@ async def stored_messages_all(http: httpx.AsyncClient, room_id: str) -> list[dic
     response = await http.get(f"/rooms/{room_id}/messages", params={"limit": 200})
     messages: list[dict[str, Any]] = response.json()
     return messages
+
+
+async def test_a_gap_is_read_over_rest_before_later_messages(
+    server: RunningServer, open_page: OpenPage, http: httpx.AsyncClient
+) -> None:
+    room = await create_room(http)
+    jo, kim = await create_user(http, "Jo"), await create_user(http, "Kim")
+    page = await open_page(server.http_url)
+    assert await join(page, server.http_url, room["id"], jo["id"], pollInterval=600_000) == (
+        "opened"
+    )
+    await page.evaluate("room.setPolling(true)")
+    await wait_for_status(page, "polling")
+    for i in range(3):
+        posted = await http.post(
+            f"/rooms/{room['id']}/messages", json={"user_id": kim["id"], "content": f"k{i}"}
+        )
+        assert posted.status_code == 201
+    # The next poll is ten minutes away: the POST's answer (seq 4) reveals the gap.
+    await page.evaluate("send('mine')")
+    messages = await wait_for_messages(page, 4)
+    assert [m["content"] for m in messages] == ["k0", "k1", "k2", "mine"]
+    assert_in_seq_order(messages)
+
+
+async def test_outbox_resends_what_the_rate_limit_refused(
+    open_page: OpenPage, tmp_path: Path
+) -> None:
+    limits = {"RATE_LIMIT_PER_SECOND": "4", "RATE_LIMIT_BURST": "3", "RATE_LIMIT_STRIKES": "1000"}
+    server = start_server(tmp_path, env=limits)
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
+            room = await create_room(http)
+            user = await create_user(http, "Lee")
+            page = await open_page(server.http_url)
+            assert await join(page, server.http_url, room["id"], user["id"]) == "opened"
+            await page.evaluate("for (let i = 0; i < 15; i++) send(`burst ${i}`)")
+            await wait_until(page, "log.sent.length === 15")
+            assert await page.evaluate("log.sendErrors") == []
+            refused = await page.evaluate("log.errors.filter((e) => e.code === 'RATE_LIMITED')")
+            assert refused, "the burst should have met the rate limit"
+            stored = await stored_messages(http, room["id"])
+            assert sorted(m["content"] for m in stored) == sorted(f"burst {i}" for i in range(15))
+            assert await wait_for_messages(page, 15) == stored
+    finally:
+        server.stop()
