@@ -255,6 +255,7 @@ export class Room extends EventTarget {
   _onSocketOpen() {
     this._live = true;
     this._attempts = 0;
+    this._probes = 0;
     this._tokenRenewed = false;
     this._stopPolling();
     clearTimeout(this._timers.retry);
