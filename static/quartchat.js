@@ -35,6 +35,9 @@ const OUTBOX_PER_SECOND = 8;
 const OUTBOX_BURST = 10;
 // A message sent on a socket that is not echoed by then is confirmed over REST.
 const ACK_TIMEOUT_MS = 10000;
+// A request on a dead connection would otherwise wait forever; a POST that timed out is
+// sent again with the same id, which the server stores once.
+const REQUEST_TIMEOUT_MS = 20000;
 
 class QuartchatError extends Error {
   constructor(code, detail, closeCode) {
@@ -624,7 +627,7 @@ export class Room extends EventTarget {
 
   async _request(method, path, body) {
     const url = `${this.url}/rooms/${encodeURIComponent(this.roomId)}/${path}`;
-    const options = { method, headers: {} };
+    const options = { method, headers: {}, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) };
     if (body !== undefined) {
       const token = await this._currentToken(false);
       if (token) options.headers.authorization = `Bearer ${token}`;

@@ -25,6 +25,7 @@ window.quartchat = quartchat;
 window.join = async (options, tokens) => {
   const log = {
     messages: [], statuses: [], errors: [], sent: [], sendErrors: [], tokenCalls: 0, frames: [],
+    typing: [],
   };
   if (tokens) {
     options.token = async () => {
@@ -36,6 +37,7 @@ window.join = async (options, tokens) => {
   room.addEventListener("message", (e) => log.messages.push(e.detail));
   room.addEventListener("status", (e) => log.statuses.push(e.detail));
   room.addEventListener("error", (e) => log.errors.push(e.detail));
+  room.addEventListener("typing", (e) => log.typing.push(e.detail));
   room.addEventListener("frame", (e) => log.frames.push(`${e.detail.direction} ${e.detail.text}`));
   window.room = room;
   window.log = log;

@@ -1,12 +1,19 @@
 """A reverse proxy that passes HTTP but, while `refuse_upgrades` is set, answers every
-WebSocket upgrade with 502, as some corporate proxies do."""
+WebSocket upgrade with 502, as some corporate proxies do; `stall()` makes the
+connections it relays go silent without closing them, like a dead network path."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 from tests.support import free_port
+
+
+@dataclass(eq=False)  # one per connection, kept in a set
+class _Relay:
+    stalled: bool = False
 
 
 class UpgradeRefusingProxy:
@@ -17,6 +24,7 @@ class UpgradeRefusingProxy:
         self.refused = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._relays: set[_Relay] = set()
 
     @property
     def http_url(self) -> str:
@@ -32,6 +40,11 @@ class UpgradeRefusingProxy:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def stall(self) -> None:
+        """Forward nothing more on the connections open now (new ones still pass)."""
+        for relay in self._relays:
+            relay.stalled = True
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -63,15 +76,22 @@ class UpgradeRefusingProxy:
             "127.0.0.1", self.upstream_port
         )
         upstream_writer.write(head)
+        relay = _Relay()
+        self._relays.add(relay)
         try:
-            await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+            await asyncio.gather(
+                _pipe(reader, upstream_writer, relay), _pipe(upstream_reader, writer, relay)
+            )
         finally:
+            self._relays.discard(relay)
             upstream_writer.close()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, relay: _Relay) -> None:
     with contextlib.suppress(ConnectionError):
         while chunk := await reader.read(65536):
+            if relay.stalled:
+                continue  # swallowed: the other side never hears of it
             writer.write(chunk)
             await writer.drain()
     with contextlib.suppress(ConnectionError, OSError):

@@ -88,6 +88,9 @@ async def test_two_pages_see_each_message_once_in_the_same_order(
         assert await join(page, server.http_url, room["id"], user["id"]) == "opened"
         assert await page.evaluate("room.status") == "open"
     await pages[0].wait_for_function("room.presence.length === 2", timeout=WAIT)
+    assert await pages[1].evaluate("[room.typing(), room.typing()]") == [True, False]
+    await wait_until(pages[0], "log.typing.length === 1")
+    assert (await pages[0].evaluate("log.typing"))[0]["user_id"] == bob["id"]
     for i in range(10):
         for page, name in zip(pages, ("ann", "bob"), strict=True):
             await page.evaluate(f"send('{name} {i}')")
@@ -332,3 +335,26 @@ async def test_outbox_resends_what_the_rate_limit_refused(
             assert await wait_for_messages(page, 15) == stored
     finally:
         server.stop()
+
+
+async def test_a_socket_without_pongs_is_dropped_and_replaced(
+    server: RunningServer, open_page: OpenPage, http: httpx.AsyncClient
+) -> None:
+    room = await create_room(http)
+    mo, ned = await create_user(http, "Mo"), await create_user(http, "Ned")
+    async with UpgradeRefusingProxy(server.port) as proxy:
+        proxy.refuse_upgrades = False
+        page = await open_page(proxy.http_url)
+        assert await join(page, proxy.http_url, room["id"], mo["id"], keepAlive=500) == "opened"
+        await wait_until(page, "room.rtt !== null")
+        proxy.stall()
+        posted = await http.post(
+            f"/rooms/{room['id']}/messages", json={"user_id": ned["id"], "content": "unheard"}
+        )
+        assert posted.status_code == 201
+        await wait_until(page, "log.statuses.includes('reconnecting')")
+        await wait_for_status(page, "open")
+        messages = await wait_for_messages(page, 1)
+        assert [m["content"] for m in messages] == ["unheard"]
+        frames = await page.evaluate("log.frames")
+        assert any("no pong for two keep-alive intervals" in frame for frame in frames)
