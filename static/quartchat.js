@@ -83,8 +83,8 @@ export class Room extends EventTarget {
     this._lastSeq = 0;
     this._last = null;
     this._outbox = []; // {id, content, resolve, reject, state: "queued" | "sent", sentAt, viaRest}
-    this._tokens = OUTBOX_BURST;
-    this._tokensAt = Date.now();
+    this._budget = OUTBOX_BURST;
+    this._budgetAt = Date.now();
     this._pausedUntil = 0;
     this._timers = {};
     this._socket = null;
@@ -143,7 +143,14 @@ export class Room extends EventTarget {
 
   /** The `n` messages before the oldest known one, oldest first, also prepended to
    * `messages` (not emitted as `message` events); `[]` once the first is reached. */
-  async loadOlder(n = this.options.history) {
+  loadOlder(n = this.options.history) {
+    // One page at a time: each starts before the oldest message the last one found.
+    const page = (this._older || Promise.resolve()).catch(() => {}).then(() => this._loadOlderNow(n));
+    this._older = page;
+    return page;
+  }
+
+  async _loadOlderNow(n) {
     const oldest = this.messages[0];
     if (!oldest) return [];
     const limit = Math.min(Math.max(n, 1), PAGE);
@@ -306,7 +313,8 @@ export class Room extends EventTarget {
       return this._connect();
     }
     if (opened) this._emit("error", { code: "DISCONNECTED", detail: reason || CLOSE_MEANINGS[code] || "closed", closeCode: code });
-    this._retry(!opened, SLOW_DOWN.has(code));
+    // Only a socket that never opened (1006) may be a proxy refusing upgrades.
+    this._retry(!opened && code === 1006, SLOW_DOWN.has(code));
   }
 
   // One more try later; a socket that could not even open may be refused by a proxy
@@ -348,12 +356,12 @@ export class Room extends EventTarget {
   }
 
   _fatal(error) {
+    this._closed = true;
     this._stopTransport();
     this._setStatus("closed");
     this._emit("error", { code: error.code, detail: error.detail, ...(error.closeCode ? { closeCode: error.closeCode } : {}) });
     this._failOpen(error);
     this._rejectOutbox(error);
-    this._closed = true;
   }
 
   _stopTransport() {
@@ -537,13 +545,13 @@ export class Room extends EventTarget {
     clearTimeout(this._timers.pump);
     if (this._closed || !(this._socketOpen() || this._polling)) return;
     const now = Date.now();
-    this._tokens = Math.min(OUTBOX_BURST, this._tokens + ((now - this._tokensAt) / 1000) * OUTBOX_PER_SECOND);
-    this._tokensAt = now;
+    this._budget = Math.min(OUTBOX_BURST, this._budget + ((now - this._budgetAt) / 1000) * OUTBOX_PER_SECOND);
+    this._budgetAt = now;
     for (const entry of this._outbox) {
       if (entry.state === "sent" && now - entry.sentAt > ACK_TIMEOUT_MS) Object.assign(entry, { state: "queued", viaRest: true });
       if (entry.state !== "queued") continue;
-      if (now < this._pausedUntil || this._tokens < 1) break;
-      this._tokens -= 1;
+      if (now < this._pausedUntil || this._budget < 1) break;
+      this._budget -= 1;
       entry.state = "sent";
       entry.sentAt = now;
       if (this._socketOpen() && !entry.viaRest) this._sendFrame({ type: "message", content: entry.content, id: entry.id });
@@ -552,7 +560,7 @@ export class Room extends EventTarget {
     const waiting = this._outbox.some((e) => e.state === "queued");
     const unacked = this._outbox.some((e) => e.state === "sent");
     if (waiting || unacked) {
-      const wait = waiting ? Math.max(this._pausedUntil - now, (1 - this._tokens) * (1000 / OUTBOX_PER_SECOND), 20) : ACK_TIMEOUT_MS;
+      const wait = waiting ? Math.max(this._pausedUntil - now, (1 - this._budget) * (1000 / OUTBOX_PER_SECOND), 20) : ACK_TIMEOUT_MS;
       this._timers.pump = setTimeout(() => this._pump(), wait);
     }
   }

@@ -78,6 +78,18 @@ async def test_served_as_a_module_to_other_origins(http: httpx.AsyncClient) -> N
     assert "export class Room extends EventTarget" in response.text
 
 
+async def test_only_allowed_origins_may_import_it(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"CORS_ORIGINS": PAGE_ORIGIN})
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
+            allowed = await http.get("/static/quartchat.js", headers={"Origin": PAGE_ORIGIN})
+            assert allowed.headers["access-control-allow-origin"] == PAGE_ORIGIN
+            other = await http.get("/static/quartchat.js", headers={"Origin": "http://evil.test"})
+            assert "access-control-allow-origin" not in other.headers
+    finally:
+        server.stop()
+
+
 async def test_two_pages_see_each_message_once_in_the_same_order(
     server: RunningServer, open_page: OpenPage, http: httpx.AsyncClient
 ) -> None:
