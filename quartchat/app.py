@@ -10,21 +10,42 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
-from . import chat, db, errors, limits, logs
+from . import chat, db, errors, limits, logs, oversized, proxies
 from .blueprints import console, health, messages, metrics, rooms, users, ws
 from .config import Settings
+from .protocol import refuse_deep_json
+
+
+class MissingFileError(RuntimeError):
+    """A file the server needs is not where the installation should have put it."""
 
 
 def find_project_root() -> Path:
-    """The folder holding hypercorn.toml, templates/ and static/: beside the package in a
-    checkout (editable install), else the working directory (a deploy's app folder)."""
-    beside_package = Path(__file__).resolve().parent.parent
-    if (beside_package / "hypercorn.toml").exists():
-        return beside_package
-    return Path.cwd()
+    """The folder holding hypercorn.toml, templates/ and static/: `quartchat/project`
+    in an installed wheel (pyproject.toml's package-dir puts them there), else the
+    checkout the package sits in (an editable install, or the source tree)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "project"
+    return installed if installed.is_dir() else package.parent
 
 
 PROJECT_ROOT = find_project_root()
+CONSOLE_FILES = (
+    "templates/console.html",
+    "static/console.js",
+    "static/console.css",
+    "static/quartchat.js",
+)
+
+
+def require_files(*names: str) -> None:
+    """Fail at startup, naming each file, rather than on a user's first request."""
+    missing = [str(PROJECT_ROOT / name) for name in names if not (PROJECT_ROOT / name).is_file()]
+    if missing:
+        raise MissingFileError(
+            f"quartchat is installed without {', '.join(missing)}; reinstall it "
+            "(pip install .) from a complete checkout"
+        )
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
@@ -32,6 +53,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     settings = Settings.from_env()
     if test_config:
         settings = settings.with_overrides(test_config)
+    if settings.console_enabled:
+        require_files(*CONSOLE_FILES)
 
     app = Quart(
         __name__,
@@ -48,19 +71,26 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         # `token` is present only when authentication is on
         pydantic_dump_options={"exclude_none": True},
     )
+    refuse_deep_json(app)
     allowed = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
     cors(app, allow_origin=allowed)
     errors.init_app(app)
     logs.init_app(app)
     limits.init_app(app, settings)
+    oversized.init_app(app, settings)
+    proxies.init_app(app, settings.forwarded_allow_ips)
 
     @app.after_request
     async def forbid_content_sniffing(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    for blueprint in (users, rooms, messages, ws, health, console, metrics):
+    app.after_request(console.serve_scripts_as_javascript)
+
+    for blueprint in (users, rooms, messages, ws, health, metrics):
         app.register_blueprint(blueprint.blueprint)
+    if settings.console_enabled:  # else `/` and `/console` are plain JSON 404s
+        app.register_blueprint(console.blueprint)
     # Registered before the database so that its after_serving hook, which finishes
     # pending writes, runs while the database is still open.
     service = chat.init_app(app, settings)

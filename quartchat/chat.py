@@ -52,6 +52,8 @@ class Chat:
         self._pinger: asyncio.Task[None] | None = None
         # room_id -> its newest seq being read for the room's first local sockets
         self._reading_last_seq: dict[str, asyncio.Future[int]] = {}
+        # False once the server is going away: new sockets are refused (503).
+        self.accepting_sockets = True
 
     def _publish_stored(self, message: ChatMessage) -> None:
         self.metrics.messages_stored.inc()
@@ -118,11 +120,16 @@ class Chat:
             log.warning("presence unavailable, answering with this instance's: %s", error)
             return self.hub.presence(room_id)
 
+    def stop_intake(self) -> None:
+        """Refuse new sockets from now on: the server is going away."""
+        self.accepting_sockets = False
+
     def close_all_sockets(self) -> None:
         """Tell every socket the server is restarting (1012), so clients reconnect at once."""
         self.hub.close_all(CLOSE_SERVICE_RESTART, "server restart")
 
     async def shutdown(self) -> None:
+        self.stop_intake()
         self.close_all_sockets()
         await self.store.drain()
         for task in (self._heartbeat, self._pinger):

@@ -1,4 +1,4 @@
-"""The `quartchat` command: `quartchat serve`."""
+"""The `quartchat` command: `quartchat serve`, `quartchat migrate`, `quartchat health`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +23,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve.add_argument("--host", help="address to bind (default: $HOST or ::)")
     serve.add_argument("--port", type=int, help="port to bind (default: $PORT or 8000)")
     commands.add_parser("migrate", help="apply database migrations to $DATABASE_URL, then exit")
+    commands.add_parser(
+        "health", help="exit 0 if the server on $PORT answers /health with 200 (HEALTHCHECK)"
+    )
     args = parser.parse_args(argv)
 
     logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
@@ -31,12 +36,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "migrate":
         asyncio.run(migrate(settings.database_url_with_pool))
         return
+    if args.command == "health":
+        raise SystemExit(check_health(settings))
     overrides = {name: value for name, value in (("host", args.host), ("port", args.port)) if value}
     settings = settings.with_overrides(overrides)
 
+    from .app import MissingFileError
     from .server import run
 
-    run(args.config, settings)
+    try:
+        run(args.config, settings)
+    except MissingFileError as error:
+        raise SystemExit(f"quartchat: {error}") from None
+
+
+def check_health(settings: Settings) -> int:
+    """0 when this host's server answers `/health` with 200, else 1 (and why, on stderr)."""
+    host = settings.host if settings.host not in {"::", "0.0.0.0"} else "127.0.0.1"
+    authority = f"[{host}]" if ":" in host else host
+    url = f"http://{authority}:{settings.port}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            status: int = response.status
+    except OSError as error:  # refused, timed out, or an HTTP error status
+        print(f"quartchat health: {url}: {error}", file=sys.stderr)
+        return 1
+    return 0 if status == 200 else 1
 
 
 async def migrate(database_url: str) -> None:

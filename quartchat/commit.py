@@ -40,7 +40,7 @@ class Draft:
     room_id: str
     user_id: str
     username: str
-    content: str
+    content: str = field(repr=False)  # a draft in a debug line must not show it
     client_id: bool = False
 
     def stored_as(self, seq: int, created_at: datetime) -> ChatMessage:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from .proxies import TrustedProxies, default_forwarded_allow_ips
+
 
 class ConfigError(ValueError):
     """An environment variable holds a value the server cannot use."""
@@ -36,10 +38,13 @@ class Settings:
     rate_limit_strikes: int = 50
     max_sockets_per_user: int = 20
     max_sockets_per_ip: int = 0
-    rest_writes_per_minute: float = 120.0
-    rest_writes_burst: int = 30
+    creations_per_minute: float = 300.0
+    creations_burst: int = 100
+    forwarded_allow_ips: str = ""
     auth_secret: str = ""
     auth_token_ttl: int = 7 * 24 * 3600
+    console_enabled: bool = True
+    metrics_token: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +58,7 @@ class Settings:
             cors_origins=_origins(env.get("CORS_ORIGINS", "*")),
             max_message_chars=_int(env, "MAX_MESSAGE_CHARS", defaults.max_message_chars),
             send_queue_size=_int(env, "SEND_QUEUE_SIZE", defaults.send_queue_size),
+            close_timeout=_float(env, "CLOSE_TIMEOUT", defaults.close_timeout),
             redis_url=env.get("REDIS_URL", "").strip(),
             redis_prefix=env.get("REDIS_PREFIX", "").strip() or defaults.redis_prefix,
             migrate_on_start=_bool(env, "MIGRATE_ON_START", defaults.migrate_on_start),
@@ -72,12 +78,19 @@ class Settings:
             max_sockets_per_ip=_int(
                 env, "MAX_SOCKETS_PER_IP", defaults.max_sockets_per_ip, minimum=0
             ),
-            rest_writes_per_minute=_float(
-                env, "REST_WRITES_PER_MINUTE", defaults.rest_writes_per_minute
+            creations_per_minute=_float(
+                env,
+                "CREATIONS_PER_MINUTE",
+                _float(env, "REST_WRITES_PER_MINUTE", defaults.creations_per_minute),
             ),
-            rest_writes_burst=_int(env, "REST_WRITES_BURST", defaults.rest_writes_burst),
+            creations_burst=_int(
+                env, "CREATIONS_BURST", _int(env, "REST_WRITES_BURST", defaults.creations_burst)
+            ),
+            forwarded_allow_ips=_trusted_proxies(env),
             auth_secret=env.get("AUTH_SECRET", "").strip(),
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
+            console_enabled=_bool(env, "CONSOLE_ENABLED", defaults.console_enabled),
+            metrics_token=env.get("METRICS_TOKEN", "").strip(),
         )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
@@ -144,6 +157,17 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _trusted_proxies(env: Mapping[str, str]) -> str:
+    raw = env.get("FORWARDED_ALLOW_IPS")
+    if raw is None:
+        return default_forwarded_allow_ips(env)
+    try:
+        TrustedProxies.parse(raw)
+    except ValueError as error:
+        raise ConfigError(f"FORWARDED_ALLOW_IPS: {error}") from None
+    return raw.strip()
 
 
 def _origins(raw: str) -> tuple[str, ...]:

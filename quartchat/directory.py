@@ -20,7 +20,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 
+from .faults import is_outage
 from .models import Room, User
+from .text import is_resource_id
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +74,29 @@ class LookupCache:
                 await asyncio.sleep(0)  # let the other handshakes of a storm ask too
                 keys = list(self._wanted)[:LOAD_BATCH]
                 batch = {key: self._wanted.pop(key) for key in keys}
-                self.queries += 1
-                try:
-                    found = await self._fetch(keys)
-                except Exception as error:
-                    _fail(batch.values(), error)
-                    continue
-                for key, wanted in batch.items():
-                    value = found.get(key)
-                    if value is not None:
-                        self.add(key, value)
-                    if not wanted.done():
-                        wanted.set_result(value)
+                await self._load(batch)
         finally:
             self._loader = None
+
+    async def _load(self, batch: dict[str, asyncio.Future[str | None]]) -> None:
+        """Answer a batch with one read. If it fails for anything but an outage, each
+        key is read alone, so that a key the database refuses fails only its askers."""
+        self.queries += 1
+        try:
+            found = await self._fetch(list(batch))
+        except Exception as error:
+            if len(batch) == 1 or is_outage(error):
+                _fail(batch.values(), error)
+                return
+            for key, wanted in batch.items():
+                await self._load({key: wanted})
+            return
+        for key, wanted in batch.items():
+            value = found.get(key)
+            if value is not None:
+                self.add(key, value)
+            if not wanted.done():
+                wanted.set_result(value)
 
 
 def _fail(waiting: Iterable[asyncio.Future[str | None]], error: Exception) -> None:
@@ -144,11 +155,13 @@ class Directory:
         )
 
     async def username(self, user_id: str) -> str | None:
-        """The user's name, or None if there is no such user."""
+        """The user's name, or None if there is no such user (nor can be)."""
+        if not is_resource_id(user_id):
+            return None
         return await self._usernames.get(user_id)
 
     async def room_exists(self, room_id: str) -> bool:
-        return await self._rooms.get(room_id) is not None
+        return is_resource_id(room_id) and await self._rooms.get(room_id) is not None
 
     def add_user(self, user_id: str, username: str) -> None:
         """Remember a user this instance just created: its first socket is seldom far."""

@@ -1,16 +1,23 @@
-"""Abuse limits: token buckets for a socket's frames and for an address's REST writes."""
+"""Abuse limits: token buckets for a socket's frames, a user's messages (socket and REST
+alike) and an address's creations of users and rooms."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import wraps
 from time import monotonic
+from typing import ParamSpec, TypeVar
 
-from quart import Quart, request
+from quart import Quart, current_app, request
 
 from .config import Settings
 from .errors import APIError
 
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_MANY_SOCKETS = 4429
+EXTENSION_KEY = "quartchat.limits"
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class FrameBudget:
@@ -51,44 +58,98 @@ class FrameBudget:
         return self.strikes >= self.max_strikes
 
 
-class AddressBudgets:
-    """One FrameBudget per client address, for REST writes. Addresses whose bucket is
-    full again are forgotten now and then, so the table stays as small as the traffic."""
+class Budgets:
+    """One FrameBudget per key (a user id, a client address). Keys whose bucket is full
+    again are forgotten now and then, so the table stays as small as the traffic."""
 
-    def __init__(self, per_minute: float, burst: int) -> None:
-        self._rate = per_minute / 60
+    def __init__(self, rate: float, burst: int, max_strikes: int = 1) -> None:
+        self._rate = rate
         self._burst = burst
+        self._max_strikes = max_strikes
         self._budgets: dict[str, FrameBudget] = {}
         self._since_prune = 0
 
-    def take(self, address: str, now: float) -> float:
-        """0.0 if this address may write now, else seconds until it may."""
-        budget = self._budgets.get(address)
+    def of(self, key: str, now: float) -> FrameBudget:
+        """The budget of `key`, a full one if it had none."""
+        budget = self._budgets.get(key)
         if budget is None:
-            budget = self._budgets[address] = FrameBudget(self._rate, self._burst, 1, now)
+            budget = FrameBudget(self._rate, self._burst, self._max_strikes, now)
+            self._budgets[key] = budget
         self._since_prune += 1
         if self._since_prune >= 1000:
             self._prune(now)
-        return budget.take(now)
+        return budget
+
+    def take(self, key: str, now: float) -> float:
+        """0.0 if `key` may go ahead now, else seconds until it may."""
+        return self.of(key, now).take(now)
 
     def _prune(self, now: float) -> None:
         self._since_prune = 0
         idle = self._burst / self._rate  # long enough for any bucket to be full again
         self._budgets = {
-            address: budget
-            for address, budget in self._budgets.items()
-            if now - budget.last_used < idle
+            key: budget for key, budget in self._budgets.items() if now - budget.last_used < idle
         }
 
 
-def init_app(app: Quart, settings: Settings) -> None:
-    """Limit REST writes per client address (REST_WRITES_PER_MINUTE, _BURST): 429."""
-    budgets = AddressBudgets(settings.rest_writes_per_minute, settings.rest_writes_burst)
+class Limits:
+    """This instance's shared budgets: messages per user, creations per client address."""
 
-    @app.before_request
-    async def limit_writes_per_address() -> None:
-        if request.method in {"POST", "PUT", "PATCH", "DELETE"}:
-            wait = budgets.take(request.remote_addr or "", monotonic())
-            if wait:
-                detail = f"too many writes from this address; retry in {wait:.1f} s"
-                raise APIError(429, "RATE_LIMITED", detail, retry_after=wait)
+    def __init__(self, settings: Settings) -> None:
+        # REST posts and socket frames alike, so mixing transports gains nothing, and
+        # users behind one address (a NAT, a proxy) each have their own.
+        self.messages = Budgets(
+            settings.rate_limit_per_second, settings.rate_limit_burst, settings.rate_limit_strikes
+        )
+        self.message_rate = settings.rate_limit_per_second
+        self.creations = Budgets(settings.creations_per_minute / 60, settings.creations_burst)
+
+    def message_refusal(self, user_id: str) -> tuple[float, str]:
+        """(0.0, "") if `user_id` may send a message now, else (seconds to wait, why)."""
+        wait = self.messages.take(user_id, monotonic())
+        if not wait:
+            return 0.0, ""
+        return wait, (
+            f"over {self.message_rate:g} messages per second from this user "
+            "(sockets and REST together); not stored"
+        )
+
+    def message_flooding(self, user_id: str) -> bool:
+        """Whether the user kept sending far over its budget (sockets close with 1008)."""
+        return self.messages.of(user_id, monotonic()).exhausted
+
+
+def current_limits() -> Limits:
+    limits: Limits = current_app.extensions[EXTENSION_KEY]
+    return limits
+
+
+def require_message_budget(user_id: str) -> None:
+    """Spend one of the user's messages, or refuse the REST post with 429."""
+    wait, detail = current_limits().message_refusal(user_id)
+    if wait:
+        raise APIError(429, "RATE_LIMITED", f"{detail}; retry in {wait:.1f} s", retry_after=wait)
+
+
+def limit_creations(
+    handler: Callable[P, Awaitable[R]],
+) -> Callable[P, Awaitable[R]]:
+    """Route decorator: anonymous creation draws from the client address's budget
+    (CREATIONS_PER_MINUTE, CREATIONS_BURST), else 429 with Retry-After."""
+
+    @wraps(handler)
+    async def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+        wait = current_limits().creations.take(request.remote_addr or "", monotonic())
+        if wait:
+            # Read the body anyway: one left unread makes Hypercorn drop the connection,
+            # and a client's next request already sent on it would fail with no answer.
+            await request.get_data()
+            detail = f"too many creations from this address; retry in {wait:.1f} s"
+            raise APIError(429, "RATE_LIMITED", detail, retry_after=wait)
+        return await handler(*args, **kwargs)
+
+    return limited
+
+
+def init_app(app: Quart, settings: Settings) -> None:
+    app.extensions[EXTENSION_KEY] = Limits(settings)

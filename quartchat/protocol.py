@@ -7,12 +7,15 @@ response on REST or as an `error` frame on the socket.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import orjson
+from quart import Quart
+from quart.json.provider import JSONProvider
 
 from .errors import APIError
+from .text import content_problem
 
 FrameType = Literal["message", "ping", "typing"]
 FRAME_TYPES: tuple[FrameType, ...] = ("message", "ping", "typing")
@@ -28,14 +31,16 @@ class ClientFrame:
 
 
 def validate_content(value: object, max_chars: int) -> str:
+    """Message content as sent, or INVALID_CONTENT (see `text.content_problem`)."""
     if not isinstance(value, str):
         raise APIError(400, "INVALID_CONTENT", "content must be a string")
-    if not value.strip():
-        raise APIError(400, "INVALID_CONTENT", "content must not be blank")
     if len(value) > max_chars:
         raise APIError(
             400, "INVALID_CONTENT", f"content is {len(value)} characters; the limit is {max_chars}"
         )
+    problem = content_problem(value)
+    if problem is not None:
+        raise APIError(400, "INVALID_CONTENT", problem)
     return value
 
 
@@ -49,6 +54,24 @@ def parse_message_id(value: object) -> UUID | None:
         except ValueError:
             pass
     raise APIError(400, "INVALID_ID", "id must be a UUID string")
+
+
+def refuse_deep_json(app: Quart) -> None:
+    """Make a request body nested deeper than the JSON parser can go bad JSON (400
+    `INVALID_REQUEST`) rather than a `RecursionError` (500). Call it once QuartSchema
+    has set the app's JSON provider, which this one extends.
+
+    Like the socket's parser, a key given twice keeps its last value."""
+    base: type[JSONProvider] = type(app.json)
+
+    class ClientJSONProvider(base):  # type: ignore[valid-type,misc]
+        def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+            try:
+                return super().loads(s, **kwargs)
+            except RecursionError:
+                raise ValueError("the JSON is nested too deeply") from None
+
+    app.json = ClientJSONProvider(app)
 
 
 def parse_client_frame(raw: str | bytes, max_chars: int) -> ClientFrame:

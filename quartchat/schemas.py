@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from quart_schema import document_response
 
 from .models import ID_PATTERN
+from .text import name_problem
 
 ResourceId = Annotated[
     str,
@@ -24,10 +25,20 @@ Timestamp = Annotated[
 ]
 
 
+def _visible_name(value: str) -> str:
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 def bounded_text(max_length: int) -> type[str]:
-    """A string trimmed of surrounding white space, 1 to `max_length` characters."""
+    """A name: trimmed of surrounding white space, 1 to `max_length` characters, with
+    no control or bidi formatting character, and showing something (`text.name_problem`)."""
     return Annotated[  # type: ignore[return-value]
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length),
+        AfterValidator(_visible_name),
     ]
 
 

@@ -2,12 +2,16 @@
 
 Plain Hypercorn, on SIGTERM, waits for open sockets until its grace period and then
 sends 1011 (or hangs, on Python 3.12.1+). A redeploy should instead tell every client
-"service restart" at once, so we drive `hypercorn.asyncio.serve` ourselves.
+"service restart" at once, so we drive Hypercorn's worker ourselves. Intake stops
+first: handshakes are refused (503) from the signal on, and the listening sockets are
+closed before any socket gets its 1012, so a client reconnecting at once reaches
+another instance (or fails fast and retries) instead of the one going away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -17,19 +21,23 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
+from hypercorn.utils import wrap_app
 from quart import Quart
 
 from . import collector
 from .accesslog import AccessLogger
-from .app import PROJECT_ROOT, create_app
+from .app import PROJECT_ROOT, MissingFileError, create_app
 from .chat import EXTENSION_KEY, Chat
 from .config import Settings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HYPERCORN_CONFIG = PROJECT_ROOT / "hypercorn.toml"
+# Hypercorn closes its listeners a few loop turns after the shutdown trigger returns; the
+# 1012s wait for that, but never longer than this.
+LISTENERS_CLOSE_WITHIN = 0.5
 
 
 def ipv6_available() -> bool:
@@ -52,20 +60,30 @@ def bind_address(host: str, port: int) -> str:
 
 def load_config(path: Path | None, settings: Settings) -> Config:
     config_path = path or DEFAULT_HYPERCORN_CONFIG
-    config = Config.from_toml(str(config_path)) if config_path.exists() else Config()
+    if not config_path.is_file():
+        # Hypercorn's defaults would quietly accept 16 MiB frames and a backlog of 100.
+        raise MissingFileError(f"the Hypercorn settings file {config_path} does not exist")
+    config = Config.from_toml(str(config_path))
     config.bind = [bind_address(settings.host, settings.port)]
     config.logger_class = AccessLogger
     return config
 
 
 async def serve(app: Quart, config: Config) -> None:
-    """Serve until SIGTERM/SIGINT; then close every socket with 1012 and stop."""
+    """Serve until SIGTERM/SIGINT; then stop intake, close every socket with 1012, stop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     chat: Chat = app.extensions[EXTENSION_KEY]
+
+    def stop_intake() -> None:
+        chat.stop_intake()
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_intake)
     collecting: list[asyncio.Task[None]] = []
+    sockets = config.create_sockets()
+    listening = [*sockets.secure_sockets, *sockets.insecure_sockets]
 
     @app.before_serving
     async def tune_garbage_collection() -> None:
@@ -86,16 +104,33 @@ async def serve(app: Quart, config: Config) -> None:
         if not isinstance(context.get("exception"), asyncio.CancelledError):
             loop.default_exception_handler(context)
 
-    async def close_sockets_then_stop() -> None:
-        await stop.wait()
-        loop.set_exception_handler(quiet_cancelled_connections)
+    async def close_sockets_once_not_listening() -> None:
+        await _listeners_closed(listening)
         log.info("shutting down: closing %d sockets with 1012", chat.hub.subscriber_count)
         chat.close_all_sockets()
-        deadline = loop.time() + chat.settings.close_timeout
-        while chat.hub.subscriber_count and loop.time() < deadline:  # noqa: ASYNC110 (once, at exit)
-            await asyncio.sleep(0.02)
 
-    await hypercorn_serve(app, config, shutdown_trigger=close_sockets_then_stop)
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        loop.set_exception_handler(quiet_cancelled_connections)
+        # Returning makes Hypercorn close its listeners, then wait (up to its
+        # graceful_timeout) for the connections, which end as their clients answer.
+        collecting.append(asyncio.create_task(close_sockets_once_not_listening()))
+
+    await worker_serve(
+        wrap_app(app, config.wsgi_max_body_size, "asgi"),
+        config,
+        sockets=sockets,
+        shutdown_trigger=shutdown_trigger,
+    )
+
+
+async def _listeners_closed(listening: list[socket.socket]) -> None:
+    """Wait (a few loop turns) for Hypercorn to close the listening sockets: asyncio and
+    uvloop both close or detach the socket objects they were given."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(LISTENERS_CLOSE_WITHIN):
+            while any(sock.fileno() != -1 for sock in listening):  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
 
 
 def run(config_path: Path | None = None, settings: Settings | None = None) -> None:

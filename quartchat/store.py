@@ -4,26 +4,59 @@ Submitted messages queue up behind a single writer task, which stores everything
 waiting (of every room) in one transaction and only then publishes it, each room in
 `seq` order. A burst of senders therefore costs one commit, every message is stored
 before anyone sees it, and no two messages of a room are ever published out of order.
+One sender's message that the database refuses costs the others nothing: a batch that
+fails for anything but an outage is split until only the drafts at fault fail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
 
+from . import db
 from .commit import Draft, Outcome, Stored, commit, message_from_row
+from .errors import APIError
+from .faults import describe, is_outage
 from .models import Message, Room
 from .wire import ChatMessage
 
-__all__ = ["Draft", "MessageStore", "Outcome", "Stored"]
+__all__ = ["Draft", "DraftRejectedError", "MessageStore", "Outcome", "Stored"]
+
+log = logging.getLogger(__name__)
 
 _COMMIT_ATTEMPTS = 3
+# How long a failed batch waits to learn whether the database still answers at all.
+_PROBE_TIMEOUT = 2.0
 # The column order of commit.message_from_row.
 _ROW_FIELDS = ("id", "room_id", "user_id", "user__username", "content", "created_at", "seq")
+
+
+class DraftRejectedError(APIError):
+    """The database refused this one message while storing the others of its batch."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            422, "MESSAGE_REJECTED", "the database refused this message; it was not stored"
+        )
+
+
+async def _database_answers() -> bool:
+    try:
+        await asyncio.wait_for(db.ping(), _PROBE_TIMEOUT)
+    except Exception:
+        return False
+    return True
+
+
+def _fail(batch: list[tuple[Draft, asyncio.Future[Stored]]], error: Exception) -> None:
+    for _, accepted in batch:
+        if not accepted.done():
+            accepted.set_exception(error)
 
 
 class MessageStore:
@@ -101,21 +134,33 @@ class MessageStore:
         finally:
             self._writer = None
 
-    async def _commit_batch(self, batch: list[tuple[Draft, asyncio.Future[Stored]]]) -> None:
-        """Commit a batch in one transaction; if that fails, room by room, so that one
-        room's failure is reported to its senders only."""
+    async def _commit_batch(
+        self, batch: list[tuple[Draft, asyncio.Future[Stored]]], *, probe: bool = True
+    ) -> None:
+        """Commit a batch in one transaction. If that fails for anything but an outage,
+        commit its rooms apart, then each half of a room's drafts, down to single
+        drafts: only the drafts at fault fail, each reported to its own sender."""
         try:
             results = await self._commit_with_retry([draft for draft, _ in batch])
         except Exception as error:
-            rooms = {draft.room_id for draft, _ in batch}
-            if len(rooms) > 1:
-                for room_id in rooms:
-                    await self._commit_batch([item for item in batch if item[0].room_id == room_id])
+            if is_outage(error) or (probe and not await _database_answers()):
+                _fail(batch, error)
                 return
-            for _, accepted in batch:
-                if not accepted.done():
-                    accepted.set_exception(error)
+            if len(batch) == 1:
+                draft = batch[0][0]
+                log.error("message %s refused by the database: %s", draft.id, describe(error))
+                _fail(batch, DraftRejectedError())
+                return
+            rooms = list(dict.fromkeys(draft.room_id for draft, _ in batch))
+            if len(rooms) > 1:
+                parts = [[item for item in batch if item[0].room_id == room] for room in rooms]
+            else:
+                middle = len(batch) // 2
+                parts = [batch[:middle], batch[middle:]]
+            for part in parts:  # in order, so each room's messages are published in order
+                await self._commit_batch(part, probe=False)
             return
+        log.debug("committed a batch of %d drafts", len(batch))
         for (_, accepted), stored in zip(batch, results, strict=True):
             if stored.outcome is Outcome.CREATED:
                 self._publish(stored.message)

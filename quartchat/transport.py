@@ -11,7 +11,10 @@
 2. Aborting: a client that stopped reading cannot even take a close frame, and ASGI
    has no way to drop a connection. Under Hypercorn 0.18 the ASGI `send` is bound to
    the connection's stream, whose `send` chain ends at the TCP server holding the
-   asyncio transport; `abort()` resets that connection so its buffers are freed.
+   asyncio transport. Its `abort()` alone (asyncio's or uvloop's) only closes the
+   socket: the kernel then still tries to deliver what was unsent, and with the
+   client's window shut the connection sits in FIN-WAIT-1 holding megabytes. With
+   `SO_LINGER` (on, 0 s) set first, closing resets it (RST) and frees its buffers.
 
 3. Declining compression (`WS_COMPRESSION=false`, the default), which Hypercorn
    otherwise accepts whenever a client offers it.
@@ -24,7 +27,10 @@ this was written (another ASGI server, another Hypercorn): sending goes through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import socket
+import struct
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -38,6 +44,8 @@ from wsproto.utilities import LocalProtocolError
 from .hub import PING, Frame
 
 AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
+# struct linger {l_onoff = 1, l_linger = 0}: close() resets the connection
+LINGER_THEN_RESET = struct.pack("ii", 1, 0)
 
 
 def asgi_send() -> AsgiSend | None:
@@ -114,11 +122,7 @@ class SocketWriter:
 
     def abort(self) -> bool:
         """Reset the TCP connection at once, dropping whatever it still had to send."""
-        abort = _transport_abort(self._stream)
-        if abort is None:
-            return False
-        abort()
-        return True
+        return abort_connection(self._stream)
 
 
 def _event(frame: Frame) -> TextMessage | Ping:
@@ -145,8 +149,18 @@ def _tcp_server(stream: object) -> object:
     return getattr(getattr(protocol, "send", None), "__self__", None)
 
 
-def _transport_abort(stream: object) -> Callable[[], None] | None:
+def abort_connection(stream: object) -> bool:
+    """Reset (RST) the TCP connection behind a Hypercorn stream at once, dropping
+    whatever it still had to send; False if the connection is out of reach."""
     writer = getattr(_tcp_server(stream), "writer", None)
     # asyncio's or uvloop's transport (uvloop's is no asyncio.WriteTransport subclass)
-    abort = getattr(getattr(writer, "transport", None), "abort", None)
-    return abort if callable(abort) else None
+    transport = getattr(writer, "transport", None)
+    abort = getattr(transport, "abort", None)
+    if not callable(abort):
+        return False
+    sock = transport.get_extra_info("socket")  # type: ignore[union-attr]
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed: nothing left to reset
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_THEN_RESET)
+    abort()
+    return True

@@ -30,7 +30,10 @@ def parse_timestamp(raw: str) -> datetime:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before the calendar starts
+        raise ValueError(f"{raw!r} in UTC is outside years 1-9999") from None
 
 
 def utc_now() -> datetime:

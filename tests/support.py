@@ -87,8 +87,8 @@ def start_server(
         # their own limits.
         "RATE_LIMIT_PER_SECOND": "100000",
         "RATE_LIMIT_BURST": "100000",
-        "REST_WRITES_PER_MINUTE": "6000000",
-        "REST_WRITES_BURST": "100000",
+        "CREATIONS_PER_MINUTE": "6000000",
+        "CREATIONS_BURST": "100000",
         **(env or {}),
     }
     log_path = workdir / f"server-{port}.log"
@@ -152,6 +152,37 @@ async def create_room(http: httpx.AsyncClient, name: str = "General") -> dict[st
     assert response.status_code == 201, response.text
     room: dict[str, Any] = response.json()
     return room
+
+
+class TimedConnection(ClientConnection):
+    """A `websockets` client connection that notes when the server's close frame
+    arrived and when the TCP connection ended (`connect(create_connection=...)`)."""
+
+    close_received_at: float | None = None
+    lost_at: float | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_frame_arrived = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.close_received_at is None and self.protocol.close_rcvd is not None:
+            self.close_received_at = time.monotonic()
+            self.close_frame_arrived.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_at = time.monotonic()
+        if self.close_received_at is None and self.protocol.close_rcvd is not None:
+            self.close_received_at = self.lost_at
+        super().connection_lost(exc)
+
+    @property
+    def close_seconds(self) -> float:
+        """From the server's close frame to the end of the TCP connection."""
+        assert self.close_received_at is not None, "no close frame from the server"
+        assert self.lost_at is not None, "the connection is still open"
+        return self.lost_at - self.close_received_at
 
 
 def open_socket(
@@ -271,6 +302,25 @@ class RawWebSocket:
             if opcode == 0x8:
                 return texts, int.from_bytes(payload[:2], "big")
             texts += opcode == 0x1
+
+    def send_close(self, code: int = 1000) -> None:
+        """Send a close frame with `code`."""
+        self._send_frame(0x8, code.to_bytes(2, "big"))
+
+    def send_text(self, text: str) -> None:
+        """Send one text frame, however long."""
+        self._send_frame(0x1, text.encode())
+
+    def _send_frame(self, opcode: int, payload: bytes) -> None:
+        # Masked, as a client's frames must be; a zero mask keeps the payload as it is.
+        size = len(payload)
+        if size < 126:
+            head = bytes([0x80 | opcode, 0x80 | size])
+        elif size < 1 << 16:
+            head = bytes([0x80 | opcode, 0x80 | 126]) + size.to_bytes(2, "big")
+        else:
+            head = bytes([0x80 | opcode, 0x80 | 127]) + size.to_bytes(8, "big")
+        self.sock.sendall(head + bytes(4) + payload)
 
     def established_on_server(self) -> bool:
         """Whether the kernel still has this connection ESTABLISHED (IPv4 loopback)."""

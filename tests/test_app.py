@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from quart import Quart
 
-from quartchat import create_app, db
+from quartchat import create_app, db, errors
 from quartchat.config import ConfigError
 
 
@@ -64,3 +66,25 @@ async def test_health_is_503_when_the_database_fails(
     sick = await client.get("/health")
     assert sick.status_code == 503
     assert (await sick.get_json())["status"] == "unavailable"
+
+
+async def test_missing_template_is_a_500_naming_it(app: Quart, tmp_path: Path) -> None:
+    app.template_folder = str(tmp_path / "no-templates")
+    response = await app.test_client().get("/")
+    assert response.status_code == 500
+    body = await response.get_json()
+    assert body["code"] == "INTERNAL_ERROR"
+    assert "console.html" in body["detail"]
+
+
+async def test_only_database_errors_count_as_an_outage() -> None:
+    with socket.socket() as probe:  # a port nobody listens on: refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(OSError) as refused:
+        await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{port}/test", timeout=10)
+    assert errors.is_database_failure(refused.value)
+
+    with pytest.raises(OSError) as not_database:
+        (Path(__file__).parent / "no-such-file").read_text()
+    assert not errors.is_database_failure(not_database.value)

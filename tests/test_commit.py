@@ -55,3 +55,51 @@ def test_one_statement_batches_number_per_room_and_write_all_or_nothing(
     postgres_url: str, tmp_path: Path
 ) -> None:
     run_script(SCRIPT, postgres_url, cwd=tmp_path)
+
+
+ISOLATION_SCRIPT = """
+import asyncio, sys, uuid
+from quartchat import db
+from quartchat.models import Message, Room, User
+from quartchat.store import Draft, DraftRejectedError, MessageStore
+
+async def main(url):
+    await db.connect(url)
+    await Room.create(id="here", name="Here")
+    await Room.create(id="there", name="There")
+    await User.create(id="ann", username="Ann")
+    published = []
+    store = MessageStore(lambda message: published.append(message))
+    # Text the edge refuses, submitted behind its back: the database refuses it too.
+    poison = {3: "nul \\x00 inside", 11: "lone \\ud800 surrogate"}
+    drafts = [
+        Draft(uuid.uuid4(), "here" if i % 4 else "there", "ann", "Ann", poison.get(i, f"m{i}"),
+              client_id=bool(i % 2))
+        for i in range(20)
+    ]
+    futures = [store.submit(draft) for draft in drafts]  # one tick: one batch
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    for i, result in enumerate(results):
+        if i in poison:
+            assert isinstance(result, DraftRejectedError), result
+            assert result.code == "MESSAGE_REJECTED" and result.status == 422
+        else:
+            assert result.message.content == f"m{i}", result
+    stored = await Message.all().order_by("room_id", "seq").values_list("room_id", "seq", "content")
+    assert len(stored) == 18, stored
+    for room in ("here", "there"):
+        seqs = [seq for room_id, seq, _ in stored if room_id == room]
+        assert seqs == list(range(1, len(seqs) + 1)), seqs  # no gap left by the refused ones
+        sent = [d.content for i, d in enumerate(drafts) if d.room_id == room and i not in poison]
+        assert [c for room_id, _, c in stored if room_id == room] == sent  # in sending order
+        assert [m.content for m in published if m.room_id == room] == sent
+    await db.disconnect()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_a_draft_the_database_refuses_fails_alone_and_its_batch_is_stored(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    run_script(ISOLATION_SCRIPT, postgres_url, cwd=tmp_path)

@@ -45,3 +45,9 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
 def test_overrides_reject_unknown_names() -> None:
     with pytest.raises(ConfigError, match="nonsense"):
         Settings().with_overrides({"nonsense": 1})
+
+
+def test_close_timeout_is_read_from_the_environment() -> None:
+    assert Settings.from_env({"CLOSE_TIMEOUT": "0.5"}).close_timeout == 0.5
+    with pytest.raises(ConfigError, match="CLOSE_TIMEOUT"):
+        Settings.from_env({"CLOSE_TIMEOUT": "0"})

@@ -69,6 +69,46 @@ async def test_a_failed_read_fails_its_askers_and_the_next_ask_reads_again() -> 
     assert await cache.get("a") == "found"
 
 
+async def test_a_key_the_database_refuses_fails_only_its_own_askers() -> None:
+    queries: list[list[str]] = []
+
+    async def fetch(keys: list[str]) -> dict[str, str]:
+        queries.append(sorted(keys))
+        if "poison" in keys:
+            raise ValueError("the database cannot read this key")  # not an outage
+        return {key: key.upper() for key in keys}
+
+    cache = LookupCache(100, fetch)
+    answers = await asyncio.gather(
+        *(cache.get(key) for key in ("a", "poison", "b", "c")), return_exceptions=True
+    )
+    assert answers[0] == "A" and answers[2:] == ["B", "C"]
+    assert isinstance(answers[1], ValueError)
+    assert queries[0] == ["a", "b", "c", "poison"]  # asked together first, then apart
+    assert sorted(queries[1:]) == [["a"], ["b"], ["c"], ["poison"]]
+
+
+async def test_an_outage_fails_a_batch_without_asking_again_key_by_key() -> None:
+    queries: list[list[str]] = []
+
+    async def fetch(keys: list[str]) -> dict[str, str]:
+        queries.append(keys)
+        raise ConnectionRefusedError("database down")
+
+    cache = LookupCache(100, fetch)
+    answers = await asyncio.gather(*(cache.get(key) for key in "abc"), return_exceptions=True)
+    assert all(isinstance(answer, ConnectionRefusedError) for answer in answers)
+    assert len(queries) == 1
+
+
+async def test_ids_no_row_can_have_are_not_looked_up() -> None:
+    directory = Directory()
+    for bad in ("x" * 65, "x\x00", "x\ud800", "a b", ""):
+        assert await directory.username(bad) is None
+        assert await directory.room_exists(bad) is False
+    assert directory.queries == 0
+
+
 @pytest.fixture(params=["sqlite", "postgres"], name="database_env")
 async def _database_env(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
     """Environment for servers sharing one database: the SQLite file of the test's

@@ -1,14 +1,26 @@
-"""Token buckets: per socket frames, and per address REST writes."""
+"""Token buckets: frames per socket, messages per user, creations per address."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from quartchat.limits import AddressBudgets, FrameBudget
-from tests.support import start_server
+from quartchat.config import Settings
+from quartchat.limits import Budgets, FrameBudget
+from tests.support import (
+    create_room,
+    create_user,
+    open_socket,
+    receive_messages,
+    receive_type,
+    start_server,
+)
 
 
 def test_burst_then_rate() -> None:
@@ -30,8 +42,8 @@ def test_strikes_reset_only_when_the_client_slows_down() -> None:
     assert budget.strikes == 0 and not budget.exhausted
 
 
-def test_address_budgets_are_separate_and_forgotten_when_idle() -> None:
-    budgets = AddressBudgets(per_minute=60, burst=2)
+def test_budgets_are_separate_and_forgotten_when_idle() -> None:
+    budgets = Budgets(rate=1, burst=2)
     assert budgets.take("a", 0.0) == 0.0
     assert budgets.take("a", 0.0) == 0.0
     assert budgets.take("a", 0.0) == pytest.approx(1.0)
@@ -41,16 +53,105 @@ def test_address_budgets_are_separate_and_forgotten_when_idle() -> None:
     assert "a" not in budgets._budgets  # idle long enough to be full: dropped
 
 
-async def test_rest_writes_are_limited_per_address(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"REST_WRITES_PER_MINUTE": "60", "REST_WRITES_BURST": "3"})
+async def test_creations_are_limited_per_address(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"CREATIONS_PER_MINUTE": "1", "CREATIONS_BURST": "3"})
     try:
         async with httpx.AsyncClient(base_url=server.http_url) as http:
-            for i in range(3):
+            assert (await http.post("/rooms", json={"name": "r"})).status_code == 201
+            for i in range(2):
                 assert (await http.post("/users", json={"username": f"u{i}"})).status_code == 201
             refused = await http.post("/users", json={"username": "one too many"})
             assert refused.status_code == 429
             assert refused.json()["code"] == "RATE_LIMITED"
             assert int(refused.headers["retry-after"]) >= 1
+            assert (await http.post("/rooms", json={"name": "too"})).status_code == 429
             assert (await http.get("/users")).status_code == 200  # reads are not limited
     finally:
         server.stop()
+
+
+async def test_old_setting_names_still_limit_creations(tmp_path: Path) -> None:
+    old_names = {"REST_WRITES_PER_MINUTE": "1", "REST_WRITES_BURST": "1"}
+    server = start_server(
+        tmp_path, env={"CREATIONS_PER_MINUTE": "", "CREATIONS_BURST": "", **old_names}
+    )
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            assert (await http.post("/users", json={"username": "a"})).status_code == 201
+            assert (await http.post("/users", json={"username": "b"})).status_code == 429
+    finally:
+        server.stop()
+
+
+async def test_default_limits_let_a_classroom_behind_one_address_create_40_users(
+    tmp_path: Path,
+) -> None:
+    server = start_server(tmp_path, env={"CREATIONS_PER_MINUTE": "", "CREATIONS_BURST": ""})
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+            started = time.monotonic()
+            created = await asyncio.gather(
+                *(http.post("/users", json={"username": f"pupil {i}"}) for i in range(40))
+            )
+            assert [response.status_code for response in created] == [201] * 40
+            # ...but a script creating users by the thousand is stopped: past the burst
+            # of 100, 5 a second (300 a minute) get through.
+            statuses = [
+                (await http.post("/users", json={"username": f"bot {i}"})).status_code
+                for i in range(300)
+            ]
+            elapsed = time.monotonic() - started
+            assert 429 in statuses
+            assert 40 + statuses.count(201) <= 100 + 5 * elapsed + 1
+    finally:
+        server.stop()
+
+
+async def test_one_users_messages_share_one_budget_across_socket_and_rest(
+    tmp_path: Path,
+) -> None:
+    limits = {"RATE_LIMIT_PER_SECOND": "0.01", "RATE_LIMIT_BURST": "4", "RATE_LIMIT_STRIKES": "50"}
+    server = start_server(tmp_path, env=limits)
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            room = await create_room(http)
+            flooder, neighbour = await create_user(http), await create_user(http)
+            path = f"/rooms/{room['id']}/messages"
+            async with open_socket(server, room["id"], flooder["id"]) as ws:
+                for i in range(2):  # half the burst over REST...
+                    posted = await http.post(
+                        path, json={"user_id": flooder["id"], "content": f"r{i}"}
+                    )
+                    assert posted.status_code == 201
+                for i in range(2):  # ...the other half on the socket
+                    await ws.send(json.dumps({"content": f"s{i}"}))
+                await receive_messages(ws, 4)
+                await ws.send(json.dumps({"content": "over", "id": str(uuid.uuid4())}))
+                refused = await receive_type(ws, "error")
+                assert refused["code"] == "RATE_LIMITED" and refused["retry_after"] > 0
+                assert "id" in refused
+                over_rest = await http.post(path, json={"user_id": flooder["id"], "content": "x"})
+                assert over_rest.status_code == 429
+                assert over_rest.json()["code"] == "RATE_LIMITED"
+                assert int(over_rest.headers["retry-after"]) >= 1
+                # A fresh socket of the same user has a full frame budget, not more messages.
+                async with open_socket(server, room["id"], flooder["id"]) as second:
+                    await second.send(json.dumps({"content": "from another socket"}))
+                    assert (await receive_type(second, "error"))["code"] == "RATE_LIMITED"
+                # Another user at the same address is not affected.
+                for i in range(4):
+                    ok = await http.post(
+                        path, json={"user_id": neighbour["id"], "content": f"n{i}"}
+                    )
+                    assert ok.status_code == 201
+            stored = [m["content"] for m in (await http.get(path)).json()]
+            assert stored == ["r0", "r1", "s0", "s1", "n0", "n1", "n2", "n3"]
+    finally:
+        server.stop()
+
+
+def test_creation_limits_keep_their_former_names() -> None:
+    assert Settings.from_env({}).creations_burst == 100
+    assert Settings.from_env({"REST_WRITES_BURST": "7"}).creations_burst == 7
+    both = {"REST_WRITES_PER_MINUTE": "7", "CREATIONS_PER_MINUTE": "9"}
+    assert Settings.from_env(both).creations_per_minute == 9

@@ -1,13 +1,30 @@
-"""Request ids: returned to the client and stamped on every log line."""
+"""Request ids on every log line; each record on one line whatever a client sent; no
+message content in the log, even at DEBUG."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
 
 import httpx
+import pytest
 
-from quartchat.logs import FORMAT, RequestIdFilter, request_id
+from quartchat.logs import FORMAT, OneLineFormatter, RequestIdFilter, request_id
+from tests.support import (
+    create_postgres_database,
+    create_room,
+    create_user,
+    drop_postgres_database,
+    open_socket,
+    receive_messages,
+    start_server,
+)
 
 
 async def test_request_id_is_echoed_or_made(http: httpx.AsyncClient) -> None:
@@ -28,3 +45,86 @@ def test_log_lines_carry_the_request_id() -> None:
     finally:
         request_id.reset(token)
     assert "[trace-42] boom" in line
+
+
+def test_a_record_stays_on_its_line_whatever_it_quotes() -> None:
+    formatter = OneLineFormatter(FORMAT)
+    forged = "x\n2026-01-01 00:00:00,000 ERROR quartchat [-] FORGED\r\x1b[2J\x85\u2028"
+    try:
+        raise ValueError(f"bad id {forged}")
+    except ValueError:
+        record = logging.LogRecord(
+            "quartchat", logging.ERROR, __file__, 1, "no room %s", (forged,), sys.exc_info()
+        )
+    record.request_id = "-"
+    text = formatter.format(record)
+    first, *rest = text.split("\n")
+    assert first.endswith(
+        "no room x\\n2026-01-01 00:00:00,000 ERROR quartchat [-] FORGED\\r\\x1b[2J\\x85\\u2028"
+    )
+    assert rest and all(line.startswith("    ") for line in rest)  # the traceback, indented
+    assert len(text.splitlines()) == len(text.split("\n"))  # no other line breaks at all
+    assert not any(line.startswith("2026-01-01") for line in text.splitlines())
+
+
+def raw_request(port: int, head: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(head)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def test_a_client_cannot_forge_access_log_lines(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    try:
+        forged = "2026-01-01 00:00:00 FORGED"
+        path = f"/rooms/x%0A{forged.replace(' ', '%20')}%0D%1B%C2%85"
+        head = (
+            f"GET {path} HTTP/1.1\r\nHost: x\r\n".encode()
+            + b"User-Agent: agent\x85FORGED-AGENT\tend\r\nReferer: ref\x9bFORGED-REF\r\n\r\n"
+        )
+        assert raw_request(server.port, head).startswith(b"HTTP/1.1 404")
+        deadline = time.monotonic() + 15
+        while "FORGED-AGENT" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    lines = server.log().splitlines()  # breaks at \r, \x85 and \u2028 too
+    [access] = [line for line in lines if "FORGED" in line]
+    assert "x\\n2026-01-01 00:00:00 FORGED\\r\\x1b\\x85" in access
+    assert "agent\\x85FORGED-AGENT\\tend" in access and "ref\\x9bFORGED-REF" in access
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+async def test_message_content_is_not_logged_even_at_debug(tmp_path: Path, database: str) -> None:
+    env = {"LOG_LEVEL": "DEBUG"}
+    if database == "postgres":
+        env["DATABASE_URL"] = await create_postgres_database()
+    server = start_server(tmp_path, env=env)
+    try:
+        secrets = [f"secret-{uuid.uuid4().hex}" for _ in range(3)]
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=15) as http:
+            room, user = await create_room(http), await create_user(http)
+            async with open_socket(server, room["id"], user["id"]) as ws:
+                await ws.send(json.dumps({"content": secrets[0]}))
+                await ws.send(json.dumps({"content": secrets[1], "id": str(uuid.uuid4())}))
+                await receive_messages(ws, 2)
+            posted = await http.post(
+                f"/rooms/{room['id']}/messages", json={"user_id": user["id"], "content": secrets[2]}
+            )
+            assert posted.status_code == 201
+            history = (await http.get(f"/rooms/{room['id']}/messages")).json()
+            assert [message["content"] for message in history] == secrets
+    finally:
+        server.stop()
+        if database == "postgres":
+            await drop_postgres_database(env["DATABASE_URL"])
+    log = server.log()
+    assert "DEBUG quartchat.store" in log  # the level took effect
+    for secret in secrets:
+        assert secret not in log

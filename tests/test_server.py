@@ -14,12 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from quartchat.server import ipv6_available
 from tests.support import (
     PROJECT_ROOT,
+    RawWebSocket,
     RunningServer,
+    TimedConnection,
     create_room,
     create_user,
     free_port,
@@ -74,6 +76,106 @@ async def test_sigterm_closes_every_socket_1012_and_keeps_messages(tmp_path: Pat
             ).json()
             assert [m["seq"] for m in burst] == list(range(1, len(burst) + 1))
             assert [m["content"] for m in burst] == [f"burst {i}" for i in range(len(burst))]
+    finally:
+        restarted.stop()
+
+
+async def test_sigterm_stops_intake_before_any_1012_and_exits_promptly(tmp_path: Path) -> None:
+    """Clients that reconnect the instant they see 1012 never land on the dying process,
+    which exits within 2 s having stored every message it acknowledged."""
+    server = start_server(tmp_path)
+    async with httpx.AsyncClient(base_url=server.http_url) as http:
+        room = await create_room(http)
+        users = [await create_user(http) for _ in range(4)]
+    acknowledged: list[str] = []
+    accepted_while_dying: list[str] = []
+    refusals: list[str] = []
+    close_seconds: list[float] = []
+    chatting = asyncio.Barrier(len(users) + 1)
+
+    async def keep_sending(ws: TimedConnection, index: int) -> None:
+        for i in range(300):
+            await ws.send(json.dumps({"content": f"{index}:{i}"}))
+            await asyncio.sleep(0.005)
+
+    async def reconnect_until_exit(user_id: str) -> None:
+        while server.process.poll() is None:
+            try:
+                async with open_socket(server, room["id"], user_id):
+                    accepted_while_dying.append(user_id)
+            except (OSError, InvalidHandshake, TimeoutError) as refused:
+                refusals.append(type(refused).__name__)
+            await asyncio.sleep(0.01)
+
+    async def read_acknowledgements(
+        ws: TimedConnection, user_id: str, first: asyncio.Event
+    ) -> int | None:
+        try:
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame["type"] == "message" and frame["user_id"] == user_id:
+                    acknowledged.append(frame["content"])
+                    first.set()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+
+    async def chat_then_reconnect(user_id: str, index: int) -> int | None:
+        async with open_socket(
+            server, room["id"], user_id, create_connection=TimedConnection
+        ) as ws:
+            first_acknowledged = asyncio.Event()
+            reading = asyncio.create_task(read_acknowledgements(ws, user_id, first_acknowledged))
+            sending = asyncio.create_task(keep_sending(ws, index))
+            await first_acknowledged.wait()
+            await chatting.wait()
+            await ws.close_frame_arrived.wait()
+            reconnecting = asyncio.create_task(reconnect_until_exit(user_id))
+            code = await reading
+            sending.cancel()
+            await reconnecting
+            close_seconds.append(ws.close_seconds)
+            return code
+
+    def answer_late(sluggish: RawWebSocket) -> int | None:
+        """A client slow to answer its close: it keeps the dying process waiting."""
+        _, code = sluggish.read_until_close(timeout=10)
+        time.sleep(0.5)
+        sluggish.send_close()
+        sluggish.close()
+        return code
+
+    sluggish = RawWebSocket(server.port, f"/ws/{room['id']}/{users[0]['id']}")
+    chats = [asyncio.create_task(chat_then_reconnect(u["id"], i)) for i, u in enumerate(users)]
+    await chatting.wait()
+    late_answer = asyncio.create_task(asyncio.to_thread(answer_late, sluggish))
+    signalled = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    exit_code = await asyncio.to_thread(server.process.wait, 15)
+    exited_after = time.monotonic() - signalled
+    codes = await asyncio.gather(*chats, late_answer)
+    print(
+        f"\nclose 1012 (SIGTERM): close frame -> TCP closed "
+        f"{', '.join(f'{seconds * 1000:.1f}' for seconds in close_seconds)} ms; "
+        f"SIGTERM -> exit {exited_after * 1000:.0f} ms; {len(refusals)} reconnects refused "
+        f"({', '.join(sorted(set(refusals)))})"
+    )
+    assert exit_code == 0
+    assert codes == [1012] * (len(users) + 1)
+    assert accepted_while_dying == []
+    assert refusals, "nobody tried to reconnect"
+    assert exited_after < 2.0, server.log()
+    assert max(close_seconds) < 1.5
+
+    restarted = start_server(tmp_path, port=server.port)
+    try:
+        async with httpx.AsyncClient(base_url=restarted.http_url) as http:
+            stored = {
+                m["content"]
+                for m in (
+                    await http.get(f"/rooms/{room['id']}/messages", params={"limit": 500})
+                ).json()
+            }
+        assert acknowledged and set(acknowledged) <= stored
     finally:
         restarted.stop()
 
@@ -168,3 +270,17 @@ async def test_ping_round_trip_after_restart_on_same_database(tmp_path: Path) ->
             await receive_type(ws, "pong")
     finally:
         again.stop()
+
+
+def test_missing_hypercorn_settings_are_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    result = subprocess.run(
+        [sys.executable, "-m", "quartchat.cli", "serve", "--config", str(missing)],
+        cwd=tmp_path,
+        env={**os.environ, "PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert f"the Hypercorn settings file {missing} does not exist" in result.stderr

@@ -25,8 +25,9 @@ async def get_console() -> Response:
     return response
 
 
-@blueprint.after_app_request
 async def serve_scripts_as_javascript(response: Response) -> Response:
+    """An app-wide after-request hook (the static files are served with the console
+    switched off too: frontends import quartchat.js)."""
     # Browsers refuse a module script served under another type (nosniff is on), and
     # Python's mimetypes says application/javascript or text/javascript by platform.
     if request.path.startswith("/static/") and request.path.endswith(".js"):

@@ -17,6 +17,7 @@ from quart_schema import (
 
 from ..chat import current_chat
 from ..errors import APIError
+from ..limits import require_message_budget
 from ..lookups import room_or_404, user_or_404
 from ..protocol import parse_message_id, validate_content
 from ..schemas import ResourceId, Timestamp, errors
@@ -78,7 +79,7 @@ def parse_since(raw: str) -> datetime:
         return parse_timestamp(raw)
     except ValueError:
         raise APIError(
-            400, "INVALID_SINCE", f"since={raw!r} is not an ISO 8601 timestamp"
+            400, "INVALID_SINCE", f"since={raw!r} is not an ISO 8601 timestamp of years 1-9999"
         ) from None
 
 
@@ -116,7 +117,8 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
         raise APIError(400, "INVALID_REQUEST", f"use one of since, after, before, not {given}")
     await room_or_404(room_id)
     since = parse_since(query_args.since) if query_args.since is not None else None
-    after_seq = await seq_after(room_id, query_args.after) if query_args.after else None
+    after = query_args.after
+    after_seq = await seq_after(room_id, after) if after is not None else None
     before = query_args.before
     before_seq = await _seq_of(room_id, before, "before") if before is not None else None
     messages = await current_chat().store.history(
@@ -130,13 +132,14 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
 @validate_request(MessageCreate)
 @document_response(MessageOut, 201)
 @document_response(MessageOut, 200)
-@errors(400, 401, 403, 404, 409, 429)
+@errors(400, 401, 403, 404, 409, 422, 429)
 async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int]:
     """Post a message as `user_id`: stored, then broadcast to the room's sockets.
 
     A client-chosen `id` that is already stored returns that message with 200 and
     broadcasts nothing; an `id` used by another room or user is 409. With AUTH_SECRET
-    set, `Authorization: Bearer` must carry `user_id`'s token (401, 403).
+    set, `Authorization: Bearer` must carry `user_id`'s token (401, 403). A user's
+    messages over REST and over sockets draw from one rate limit (429, `Retry-After`).
     """
     chat = current_chat()
     chat.tokens.require_bearer(data.user_id)
@@ -144,6 +147,7 @@ async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int
     message_id = parse_message_id(data.id)
     await room_or_404(room_id)
     user = await user_or_404(data.user_id)
+    require_message_budget(user.id)
     stored = await chat.store.submit(
         Draft(
             id=message_id or uuid4(),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 from quart_schema import hide
 
 from ..chat import current_chat
+from ..errors import APIError
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -15,6 +18,19 @@ blueprint = Blueprint("metrics", __name__)
 @hide
 async def get_metrics() -> Response:
     """Open sockets, rooms, messages stored, frames delivered, errors by code,
-    slow-consumer closes and the fan-out latency histogram of this process."""
+    slow-consumer closes and the fan-out latency histogram of this process.
+
+    With METRICS_TOKEN set, only a scraper sending `Authorization: Bearer <token>`."""
+    _require_metrics_token(current_chat().settings.metrics_token)
     body = generate_latest(current_chat().metrics.registry)
     return Response(body, content_type=CONTENT_TYPE_LATEST)
+
+
+def _require_metrics_token(expected: str) -> None:
+    if not expected:
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise APIError(401, "UNAUTHORIZED", "send Authorization: Bearer <METRICS_TOKEN>")
+    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise APIError(401, "INVALID_TOKEN", "the metrics token is not valid")

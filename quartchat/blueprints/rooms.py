@@ -9,6 +9,7 @@ from quart import Blueprint
 from quart_schema import security_scheme, validate_request, validate_response
 
 from ..chat import current_chat
+from ..limits import limit_creations
 from ..lookups import create_or_409, room_or_404
 from ..models import Room
 from ..schemas import ResourceId, Timestamp, bounded_text, errors
@@ -38,6 +39,7 @@ class PresenceOut(BaseModel):
 
 
 @blueprint.post("/rooms")
+@limit_creations
 @security_scheme([{"bearer": []}])
 @validate_request(RoomCreate)
 @validate_response(RoomOut, 201)

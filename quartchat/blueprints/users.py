@@ -10,6 +10,7 @@ from quart_schema import security_scheme, validate_request, validate_response
 
 from ..chat import current_chat
 from ..errors import APIError
+from ..limits import limit_creations
 from ..lookups import create_or_409, user_or_404
 from ..models import User
 from ..schemas import ResourceId, Timestamp, bounded_text, errors
@@ -45,6 +46,7 @@ class TokenOut(BaseModel):
 
 
 @blueprint.post("/users")
+@limit_creations
 @validate_request(UserCreate)
 @validate_response(UserCreated, 201)
 @errors(400, 409, 429)
@@ -68,7 +70,7 @@ async def post_user(data: UserCreate) -> tuple[UserCreated, int]:
 @blueprint.post("/users/<user_id>/token")
 @security_scheme([{"bearer": []}])
 @validate_response(TokenOut)
-@errors(401, 403, 404, 429)
+@errors(401, 403, 404)
 async def post_token(user_id: str) -> TokenOut:
     """A fresh token for `user_id`, in exchange for a still valid one of the same user
     (404 when authentication is off)."""

@@ -24,10 +24,17 @@ from quart_cors import cors_exempt
 from ..auth import CLOSE_UNAUTHORIZED
 from ..chat import Chat, current_chat
 from ..errors import APIError
+from ..faults import describe
 from ..hub import CLOSE_TOO_SLOW, Frame, Subscriber
-from ..limits import CLOSE_POLICY_VIOLATION, CLOSE_TOO_MANY_SOCKETS, FrameBudget
+from ..limits import (
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_TOO_MANY_SOCKETS,
+    FrameBudget,
+    current_limits,
+)
 from ..protocol import parse_client_frame, refused_message_id
 from ..store import Draft, Outcome, Stored
+from ..text import is_resource_id
 from ..transport import SocketWriter, refuse_compression
 from ..wire import error_frame, event_frame, format_timestamp, message_frame, utc_now
 from .messages import parse_since, seq_after
@@ -58,6 +65,9 @@ class Replay:
 async def ws_room(room_id: str, user_id: str) -> None:
     """Join a room as a user; see README.md for the frames in both directions."""
     chat = current_chat()
+    if not chat.accepting_sockets:
+        # Before the accept, so the client learns at once and reconnects elsewhere.
+        raise APIError(503, "UNAVAILABLE", "the server is restarting; connect again", 1.0)
     origin = websocket.headers.get("Origin")
     if origin is not None and not chat.settings.origin_allowed(origin):
         raise APIError(403, "ORIGIN_NOT_ALLOWED", f"origin {origin!r} may not open sockets")
@@ -65,6 +75,11 @@ async def ws_room(room_id: str, user_id: str) -> None:
     if refusal:
         await websocket.accept()
         await websocket.close(CLOSE_UNAUTHORIZED, refusal)
+        return
+    invalid = _invalid_id(room_id, user_id)
+    if invalid:
+        await websocket.accept()
+        await websocket.close(CLOSE_NOT_FOUND, invalid)
         return
     room_exists = await chat.directory.room_exists(room_id)
     username = await chat.directory.username(user_id)
@@ -108,11 +123,22 @@ async def ws_room(room_id: str, user_id: str) -> None:
             sender.cancel()
         if subscriber.close_code == CLOSE_TOO_SLOW:
             chat.metrics.slow_closes.inc()
+        # Out of the room (presence, metrics, broadcasts) as soon as it is being closed:
+        # the close frame may wait behind a backlog for as long as `close_timeout`.
+        chat.leave(subscriber)
         await _close(chat, subscriber, writer)
     finally:
         if sender is not None:
             sender.cancel()
         chat.leave(subscriber)
+
+
+def _invalid_id(room_id: str, user_id: str) -> str:
+    """Why no room or user can have the URL's id (checked before any lookup), or ""."""
+    for noun, value in (("room", room_id), ("user", user_id)):
+        if not is_resource_id(value):
+            return f"{noun} not found: ids are 1-64 characters of A-Z a-z 0-9 _ -"
+    return ""
 
 
 def _token_refusal(chat: Chat, user_id: str, token: str | None) -> str:
@@ -214,6 +240,7 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
     max_chars = settings.max_message_chars
     in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
     loop = asyncio.get_running_loop()
+    limits = current_limits()
     budget = FrameBudget(
         settings.rate_limit_per_second,
         settings.rate_limit_burst,
@@ -250,6 +277,16 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
             )
             chat.relay.publish_event(subscriber.room_id, typing, exclude=subscriber)
         else:
+            wait, detail = limits.message_refusal(subscriber.user_id)
+            if wait:
+                if limits.message_flooding(subscriber.user_id):
+                    subscriber.request_close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+                    continue
+                extra = {"id": str(frame.message_id)} if frame.message_id else {}
+                _send_error(
+                    chat, subscriber, "RATE_LIMITED", detail, retry_after=round(wait, 3), **extra
+                )
+                continue
             await in_flight.acquire()
             draft = Draft(
                 id=frame.message_id or uuid4(),
@@ -275,8 +312,10 @@ def _report_failure(
     if accepted.cancelled():
         return
     error = accepted.exception()
-    if error is not None:
-        log.warning("message not stored: %s", error)
+    if isinstance(error, APIError):  # this message's own fault (DraftRejectedError)
+        _send_error(chat, subscriber, error.code, error.detail, id=str(draft.id))
+    elif error is not None:
+        log.warning("message not stored: %s", describe(error))
         detail = "the message was not stored; send it again"
         _send_error(chat, subscriber, "UNAVAILABLE", detail, id=str(draft.id))
     elif accepted.result().outcome is Outcome.CONFLICT:

@@ -344,3 +344,17 @@ async def test_setup_form_lays_out_cleanly(
         await setup.screenshot(path=str(screenshots / f"setup-{width}.png"))
     finally:
         await context.close()
+
+
+async def test_console_can_be_switched_off(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"CONSOLE_ENABLED": "false"})
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
+            for path in ("/", "/console"):
+                response = await http.get(path)
+                assert response.status_code == 404
+                assert response.json()["code"] == "NOT_FOUND"
+            room = await create_room(http)  # the API itself is untouched
+            assert (await http.get(f"/rooms/{room['id']}")).status_code == 200
+    finally:
+        server.stop()

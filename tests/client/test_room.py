@@ -78,12 +78,13 @@ async def test_served_as_a_module_to_other_origins(http: httpx.AsyncClient) -> N
     assert "export class Room extends EventTarget" in response.text
 
 
-async def test_only_allowed_origins_may_import_it(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"CORS_ORIGINS": PAGE_ORIGIN})
+async def test_only_allowed_origins_may_import_it_console_or_not(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"CORS_ORIGINS": PAGE_ORIGIN, "CONSOLE_ENABLED": "false"})
     try:
         async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
             allowed = await http.get("/static/quartchat.js", headers={"Origin": PAGE_ORIGIN})
             assert allowed.headers["access-control-allow-origin"] == PAGE_ORIGIN
+            assert allowed.headers["content-type"].startswith("text/javascript")
             other = await http.get("/static/quartchat.js", headers={"Origin": "http://evil.test"})
             assert "access-control-allow-origin" not in other.headers
     finally:

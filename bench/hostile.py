@@ -1,0 +1,400 @@
+"""A hostile client next to well-behaved ones: do the good ones lose anything or slow down?
+
+    .venv/bin/python bench/hostile.py [--minutes 10] [--good 50] [--users 100000] [--postgres]
+
+Starts its own server (SQLite by default, PostgreSQL with `--postgres`), seeds `--users`
+users, then runs side by side for `--minutes`:
+- `--good` well-behaved clients in 5 rooms, each sending one message a second with its
+  own id and timing the round trip to its own echo;
+- one hostile client doing everything it can think of, in turns: poison content (NUL,
+  lone surrogates, controls, bidi overrides) in the good clients' rooms, JSON and frame
+  floods, protocol PING floods, malformed frames, poisoned handshakes, deeply nested
+  and calendar-edge REST requests, and full-page list reads of the user table.
+At the end it checks, through REST, that every message a good client sent is stored
+and was received by every good client of its room, and prints one summary table: the
+good clients' round-trip p50/p99, messages lost, the hostile side's outcomes by status
+class (any 5xx is a failure), and the server's peak RSS. Exit status 0 when nothing was
+lost, no 5xx was seen and the good clients' p99 stayed under 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import (  # noqa: E402
+    RawWebSocket,
+    RunningServer,
+    create_postgres_database,
+    drop_postgres_database,
+    start_server,
+)
+
+POISON_CONTENT = [
+    "nul \u0000 inside",
+    "\ud800 lone high surrogate",
+    "lone low \udfff",
+    "bell \u0007 and escape \u001b[31m",
+    "\u202e bidi override",
+    "\u200b\u200b\u200b",
+    "x" * 100_000,
+]
+PING_FRAME = bytes([0x89, 0x80, 0, 0, 0, 0])  # a masked, empty PING control frame
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else float("nan")
+
+
+class Tally:
+    """What the hostile side saw: HTTP outcomes by status class, and named events."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.server_errors: list[str] = []
+
+    def status(self, what: str, status: int) -> None:
+        self.event(f"{status // 100}xx")
+        if status >= 500:
+            self.server_errors.append(f"{what} -> {status}")
+
+    def event(self, name: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+
+def seed_sqlite_users(database: Path, count: int) -> None:
+    with sqlite3.connect(database) as connection:
+        connection.executemany(
+            "INSERT OR IGNORE INTO users (id, username, created_at) VALUES (?, ?, ?)",
+            (
+                (f"seed-{index}", f"Seeded user {index}", "2026-01-01T00:00:00+00:00")
+                for index in range(count)
+            ),
+        )
+
+
+async def seed_postgres_users(url: str, count: int) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "INSERT INTO users (id, username, created_at) SELECT 'seed-' || n, "
+            "'Seeded user ' || n, now() FROM generate_series(0, $1 - 1) AS n "
+            "ON CONFLICT DO NOTHING",
+            count,
+        )
+    finally:
+        await connection.close()
+
+
+class GoodClient:
+    """Sends a message a second and times the echo of each; remembers what it hears.
+
+    It reconnects with `?after=` like a real frontend, so a close never costs it a
+    message; what it never hears at all counts as lost."""
+
+    def __init__(self, server_ws: str, room: str, user: str) -> None:
+        self.url = f"{server_ws}/ws/{room}/{user}"
+        self.room = room
+        self.sent: dict[str, float] = {}
+        self.round_trips: list[float] = []
+        self.heard: set[str] = set()
+        self.last_id = ""
+        self.reconnects = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            url = self.url + (f"?after={self.last_id}" if self.last_id else "")
+            with contextlib.suppress(OSError, ConnectionClosed, InvalidStatus):
+                async with connect(url, max_size=None) as ws:
+                    sender = asyncio.create_task(self._send(ws, stop))
+                    try:
+                        await self._receive(ws)
+                    finally:
+                        sender.cancel()
+            if stop.is_set():
+                return
+            self.reconnects += 1
+            await asyncio.sleep(0.5)
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        async for raw in ws:
+            frame = json.loads(raw)
+            if frame.get("type") != "message":
+                continue
+            message_id = frame["id"]
+            self.last_id = message_id
+            started = self.sent.get(message_id)
+            if started is not None and message_id not in self.heard:
+                self.round_trips.append(time.perf_counter() - started)
+            self.heard.add(message_id)
+
+    async def _send(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        await asyncio.sleep(random.random())
+        while not stop.is_set():
+            message_id = str(uuid.uuid4())
+            self.sent[message_id] = time.perf_counter()
+            await ws.send(json.dumps({"type": "message", "id": message_id, "content": "hi"}))
+            await asyncio.sleep(1)
+        await asyncio.sleep(3)  # the last echoes
+        await ws.close()
+
+
+def rest_probes(rooms: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
+    room = rooms[0]
+    nested = b"[" * 100_000 + b"]" * 100_000
+    return [
+        ("GET", "/users", {"params": {"limit": "100000"}}),
+        ("GET", "/users", {}),
+        ("GET", "/rooms", {}),
+        ("GET", "/users/" + "x" * 65, {}),
+        ("GET", "/rooms/" + "x" * 65, {}),
+        ("GET", "/rooms/x%00", {}),
+        ("GET", "/users/%ED%A0%80", {}),
+        ("GET", f"/rooms/{room}/messages", {"params": {"since": "0001-01-01T00:00:00+01:00"}}),
+        ("GET", f"/rooms/{room}/messages", {"params": {"since": "9999-12-31T23:59:59-01:00"}}),
+        ("GET", f"/rooms/{room}/messages", {"params": {"after": "", "since": ""}}),
+        ("POST", "/users", {"body": nested}),
+        ("POST", "/users", {"body": {"username": "nul\u0000name"}}),
+        ("POST", "/rooms", {"body": {"name": "\ud800"}}),
+        ("POST", f"/rooms/{room}/messages", {"body": {"user_id": "seed-1", "content": "\u0000"}}),
+        ("GET", "/%0Aforged log line", {}),
+    ]
+
+
+async def hostile_rest(http: httpx.AsyncClient, rooms: list[str], tally: Tally) -> None:
+    """One round of every REST abuse."""
+    for method, path, extra in rest_probes(rooms):
+        body = extra.pop("body", None)
+        if body is not None:
+            if not isinstance(body, bytes):  # JSON as a hostile client may write it
+                body = json.dumps(body).encode()
+            extra = {**extra, "content": body, "headers": {"content-type": "application/json"}}
+        try:
+            response = await http.request(method, path, **extra)
+        except httpx.HTTPError:
+            tally.event("rest-failed")
+            continue
+        tally.status(f"{method} {path[:40]}", response.status_code)
+
+
+async def hostile_socket(server: RunningServer, rooms: list[str], tally: Tally) -> None:
+    """One round of every socket abuse."""
+    room = random.choice(rooms)
+    with contextlib.suppress(OSError, ConnectionClosed, InvalidStatus, TimeoutError):
+        async with connect(f"{server.ws_url}/ws/{room}/seed-0", max_size=None) as ws:
+            for content in POISON_CONTENT:
+                await ws.send(json.dumps({"type": "message", "content": content}))
+            await ws.send("[" * 10_000 + "]" * 10_000)
+            await ws.send(b"\x00\xff binary")
+            await ws.send('{"type": "message", "content": "dup", "content": ""}')
+            for _ in range(2000):  # a JSON flood, until the budget closes it
+                await ws.send('{"type": "message", "content": "flood"}')
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3):
+                    async for _ in ws:
+                        pass
+        tally.event("socket-rounds")
+    for path in (
+        "/ws/x%00/seed-0",
+        "/ws/" + "r" * 65 + "/seed-0",
+        f"/ws/{room}/%ED%A0%80",
+        f"/ws/{room}/seed-0?since=0001-01-01T00:00:00%2B01:00",
+    ):
+        try:
+            async with asyncio.timeout(5), connect(f"{server.ws_url}{path}") as ws:
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.recv()
+        except InvalidStatus as error:
+            tally.status(f"handshake {path[:30]}", error.response.status_code)
+        except (OSError, ConnectionClosed, TimeoutError):
+            pass
+    await asyncio.to_thread(ping_flood, server.port, room, tally)
+
+
+def ping_flood(port: int, room: str, tally: Tally) -> None:
+    """Protocol PING frames as fast as the socket takes them, for up to 3 s."""
+    try:
+        raw = RawWebSocket(port, f"/ws/{room}/seed-1")
+    except (OSError, AssertionError):
+        tally.event("ping-flood-refused")
+        return
+    deadline = time.monotonic() + 3
+    raw.sock.settimeout(0.5)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                raw.sock.sendall(PING_FRAME * 100)
+            except TimeoutError:
+                continue  # the server stopped reading: pushed back, not closed
+        tally.event("ping-flood-not-closed")
+    except OSError:
+        tally.event("ping-flood-closed")
+    finally:
+        raw.close()
+
+
+async def measure(server: RunningServer, args: argparse.Namespace) -> int:
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+        rooms = [
+            (await http.post("/rooms", json={"name": f"Room {index}"})).json()["id"]
+            for index in range(5)
+        ]
+        users = [
+            (await http.post("/users", json={"username": f"Good {index}"})).json()["id"]
+            for index in range(args.good)
+        ]
+        good = [GoodClient(server.ws_url, rooms[i % 5], user) for i, user in enumerate(users)]
+        stop = asyncio.Event()
+        tally = Tally()
+        peak_rss = 0.0
+
+        async def hostile() -> None:
+            while not stop.is_set():
+                await hostile_rest(http, rooms, tally)
+                await hostile_socket(server, rooms, tally)
+
+        async def watch() -> None:
+            nonlocal peak_rss
+            started = time.monotonic()
+            while not stop.is_set():
+                peak_rss = max(peak_rss, rss_mib(server.process.pid))
+                trips = [t for client in good for t in client.round_trips]
+                print(
+                    f"\r{time.monotonic() - started:6.0f} s  round trips {len(trips):7d}  "
+                    f"p99 {percentile(trips, 0.99) * 1000:7.1f} ms  RSS {peak_rss:6.1f} MiB  "
+                    f"5xx {len(tally.server_errors)}",
+                    end="",
+                    flush=True,
+                )
+                await asyncio.sleep(2)
+
+        clients = [asyncio.create_task(client.run(stop)) for client in good]
+        background = [asyncio.create_task(hostile()), asyncio.create_task(watch())]
+        await asyncio.sleep(args.minutes * 60)
+        stop.set()
+        await asyncio.gather(*clients, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        print()
+        return await report(http, rooms, good, tally, peak_rss, args)
+
+
+async def stored_ids(http: httpx.AsyncClient, room: str) -> set[str]:
+    ids: set[str] = set()
+    after = ""
+    while True:
+        # Without since/after a page is the room's newest messages; the first page of a
+        # walk from the start is "since the epoch".
+        start = {"after": after} if after else {"since": "1970-01-01T00:00:00Z"}
+        params = {"limit": "500", **start}
+        page = (await http.get(f"/rooms/{room}/messages", params=params)).json()
+        ids.update(message["id"] for message in page)
+        if len(page) < 500:
+            return ids
+        after = page[-1]["id"]
+
+
+async def report(
+    http: httpx.AsyncClient,
+    rooms: list[str],
+    good: list[GoodClient],
+    tally: Tally,
+    peak_rss: float,
+    args: argparse.Namespace,
+) -> int:
+    sent_by_room: dict[str, set[str]] = {room: set() for room in rooms}
+    for client in good:
+        sent_by_room[client.room].update(client.sent)
+    stored = {room: await stored_ids(http, room) for room in rooms}
+    not_stored = sum(len(sent - stored[room]) for room, sent in sent_by_room.items())
+    not_heard = sum(len(sent_by_room[client.room] - client.heard) for client in good)
+    trips = [t for client in good for t in client.round_trips]
+    p50 = statistics.median(trips) * 1000 if trips else float("nan")
+    p99 = percentile(trips, 0.99) * 1000
+    rows = [
+        ("minutes", f"{args.minutes:g}"),
+        ("good clients / users seeded", f"{args.good} / {args.users}"),
+        ("good messages sent", str(sum(len(sent) for sent in sent_by_room.values()))),
+        ("good messages not stored", str(not_stored)),
+        ("good deliveries missed", str(not_heard)),
+        ("good reconnects", str(sum(client.reconnects for client in good))),
+        ("good round trip p50 / p99", f"{p50:.1f} / {p99:.1f} ms"),
+        ("hostile outcomes", ", ".join(f"{k} {v}" for k, v in sorted(tally.counts.items()))),
+        ("hostile 5xx", str(len(tally.server_errors))),
+        ("server peak RSS", f"{peak_rss:.1f} MiB"),
+    ]
+    print("| figure | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+    for line in sorted(set(tally.server_errors)):
+        print("5xx:", line)
+    healthy = not_stored == 0 and not_heard == 0 and not tally.server_errors and p99 < 100
+    return 0 if healthy else 1
+
+
+async def run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory() as workdir:
+        env = {
+            # The good clients are set up from one address, as is the hostile client;
+            # the per-socket limits are the defaults people get.
+            "REST_WRITES_PER_MINUTE": "6000000",
+            "REST_WRITES_BURST": "100000",
+            "RATE_LIMIT_PER_SECOND": "10",
+            "RATE_LIMIT_BURST": "20",
+        }
+        database_url = ""
+        if args.postgres:
+            database_url = await create_postgres_database()
+            env["DATABASE_URL"] = database_url
+        server = start_server(Path(workdir), env=env)
+        try:
+            if args.postgres:
+                await seed_postgres_users(database_url, args.users)
+            else:
+                seed_sqlite_users(Path(workdir) / "chat.sqlite3", args.users)
+            return await measure(server, args)
+        finally:
+            server.stop()
+            if database_url:
+                await drop_postgres_database(database_url)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--good", type=int, default=50)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--postgres", action="store_true")
+    raise SystemExit(asyncio.run(run(parser.parse_args())))
+
+
+if __name__ == "__main__":
+    main()
