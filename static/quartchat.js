@@ -312,7 +312,10 @@ export class Room extends EventTarget {
       this._setStatus("reconnecting");
       return this._connect();
     }
-    if (opened) this._emit("error", { code: "DISCONNECTED", detail: reason || CLOSE_MEANINGS[code] || "closed", closeCode: code });
+    // A socket that never opened (1006) says nothing new while the server is away.
+    if (opened || code !== 1006) {
+      this._emit("error", { code: "DISCONNECTED", detail: reason || CLOSE_MEANINGS[code] || "closed", closeCode: code });
+    }
     // Only a socket that never opened (1006) may be a proxy refusing upgrades.
     this._retry(!opened && code === 1006, SLOW_DOWN.has(code));
   }

@@ -18,6 +18,7 @@ from tests.support import (
     RunningServer,
     create_room,
     create_user,
+    open_socket,
     start_server,
     unique_id,
     wait_until_healthy,
@@ -371,3 +372,30 @@ async def test_a_socket_without_pongs_is_dropped_and_replaced(
         assert [m["content"] for m in messages] == ["unheard"]
         frames = await page.evaluate("log.frames")
         assert any("no pong for two keep-alive intervals" in frame for frame in frames)
+
+
+async def test_4429_backs_off_for_seconds_then_connects(
+    open_page: OpenPage, tmp_path: Path
+) -> None:
+    server = start_server(tmp_path, env={"MAX_SOCKETS_PER_USER": "1"})
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
+            room = await create_room(http)
+            user = await create_user(http, "Ona")
+            page = await open_page(server.http_url)
+            async with open_socket(server, room["id"], user["id"]):
+                await page.evaluate(
+                    "([options]) => { join(options); }",
+                    [{"url": server.http_url, "roomId": room["id"], "userId": user["id"]}],
+                )
+                await wait_until(page, "log.errors.some((e) => e.closeCode === 4429)")
+                assert await page.evaluate("room.status") == "reconnecting"
+                # 4429 waits at least 2.5 s before its next try (plain failures: 0.25 s)
+                await asyncio.sleep(2)
+                assert (
+                    await page.evaluate("log.frames.filter((f) => f.startsWith('open ')).length")
+                    == 1
+                )
+            await wait_for_status(page, "open")
+    finally:
+        server.stop()
