@@ -10,8 +10,8 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
-from . import chat, db, errors, limits, logs, oversized, proxies
-from .blueprints import console, health, messages, metrics, rooms, users, ws
+from . import chat, db, errors, limits, logs, oversized, proxies, readlimits
+from .blueprints import console, docs, health, messages, metrics, rooms, users, ws
 from .config import Settings
 from .protocol import refuse_deep_json
 
@@ -36,6 +36,7 @@ CONSOLE_FILES = (
     "static/console.css",
     "static/quartchat.js",
 )
+DOCS_FILES = ("templates/docs.html", "static/docs.js")
 
 
 def require_files(*names: str) -> None:
@@ -53,6 +54,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     settings = Settings.from_env()
     if test_config:
         settings = settings.with_overrides(test_config)
+    require_files(*DOCS_FILES)
     if settings.console_enabled:
         require_files(*CONSOLE_FILES)
 
@@ -67,16 +69,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         info=Info(title="quartchat", version="0.1.0"),
         redoc_ui_path=None,
         scalar_ui_path=None,
+        swagger_ui_path=None,  # served by blueprints/docs.py, from this server alone
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
         # `token` is present only when authentication is on
         pydantic_dump_options={"exclude_none": True},
     )
     refuse_deep_json(app)
     allowed = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
-    cors(app, allow_origin=allowed)
+    cors(app, allow_origin=allowed, expose_headers=["Link"])  # the next page of a list
     errors.init_app(app)
     logs.init_app(app)
     limits.init_app(app, settings)
+    readlimits.init_app(app, settings)
     oversized.init_app(app, settings)
     proxies.init_app(app, settings.forwarded_allow_ips)
 
@@ -87,7 +91,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
 
     app.after_request(console.serve_scripts_as_javascript)
 
-    for blueprint in (users, rooms, messages, ws, health, metrics):
+    for blueprint in (users, rooms, messages, ws, health, docs, metrics):
         app.register_blueprint(blueprint.blueprint)
     if settings.console_enabled:  # else `/` and `/console` are plain JSON 404s
         app.register_blueprint(console.blueprint)

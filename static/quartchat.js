@@ -189,10 +189,11 @@ export class Room extends EventTarget {
       try {
         await this._loadHistory();
       } catch (error) {
-        // A 404 is reported by the socket's 4404 (with the reason); anything else is
-        // an unreachable server: try again later.
+        // A 404 or 401 is reported by the socket's 4404 or 4401 (with the reason);
+        // anything else is an unreachable server: try again later.
         if (stale()) return;
-        if (!(error instanceof QuartchatError && error.status === 404)) return this._retry(false);
+        const refused = error instanceof QuartchatError && [401, 404].includes(error.status);
+        if (!refused) return this._retry(false);
       }
     }
     if (stale()) return;
@@ -570,31 +571,20 @@ export class Room extends EventTarget {
 
   async _post(entry) {
     const body = { user_id: this.userId, content: entry.content, id: entry.id };
-    for (let renewed = false; ;) {
-      try {
-        const message = await this._request("POST", "messages", body);
-        entry.viaRest = false;
-        return this._accept(message);
-      } catch (error) {
-        if (this._closed || !this._outbox.includes(entry)) return;
-        const status = error instanceof QuartchatError ? error.status : 0;
-        if (status === 401 && typeof this._token === "function" && !renewed) {
-          renewed = true;
-          try {
-            await this._currentToken(true);
-            continue;
-          } catch {
-            // reported below, as the 401
-          }
-        }
-        if (status >= 400 && status < 500 && status !== 429 && status !== 408) {
-          return this._unqueue(entry).reject(error);
-        }
-        // Not stored, or not known to be: the same id goes again later.
-        entry.state = "queued";
-        this._pausedUntil = Date.now() + (status === 429 ? 2000 : 1000);
-        return this._pump();
+    try {
+      const message = await this._request("POST", "messages", body);
+      entry.viaRest = false;
+      return this._accept(message);
+    } catch (error) {
+      if (this._closed || !this._outbox.includes(entry)) return;
+      const status = error instanceof QuartchatError ? error.status : 0;
+      if (status >= 400 && status < 500 && status !== 429 && status !== 408) {
+        return this._unqueue(entry).reject(error);
       }
+      // Not stored, or not known to be: the same id goes again later.
+      entry.state = "queued";
+      this._pausedUntil = Date.now() + (status === 429 ? 2000 : 1000);
+      return this._pump();
     }
   }
 
@@ -636,17 +626,23 @@ export class Room extends EventTarget {
     return this._request("GET", path);
   }
 
-  async _request(method, path, body) {
+  // With AUTH_SECRET set, reads need a token as well as writes; a 401 asks the token
+  // function once for a fresh one.
+  async _request(method, path, body, renewed = false) {
     const url = `${this.url}/rooms/${encodeURIComponent(this.roomId)}/${path}`;
     const options = { method, headers: {}, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) };
+    const token = await this._currentToken(renewed);
+    if (token) options.headers.authorization = `Bearer ${token}`;
     if (body !== undefined) {
-      const token = await this._currentToken(false);
-      if (token) options.headers.authorization = `Bearer ${token}`;
       options.headers["content-type"] = "application/json";
       options.body = JSON.stringify(body);
     }
     this._frame(method === "GET" ? "poll" : "out", `${method} ${url.slice(this.url.length)}${body ? ` ${options.body}` : ""}`);
     const response = await fetch(url, options);
+    if (response.status === 401 && !renewed && typeof this._token === "function" && !this._closed) {
+      this._tokenRenewed = true; // the socket's 4401 will not ask again
+      return this._request(method, path, body, true);
+    }
     const data = await response.json().catch(() => null);
     if (this._closed) throw new QuartchatError("CLOSED", "the room was closed");
     if (!response.ok) {

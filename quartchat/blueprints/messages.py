@@ -20,6 +20,7 @@ from ..errors import APIError
 from ..limits import require_message_budget
 from ..lookups import room_or_404, user_or_404
 from ..protocol import parse_message_id, validate_content
+from ..readlimits import limit_reads
 from ..schemas import ResourceId, Timestamp, errors
 from ..store import Draft, Outcome
 from ..wire import parse_timestamp
@@ -101,17 +102,21 @@ async def _seq_of(room_id: str, raw: str, parameter: str) -> int:
 
 
 @blueprint.get("/rooms/<room_id>/messages")
+@limit_reads
+@security_scheme([{"bearer": []}])
 @validate_querystring(HistoryQuery)
 @document_response(list[MessageOut])
-@errors(400, 404)
+@errors(400, 401, 404, 429)
 async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
     """Messages of a room, oldest first, as a JSON array.
 
     `since` (a timestamp; `Z`, `+00:00` or a space for `+`) or `after` (a message id)
     returns what came strictly after it; `before` (a message id) the `limit` messages
     just before it, to scroll back; with none of them, the latest `limit` messages.
-    Poll with the timestamp of the last message received to miss nothing.
+    Poll with the timestamp of the last message received to miss nothing. With
+    AUTH_SECRET set, any user's `Authorization: Bearer` token is required.
     """
+    current_chat().tokens.require_bearer()
     given = [name for name in ("since", "after", "before") if getattr(query_args, name) is not None]
     if len(given) > 1:
         raise APIError(400, "INVALID_REQUEST", f"use one of since, after, before, not {given}")
