@@ -10,7 +10,7 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
-from . import chat, db, errors, limits, logs, oversized, proxies, readlimits
+from . import chat, errors, lifecycle, limits, logs, proxies, readlimits
 from .blueprints import console, docs, health, messages, metrics, rooms, users, ws
 from .config import Settings
 from .protocol import refuse_deep_json
@@ -49,11 +49,14 @@ def require_files(*names: str) -> None:
         )
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
-    """Build the app: defaults, then the environment, then `test_config` overrides."""
-    settings = Settings.from_env()
-    if test_config:
-        settings = settings.with_overrides(test_config)
+def create_app(
+    settings: Settings | None = None, *, overrides: Mapping[str, Any] | None = None
+) -> Quart:
+    """Build the app from `settings` (by default the environment's, over the defaults),
+    with `overrides` (tests) on top."""
+    settings = settings or Settings.from_env()
+    if overrides:
+        settings = settings.with_overrides(overrides)
     require_files(*DOCS_FILES)
     if settings.console_enabled:
         require_files(*CONSOLE_FILES)
@@ -81,7 +84,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     logs.init_app(app)
     limits.init_app(app, settings)
     readlimits.init_app(app, settings)
-    oversized.init_app(app, settings)
     proxies.init_app(app, settings.forwarded_allow_ips)
 
     @app.after_request
@@ -95,10 +97,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         app.register_blueprint(blueprint.blueprint)
     if settings.console_enabled:  # else `/` and `/console` are plain JSON 404s
         app.register_blueprint(console.blueprint)
-    # Registered before the database so that its after_serving hook, which finishes
-    # pending writes, runs while the database is still open.
-    service = chat.init_app(app, settings)
-    db.init_app(app, settings.database_url_with_pool, migrate=settings.migrate_on_start)
-    # Once the database is open: a redeploy's reconnect storm finds a warm directory.
-    app.before_serving(service.directory.preload)
+    lifecycle.init_app(app, settings, chat.init_app(app, settings))
     return app
