@@ -30,7 +30,12 @@ def find_project_root() -> Path:
 
 
 PROJECT_ROOT = find_project_root()
-CONSOLE_FILES = ("templates/console.html", "static/console.js", "static/console.css")
+CONSOLE_FILES = (
+    "templates/console.html",
+    "static/console.js",
+    "static/console.css",
+    "static/quartchat.js",
+)
 DOCS_FILES = ("templates/docs.html", "static/docs.js")
 
 
@@ -86,6 +91,8 @@ def create_app(
     async def forbid_content_sniffing(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
+
+    app.after_request(console.serve_scripts_as_javascript)
 
     for blueprint in (users, rooms, messages, ws, health, docs, metrics, asyncapi):
         app.register_blueprint(blueprint.blueprint)

@@ -101,3 +101,19 @@ def parse_client_frame(raw: str | bytes, max_chars: int) -> ClientFrame:
         raise APIError(400, "UNKNOWN_TYPE", f"unknown frame type {shown}; use one of {known}")
     content = validate_content(data.get("content"), max_chars)
     return ClientFrame("message", content, parse_message_id(data.get("id")))
+
+
+def refused_message_id(raw: str | bytes) -> str | None:
+    """The `id` a refused frame carried, if it is a UUID, so that the error frame can
+    name the message the client should send again; None for anything else."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        message_id = parse_message_id(data.get("id"))
+    except APIError:
+        return None
+    return None if message_id is None else str(message_id)

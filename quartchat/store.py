@@ -93,19 +93,24 @@ class MessageStore:
         *,
         since: datetime | None = None,
         after_seq: int | None = None,
+        before_seq: int | None = None,
         limit: int = 50,
     ) -> list[ChatMessage]:
-        """Messages oldest first: after a timestamp, after a seq, or else the latest `limit`."""
+        """Messages oldest first: after a timestamp, after a seq, else the latest `limit`
+        (of those before `before_seq`, when given)."""
         query = Message.filter(room_id=room_id)
+        forward = since is not None or after_seq is not None
         if since is not None:
             query = query.filter(created_at__gt=since).order_by("seq")
         elif after_seq is not None:
             query = query.filter(seq__gt=after_seq).order_by("seq")
         else:
+            if before_seq is not None:
+                query = query.filter(seq__lt=before_seq)
             query = query.order_by("-seq")
         rows = await query.limit(limit).values_list(*_ROW_FIELDS)
         messages = [message_from_row(row) for row in rows]
-        if since is None and after_seq is None:
+        if not forward:
             messages.reverse()
         return messages
 

@@ -33,7 +33,7 @@ from ..limits import (
     FrameBudget,
     current_limits,
 )
-from ..protocol import parse_client_frame
+from ..protocol import parse_client_frame, refused_message_id
 from ..store import Draft, Outcome, Stored
 from ..text import is_resource_id
 from ..transport import SocketWriter, refuse_compression
@@ -271,7 +271,11 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
                 subscriber.request_close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
                 continue
             detail = f"over {settings.rate_limit_per_second:g} frames per second; not handled"
-            _send_error(chat, subscriber, "RATE_LIMITED", detail, retry_after=round(wait, 3))
+            refused = refused_message_id(raw)
+            named = {"id": refused} if refused else {}
+            _send_error(
+                chat, subscriber, "RATE_LIMITED", detail, retry_after=round(wait, 3), **named
+            )
             continue
         try:
             frame = parse_client_frame(raw, max_chars)
