@@ -13,7 +13,7 @@ from playwright.async_api import async_playwright
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from tests.blueprints.test_console import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.protocol_check import (
     FrameCheck,
     UndocumentedFrameError,

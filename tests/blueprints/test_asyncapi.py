@@ -8,7 +8,7 @@ import httpx
 from playwright.async_api import async_playwright, expect
 
 from quartchat.asyncapi import asyncapi_document
-from tests.blueprints.test_console import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support import RunningServer, start_server
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from playwright.async_api import async_playwright, expect
 
-from tests.blueprints.test_console import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support import RunningServer
 
 
