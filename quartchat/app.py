@@ -54,7 +54,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     app = Quart(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
+        # The console's own files: switched off, it leaves nothing of itself to fetch.
+        static_folder=str(PROJECT_ROOT / "static") if settings.console_enabled else None,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # REST keeps the socket's field order
     QuartSchema(
