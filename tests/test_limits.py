@@ -70,6 +70,28 @@ async def test_creations_are_limited_per_address(tmp_path: Path) -> None:
         server.stop()
 
 
+async def test_an_ipv6_clients_creations_count_against_its_whole_64(tmp_path: Path) -> None:
+    # Addresses as a trusted proxy names them: one IPv6 subscriber may pick any address
+    # of its /64, so they share one budget; IPv4 addresses are each their own.
+    limits = {"CREATIONS_PER_MINUTE": "1", "CREATIONS_BURST": "2"}
+    server = start_server(tmp_path, env={"FORWARDED_ALLOW_IPS": "127.0.0.1", **limits})
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+
+            async def create_from(client: str) -> int:
+                headers = {"X-Real-IP": client}
+                response = await http.post("/users", json={"username": "v6"}, headers=headers)
+                return response.status_code
+
+            same_64 = ["2001:db8::1", "2001:db8::2", "2001:db8::ffff:3"]
+            assert [await create_from(client) for client in same_64] == [201, 201, 429]
+            assert await create_from("2001:db8:0:1::1") == 201  # the next /64
+            ipv4 = ["10.0.0.1", "10.0.0.1", "10.0.0.2"]
+            assert [await create_from(client) for client in ipv4] == [201, 201, 201]
+    finally:
+        server.stop()
+
+
 async def test_old_setting_names_still_limit_creations(tmp_path: Path) -> None:
     old_names = {"REST_WRITES_PER_MINUTE": "1", "REST_WRITES_BURST": "1"}
     server = start_server(
