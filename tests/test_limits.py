@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from quartchat.config import Settings
 from quartchat.limits import Budgets, FrameBudget
@@ -88,6 +90,32 @@ async def test_an_ipv6_clients_creations_count_against_its_whole_64(tmp_path: Pa
             assert await create_from("2001:db8:0:1::1") == 201  # the next /64
             ipv4 = ["10.0.0.1", "10.0.0.1", "10.0.0.2"]
             assert [await create_from(client) for client in ipv4] == [201, 201, 201]
+    finally:
+        server.stop()
+
+
+async def test_an_ipv6_clients_sockets_count_against_its_whole_64(tmp_path: Path) -> None:
+    env = {"FORWARDED_ALLOW_IPS": "127.0.0.1", "MAX_SOCKETS_PER_IP": "2"}
+    server = start_server(tmp_path, env=env)
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+            room, user = await create_room(http), await create_user(http)
+        url = f"{server.ws_url}/ws/{room['id']}/{user['id']}"
+        sockets = [
+            await connect(url, additional_headers={"X-Real-IP": f"2001:db8::{i}"}, open_timeout=30)
+            for i in (1, 2, 3)
+        ]
+        try:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(sockets[2].recv(), 30)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+            other_64 = {"X-Real-IP": "2001:db8:0:1::1"}
+            async with connect(url, additional_headers=other_64, open_timeout=30) as ws:
+                await ws.send(json.dumps({"type": "ping"}))
+                assert (await receive_type(ws, "pong"))["type"] == "pong"
+        finally:
+            for ws in sockets:
+                await ws.close()
     finally:
         server.stop()
 
