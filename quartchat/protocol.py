@@ -75,7 +75,13 @@ def refuse_deep_json(app: Quart) -> None:
 
 
 def parse_client_frame(raw: str | bytes, max_chars: int) -> ClientFrame:
-    """Parse one socket frame; `{"content": …}` without a type is a message."""
+    """Parse one socket frame; `{"content": …}` without a type is a message.
+
+    Binary frames are refused: the protocol is JSON text, and a binary frame that
+    happened to hold JSON would otherwise work by accident in one client and not in
+    the next."""
+    if not isinstance(raw, str):
+        raise APIError(400, "INVALID_JSON", "binary frames are not accepted; send JSON as text")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:

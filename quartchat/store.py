@@ -111,8 +111,12 @@ class MessageStore:
 
     async def last_seq(self, room_id: str) -> int:
         """The room's newest seq (0 for a room without messages or without a row)."""
-        seqs: list[int] = await Room.filter(id=room_id).values_list("last_seq", flat=True)  # type: ignore[assignment]
-        return seqs[0] if seqs else 0
+        return (await self.last_seqs([room_id])).get(room_id, 0)
+
+    async def last_seqs(self, room_ids: Sequence[str]) -> dict[str, int]:
+        """The newest seq of each of these rooms that has a row."""
+        rows = await Room.filter(id__in=list(room_ids)).values_list("id", "last_seq")
+        return {room_id: last_seq for room_id, last_seq in rows}
 
     async def seq_of(self, room_id: str, message_id: UUID) -> int | None:
         """The room sequence number of a message, or None if the room has no such message."""

@@ -19,14 +19,16 @@ const MAX_RECONNECTS = 10;
 const KEEPALIVE_MS = 10000;
 const POLL_MS = 3000;
 const MAX_FRAMES_SHOWN = 500;
+const LIST_PAGE = 100;
 
 // Tokens of the users this page created, for servers with AUTH_SECRET set.
 const tokens = new Map();
 
-async function api(method, path, body, userId) {
+// With AUTH_SECRET set, reads need a token too: any user's will do.
+async function apiResponse(method, path, body, userId) {
   const options = { method, headers: {} };
   const token = tokens.get(userId) || tokens.values().next().value;
-  if (token && method !== "GET") options.headers.authorization = `Bearer ${token}`;
+  if (token) options.headers.authorization = `Bearer ${token}`;
   if (body !== undefined) {
     options.headers["content-type"] = "application/json";
     options.body = JSON.stringify(body);
@@ -37,7 +39,19 @@ async function api(method, path, body, userId) {
     const reason = data && data.code ? `${data.code}: ${data.detail}` : response.statusText;
     throw new Error(`${response.status} ${reason}`);
   }
-  return data;
+  return { data, response };
+}
+
+async function api(method, path, body, userId) {
+  return (await apiResponse(method, path, body, userId)).data;
+}
+
+// One page of /users or /rooms; `more` when the Link header names a next page.
+async function listPage(path, search) {
+  const query = new URLSearchParams({ limit: String(LIST_PAGE) });
+  if (search) query.set("q", search);
+  const { data, response } = await apiResponse("GET", `${path}?${query}`);
+  return { items: data, more: /rel="next"/.test(response.headers.get("link") || "") };
 }
 
 function clock(date) {
@@ -325,21 +339,30 @@ function setupStatus(text) {
   document.getElementById("setup-status").textContent = text;
 }
 
-function fillSelect(select, items, label) {
+function fillSelect(select, page, label) {
   const current = select.value;
   select.replaceChildren(element("option", "", "(pick one)"));
   select.firstElementChild.value = "";
-  for (const item of items) {
+  for (const item of page.items) {
     const option = element("option", "", `${label(item)} (${item.id})`);
     option.value = item.id;
     select.append(option);
+  }
+  if (page.more) {
+    const more = element("option", "", `only the first ${LIST_PAGE}: search to narrow`);
+    more.disabled = true;
+    select.append(more);
   }
   select.value = current;
 }
 
 async function refreshLists() {
+  const search = document.getElementById("list-search").value.trim();
   try {
-    const [users, rooms] = await Promise.all([api("GET", "/users"), api("GET", "/rooms")]);
+    const [users, rooms] = await Promise.all([
+      listPage("/users", search),
+      listPage("/rooms", search),
+    ]);
     fillSelect(document.getElementById("existing-users"), users, (user) => user.username);
     fillSelect(document.getElementById("existing-rooms"), rooms, (room) => room.name);
   } catch (error) {
@@ -387,6 +410,11 @@ function bindSetup() {
     if (event.target.value) roomIdInput.value = event.target.value;
   });
   document.getElementById("refresh-lists").addEventListener("click", refreshLists);
+  let searching;
+  document.getElementById("list-search").addEventListener("input", () => {
+    clearTimeout(searching);
+    searching = setTimeout(refreshLists, 300);
+  });
 
   document.getElementById("join-form").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -89,6 +89,8 @@ def start_server(
         "RATE_LIMIT_BURST": "100000",
         "CREATIONS_PER_MINUTE": "6000000",
         "CREATIONS_BURST": "100000",
+        "REST_READS_PER_MINUTE": "6000000",
+        "REST_READS_BURST": "100000",
         **(env or {}),
     }
     log_path = workdir / f"server-{port}.log"
@@ -288,6 +290,26 @@ class RawWebSocket:
         elif length == 127:
             length = int.from_bytes(self._take(8), "big")
         return first & 0x0F, self._take(length)
+
+    def send_frame(
+        self,
+        opcode: int,
+        payload: bytes = b"",
+        *,
+        fin: bool = True,
+        rsv: int = 0,
+        mask: bool = True,
+    ) -> None:
+        """Send one frame exactly as given (client frames must be masked; `mask=False`
+        and `rsv` bits break the protocol on purpose). Payloads under 126 bytes."""
+        assert len(payload) < 126
+        first = (0x80 if fin else 0) | (rsv << 4) | opcode
+        if not mask:
+            self.sock.sendall(bytes([first, len(payload)]) + payload)
+            return
+        key = os.urandom(4)
+        masked = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
+        self.sock.sendall(bytes([first, 0x80 | len(payload)]) + key + masked)
 
     def read_until_close(self, timeout: float) -> tuple[int, int | None]:
         """Read frames until a close frame: (text frames before it, close code), or

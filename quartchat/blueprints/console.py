@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, render_template
+from quart import Blueprint, Quart, Response, abort, render_template, request
 from quart_schema import hide
 
 blueprint = Blueprint("console", __name__)
@@ -22,3 +22,14 @@ async def get_console() -> Response:
     response = Response(await render_template("console.html"), mimetype="text/html")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     return response
+
+
+def hide_static_files(app: Quart) -> None:
+    """With the console switched off, its files under `/static/` are 404 too (the static
+    folder stays: `/docs` is served from it)."""
+
+    @app.before_request
+    async def refuse_console_files() -> None:
+        filename = str((request.view_args or {}).get("filename", ""))
+        if request.endpoint == "static" and filename.startswith("console."):
+            abort(404)

@@ -20,6 +20,7 @@ from ..errors import APIError
 from ..limits import require_message_budget
 from ..lookups import room_or_404, user_or_404
 from ..protocol import parse_message_id, validate_content
+from ..readlimits import limit_reads
 from ..schemas import ResourceId, Timestamp, errors
 from ..store import Draft, Outcome
 from ..wire import parse_timestamp
@@ -91,16 +92,20 @@ async def seq_after(room_id: str, raw: str) -> int:
 
 
 @blueprint.get("/rooms/<room_id>/messages")
+@limit_reads
+@security_scheme([{"bearer": []}])
 @validate_querystring(HistoryQuery)
 @document_response(list[MessageOut])
-@errors(400, 404)
+@errors(400, 401, 404, 429)
 async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
     """Messages of a room, oldest first, as a JSON array.
 
     `since` (a timestamp; `Z`, `+00:00` or a space for `+`) or `after` (a message id)
     returns what came strictly after it; with neither, the latest `limit` messages.
-    Poll with the timestamp of the last message received to miss nothing.
+    Poll with the timestamp of the last message received to miss nothing. With
+    AUTH_SECRET set, any user's `Authorization: Bearer` token is required.
     """
+    current_chat().tokens.require_bearer()
     if query_args.since is not None and query_args.after is not None:
         raise APIError(400, "INVALID_REQUEST", "use either since or after, not both")
     await room_or_404(room_id)

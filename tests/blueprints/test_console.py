@@ -162,9 +162,14 @@ async def test_console_forbids_inline_script_and_sniffing(http: httpx.AsyncClien
 async def test_pick_existing_user_and_room_from_lists(
     server: RunningServer, page: Page, http: httpx.AsyncClient
 ) -> None:
-    room = await create_room(http, "Listed room")
-    user = await create_user(http, "Listed user")
+    tag = unique_id("listed")
+    room = await create_room(http, f"{tag} room")
+    user = await create_user(http, f"{tag} user")
     await page.goto(server.http_url + "/")
+    # The lists show one page; a search (any case) finds these among every other test's.
+    await page.get_by_label("Search").fill(tag.upper())
+    await expect(page.get_by_label("Existing users").locator("option")).to_have_count(2)
+    await expect(page.get_by_label("Existing rooms").locator("option")).to_have_count(2)
     await page.get_by_label("Existing users").select_option(user["id"])
     await page.get_by_label("Existing rooms").select_option(room["id"])
     await expect(page.get_by_label("User id")).to_have_value(user["id"])
@@ -286,6 +291,9 @@ async def test_console_uses_the_tokens_of_users_it_created(page: Page, tmp_path:
     try:
         await page.goto(server.http_url + "/")
         room_id, user_id = await create_in_page(page, "Token holder", "Secured room")
+        # Lists need a token too: the page reads them with its user's.
+        users = page.get_by_label("Existing users")
+        await expect(users.locator(f'option[value="{user_id}"]')).to_have_count(1)
         panel = await join(page, room_id, user_id)
         await panel.get_by_role("textbox", name="Message").fill("signed in")
         await panel.get_by_role("textbox", name="Message").press("Enter")
@@ -302,6 +310,8 @@ async def test_console_can_be_switched_off(tmp_path: Path) -> None:
                 response = await http.get(path)
                 assert response.status_code == 404
                 assert response.json()["code"] == "NOT_FOUND"
+            assert (await http.get("/docs")).status_code == 200  # from the same static folder
+            assert (await http.get("/static/docs.js")).status_code == 200
             room = await create_room(http)  # the API itself is untouched
             assert (await http.get(f"/rooms/{room['id']}")).status_code == 200
     finally:

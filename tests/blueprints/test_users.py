@@ -28,9 +28,8 @@ async def test_create_user_with_chosen_id(http: httpx.AsyncClient) -> None:
 
 async def test_list_users(http: httpx.AsyncClient) -> None:
     created = (await http.post("/users", json={"username": "Listed"})).json()
-    listed = (await http.get("/users")).json()
-    assert isinstance(listed, list)
-    assert created in listed
+    listed = (await http.get("/users", params={"q": created["id"]})).json()
+    assert listed == [created]
 
 
 async def test_create_user_generates_uuid4(http: httpx.AsyncClient) -> None:
