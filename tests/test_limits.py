@@ -94,6 +94,20 @@ async def test_an_ipv6_clients_creations_count_against_its_whole_64(tmp_path: Pa
         server.stop()
 
 
+async def test_an_ipv6_clients_list_reads_count_against_its_whole_64(tmp_path: Path) -> None:
+    limits = {"REST_READS_PER_MINUTE": "1", "REST_READS_BURST": "2"}
+    server = start_server(tmp_path, env={"FORWARDED_ALLOW_IPS": "127.0.0.1", **limits})
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+            statuses = [
+                (await http.get("/users", headers={"X-Real-IP": client})).status_code
+                for client in ("2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8:0:1::1")
+            ]
+        assert statuses == [200, 200, 429, 200]
+    finally:
+        server.stop()
+
+
 async def test_an_ipv6_clients_sockets_count_against_its_whole_64(tmp_path: Path) -> None:
     env = {"FORWARDED_ALLOW_IPS": "127.0.0.1", "MAX_SOCKETS_PER_IP": "2"}
     server = start_server(tmp_path, env=env)
