@@ -98,5 +98,7 @@ def create_app(
         app.register_blueprint(blueprint.blueprint)
     if settings.console_enabled:  # else `/` and `/console` are plain JSON 404s
         app.register_blueprint(console.blueprint)
+    else:
+        console.hide_static_files(app)
     lifecycle.init_app(app, settings, chat.init_app(app, settings))
     return app

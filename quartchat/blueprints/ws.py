@@ -31,6 +31,7 @@ from ..limits import (
     CLOSE_POLICY_VIOLATION,
     CLOSE_TOO_MANY_SOCKETS,
     FrameBudget,
+    address_key,
     current_limits,
 )
 from ..protocol import parse_client_frame, refused_message_id
@@ -93,7 +94,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
 
     owner = asyncio.current_task()
     assert owner is not None
-    address = websocket.remote_addr or ""
+    address = address_key(websocket.remote_addr or "")  # an IPv6 client: its /64
     subscriber = Subscriber(
         room_id, user_id, username, chat.settings.send_queue_size, owner, address
     )
