@@ -96,7 +96,10 @@ def init_app(app: Quart) -> None:
         error: RequestSchemaValidationError,
     ) -> tuple[Response, int]:
         if request.method in BODY_METHODS and not request.is_json:
-            # quart-schema validates a body of another type as null: say what is wrong.
+            # quart-schema validates a body of another type as null, without reading it:
+            # read it, or Hypercorn drops the keep-alive connection under the client's
+            # next request; and say what is wrong.
+            await request.get_data()
             detail = "the request body must be JSON sent with Content-Type: application/json"
             return error_response(400, "INVALID_REQUEST", detail)
         return error_response(400, "INVALID_REQUEST", _validation_detail(error))
