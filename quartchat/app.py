@@ -10,7 +10,7 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
-from . import chat, db, errors, limits, logs, oversized, proxies
+from . import chat, db, errors, limits, logs, oversized, proxies, sockets
 from .blueprints import console, health, messages, metrics, rooms, users, ws
 from .config import Settings
 from .protocol import refuse_deep_json
@@ -74,6 +74,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     limits.init_app(app, settings)
     oversized.init_app(app, settings)
     proxies.init_app(app, settings.forwarded_allow_ips)
+    sockets.init_app(app)
 
     @app.after_request
     async def forbid_content_sniffing(response: Response) -> Response:
