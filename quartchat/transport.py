@@ -73,7 +73,7 @@ def refuse_compression() -> bool:
 class SocketWriter:
     """Writes text frames to the current websocket and can abort its connection."""
 
-    __slots__ = ("_plain", "_send", "_stream", "_writer")
+    __slots__ = ("_high_water", "_plain", "_send", "_stream", "_transport", "_writer")
 
     def __init__(self) -> None:
         send = asgi_send()
@@ -85,6 +85,27 @@ class SocketWriter:
         )
         writer = getattr(_tcp_server(self._stream), "writer", None)
         self._writer = writer if isinstance(writer, asyncio.StreamWriter) else None
+        self._transport = self._writer.transport if self._writer and self._plain else None
+        # Above it the transport pauses its writers; below it a write never waits.
+        self._high_water = self._transport.get_write_buffer_limits()[1] if self._transport else 0
+
+    def write_now(self, frame: Frame) -> bool:
+        """Write one frame without waiting, if nothing stands in the way: True if it was
+        written (or dropped because the socket is closed, as Hypercorn drops what an app
+        sends after the close); False if it must be sent with `send_frames`."""
+        transport = self._transport
+        if transport is None or transport.get_write_buffer_size() >= self._high_water:
+            return False
+        stream = self._stream
+        assert isinstance(stream, WSStream)
+        if stream.closed or stream.state is not ASGIWebsocketState.CONNECTED:
+            return True
+        if stream.connection.state is not ConnectionState.OPEN:
+            return True
+        if transport.is_closing():
+            return False  # the chain then lets Hypercorn see the connection is gone
+        transport.write(frame.wire)
+        return True
 
     async def send(self, text: str) -> None:
         """Send one text frame (through Quart when Hypercorn is not underneath)."""
