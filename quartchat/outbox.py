@@ -1,12 +1,14 @@
 """What an open socket sends, in order: first its replay, then the room's live frames.
 
-An idle socket holds no task of its own. A live frame is written at once (a write to
-the connection is synchronous; only backpressure needs to wait) while nothing is
-queued before it and the connection takes writes; otherwise it waits in the
-subscriber's bounded queue, and a drain task, created only then, sends the queue and
-ends once it is empty. The replay is such a task too: live frames queue behind it,
-and a message the replay already sent is skipped (by its room sequence) whenever it
-arrives live.
+An idle socket holds no task of its own. A live frame goes into the connection's
+write buffer without a task (a write is synchronous; only backpressure needs to wait)
+while nothing is queued before it and the connection takes writes: the frames a
+socket gets within one turn of the event loop leave in one write at the end of that
+turn (a busy room's socket would otherwise make a system call per frame). Otherwise
+the frame waits in the subscriber's bounded queue, and a drain task, created only
+then, sends the queue and ends once it is empty. The replay is such a task too: live
+frames queue behind it, and a message the replay already sent is skipped (by its room
+sequence) whenever it arrives live.
 """
 
 from __future__ import annotations
@@ -29,11 +31,28 @@ MAX_WRITE_BATCH = 256
 # Sends the replay through the writer; returns the last room sequence it sent.
 Replayer = Callable[[SocketWriter], Awaitable[int]]
 
+# Per event loop: the outboxes with frames to write at the end of the current turn.
+_UNWRITTEN: dict[asyncio.AbstractEventLoop, list[Outbox]] = {}
+
+
+def _write_at_end_of_turn(outbox: Outbox) -> None:
+    loop = asyncio.get_running_loop()
+    outboxes = _UNWRITTEN.get(loop)
+    if outboxes is None:
+        outboxes = _UNWRITTEN[loop] = []
+        loop.call_soon(_write_all, loop)
+    outboxes.append(outbox)
+
+
+def _write_all(loop: asyncio.AbstractEventLoop) -> None:
+    for outbox in _UNWRITTEN.pop(loop, ()):
+        outbox.write_unwritten()
+
 
 class Outbox:
     """The send side of one open socket (the subscriber's `sink`)."""
 
-    __slots__ = ("_fanout", "_last_seq", "_subscriber", "_task", "_writer")
+    __slots__ = ("_fanout", "_last_seq", "_subscriber", "_task", "_unwritten", "_writer")
 
     def __init__(self, subscriber: Subscriber, writer: SocketWriter, metrics: Metrics) -> None:
         self._subscriber = subscriber
@@ -41,6 +60,7 @@ class Outbox:
         self._fanout = metrics.fanout_seconds
         self._last_seq = 0
         self._task: asyncio.Task[None] | None = None
+        self._unwritten: list[Frame] | None = None
 
     def open(self, replay: Replayer | None) -> None:
         """Start sending: the replay if any, what queued before the handshake, then live."""
@@ -51,22 +71,30 @@ class Outbox:
     def close(self) -> None:
         """Stop sending (what is still queued is dropped: the socket is closing)."""
         self._subscriber.sink = None
+        self._unwritten = None
         if self._task is not None:
             self._task.cancel()
 
     def offer(self, frame: Frame) -> bool:
-        if self._task is not None:
-            return False  # a drain or the replay is under way: the frame goes behind it
+        if self._task is not None or not self._writer.can_write_now():
+            return False  # behind a drain or the replay, or backpressure: queued
         if frame.seq:
             if frame.seq <= self._last_seq:
                 return True  # the replay sent it already
-            if not self._writer.write_now(frame):
-                return False
             self._last_seq = frame.seq
-        elif not self._writer.write_now(frame):
-            return False
-        self._fanout.observe(monotonic() - frame.born)
+        if self._unwritten is None:
+            self._unwritten = [frame]
+            _write_at_end_of_turn(self)
+        else:
+            self._unwritten.append(frame)
         return True
+
+    def write_unwritten(self) -> None:
+        """Write the frames offered since the last write, in one write."""
+        frames, self._unwritten = self._unwritten, None
+        if frames:
+            self._writer.write_now(frames)
+            self._fanout.observe(monotonic() - frames[0].born)
 
     def backlog(self) -> None:
         if self._task is None:
@@ -77,6 +105,7 @@ class Outbox:
         self._task.add_done_callback(self._on_drain_done)
 
     async def _drain(self, replay: Replayer | None) -> None:
+        self.write_unwritten()  # offered before the socket fell behind: they go first
         if replay is not None:
             self._last_seq = max(self._last_seq, await replay(self._writer))
         queue = self._subscriber.queue

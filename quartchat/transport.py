@@ -89,23 +89,25 @@ class SocketWriter:
         # Above it the transport pauses its writers; below it a write never waits.
         self._high_water = self._transport.get_write_buffer_limits()[1] if self._transport else 0
 
-    def write_now(self, frame: Frame) -> bool:
-        """Write one frame without waiting, if nothing stands in the way: True if it was
-        written (or dropped because the socket is closed, as Hypercorn drops what an app
-        sends after the close); False if it must be sent with `send_frames`."""
+    def can_write_now(self) -> bool:
+        """Whether a write would go out without waiting (and without compression)."""
         transport = self._transport
-        if transport is None or transport.get_write_buffer_size() >= self._high_water:
-            return False
+        return transport is not None and transport.get_write_buffer_size() < self._high_water
+
+    def write_now(self, frames: Sequence[Frame]) -> None:
+        """Write frames without waiting (after `can_write_now`): dropped if the socket is
+        closed or closing, as Hypercorn drops what an app sends after the close."""
         stream = self._stream
-        assert isinstance(stream, WSStream)
+        transport = self._transport
+        assert isinstance(stream, WSStream) and transport is not None
         if stream.closed or stream.state is not ASGIWebsocketState.CONNECTED:
-            return True
-        if stream.connection.state is not ConnectionState.OPEN:
-            return True
-        if transport.is_closing():
-            return False  # the chain then lets Hypercorn see the connection is gone
-        transport.write(frame.wire)
-        return True
+            return
+        if stream.connection.state is not ConnectionState.OPEN or transport.is_closing():
+            return  # Hypercorn learns of a lost connection from its reader
+        if len(frames) == 1:
+            transport.write(frames[0].wire)
+        else:
+            transport.write(b"".join([frame.wire for frame in frames]))
 
     async def send(self, text: str) -> None:
         """Send one text frame (through Quart when Hypercorn is not underneath)."""
