@@ -8,10 +8,10 @@ from typing import Any
 
 from quart import Quart, Response
 from quart_cors import cors
-from quart_schema import Info, QuartSchema
+from quart_schema import ExternalDocumentation, Info, QuartSchema
 
-from . import chat, db, errors, limits, logs, oversized, proxies, sockets
-from .blueprints import console, health, messages, metrics, rooms, users, ws
+from . import chat, errors, lifecycle, limits, logs, proxies, readlimits, sockets
+from .blueprints import asyncapi, console, docs, health, messages, metrics, rooms, users, ws
 from .config import Settings
 from .protocol import refuse_deep_json
 
@@ -30,7 +30,13 @@ def find_project_root() -> Path:
 
 
 PROJECT_ROOT = find_project_root()
-CONSOLE_FILES = ("templates/console.html", "static/console.js", "static/console.css")
+CONSOLE_FILES = (
+    "templates/console.html",
+    "static/console.js",
+    "static/console.css",
+    "static/quartchat.js",
+)
+DOCS_FILES = ("templates/docs.html", "static/docs.js")
 
 
 def require_files(*names: str) -> None:
@@ -43,11 +49,15 @@ def require_files(*names: str) -> None:
         )
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
-    """Build the app: defaults, then the environment, then `test_config` overrides."""
-    settings = Settings.from_env()
-    if test_config:
-        settings = settings.with_overrides(test_config)
+def create_app(
+    settings: Settings | None = None, *, overrides: Mapping[str, Any] | None = None
+) -> Quart:
+    """Build the app from `settings` (by default the environment's, over the defaults),
+    with `overrides` (tests) on top."""
+    settings = settings or Settings.from_env()
+    if overrides:
+        settings = settings.with_overrides(overrides)
+    require_files(*DOCS_FILES)
     if settings.console_enabled:
         require_files(*CONSOLE_FILES)
 
@@ -59,20 +69,22 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     app.json.sort_keys = False  # type: ignore[attr-defined]  # REST keeps the socket's field order
     QuartSchema(
         app,
-        info=Info(title="quartchat", version="0.1.0"),
+        info=Info(title="quartchat", version="0.1.0", description=asyncapi.LINK_TEXT),
+        external_docs=ExternalDocumentation(url="/asyncapi.json", description=asyncapi.TITLE),
         redoc_ui_path=None,
         scalar_ui_path=None,
+        swagger_ui_path=None,  # served by blueprints/docs.py, from this server alone
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
         # `token` is present only when authentication is on
         pydantic_dump_options={"exclude_none": True},
     )
     refuse_deep_json(app)
     allowed = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
-    cors(app, allow_origin=allowed)
+    cors(app, allow_origin=allowed, expose_headers=["Link"])  # the next page of a list
     errors.init_app(app)
     logs.init_app(app)
     limits.init_app(app, settings)
-    oversized.init_app(app, settings)
+    readlimits.init_app(app, settings)
     proxies.init_app(app, settings.forwarded_allow_ips)
     sockets.init_app(app)
 
@@ -81,14 +93,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    for blueprint in (users, rooms, messages, ws, health, metrics):
+    app.after_request(console.serve_scripts_as_javascript)
+
+    for blueprint in (users, rooms, messages, ws, health, docs, metrics, asyncapi):
         app.register_blueprint(blueprint.blueprint)
     if settings.console_enabled:  # else `/` and `/console` are plain JSON 404s
         app.register_blueprint(console.blueprint)
-    # Registered before the database so that its after_serving hook, which finishes
-    # pending writes, runs while the database is still open.
-    service = chat.init_app(app, settings)
-    db.init_app(app, settings.database_url_with_pool, migrate=settings.migrate_on_start)
-    # Once the database is open: a redeploy's reconnect storm finds a warm directory.
-    app.before_serving(service.directory.preload)
+    else:
+        console.hide_static_files(app)
+    lifecycle.init_app(app, settings, chat.init_app(app, settings))
     return app

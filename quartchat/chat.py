@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Coroutine
-from functools import partial
-from typing import Any
+from typing import Any, Literal
 from uuid import uuid4
 
 from quart import Quart, current_app
@@ -43,6 +42,7 @@ class Chat:
             settings.presence_ttl,
             self.hub,
         )
+        self.broker = broker
         self.presence: Presence = presence
         self.metrics = Metrics(self.hub, self.directory)
         self.store = MessageStore(publish=self._publish_stored)
@@ -50,8 +50,6 @@ class Chat:
         self._background: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
-        # room_id -> its newest seq being read for the room's first local sockets
-        self._reading_last_seq: dict[str, asyncio.Future[int]] = {}
         # False once the server is going away: new sockets are refused (503).
         self.accepting_sockets = True
 
@@ -59,20 +57,29 @@ class Chat:
         self.metrics.messages_stored.inc()
         self.relay.publish_message(message)
 
-    async def start(self) -> None:
-        await self.relay.start()
-        self._pinger = asyncio.create_task(self._ping_sockets())
-        if self.presence.shared:
+    async def start_heartbeat(self) -> None:
+        """Keep renewing this instance's presence, when presence spans instances."""
+        if self.presence.spans_instances:
             self._heartbeat = asyncio.create_task(self._renew_presence())
+
+    async def stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+
+    async def start_pinger(self) -> None:
+        self._pinger = asyncio.create_task(self._ping_sockets())
+
+    async def stop_pinger(self) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
 
     async def join(self, subscriber: Subscriber) -> None:
         """Add a socket to its room; announce the user if nobody saw them there before."""
         first_here = self.hub.join(subscriber)
-        if not self.relay.tracking(subscriber.room_id):
-            await self._track(subscriber.room_id)
+        await self.relay.track(subscriber.room_id)
         if not first_here:
             return
-        if not self.presence.shared or await _answer(
+        if not self.presence.spans_instances or await _answer(
             self.presence.joined(subscriber.room_id, subscriber.user_id, subscriber.username)
         ):
             self._announce(
@@ -83,21 +90,6 @@ class Chat:
                 exclude=subscriber,
             )
 
-    async def _track(self, room_id: str) -> None:
-        """Start relaying a room from its newest seq: read once, however many sockets
-        join it meanwhile (a reconnect storm is a thousand first joins at once)."""
-        reading = self._reading_last_seq.get(room_id)
-        if reading is None:
-            reading = asyncio.ensure_future(self.store.last_seq(room_id))
-            self._reading_last_seq[room_id] = reading
-            reading.add_done_callback(partial(self._forget_reading, room_id))
-        # Shielded: a socket that goes away while waiting must not cancel the others' read.
-        self.relay.track(room_id, await asyncio.shield(reading))
-
-    def _forget_reading(self, room_id: str, reading: asyncio.Future[int]) -> None:
-        if self._reading_last_seq.get(room_id) is reading:
-            del self._reading_last_seq[room_id]
-
     def leave(self, subscriber: Subscriber) -> None:
         """Remove a socket now; telling the other instances happens in the background, so
         that it completes even while the socket's own task is being cancelled."""
@@ -106,7 +98,7 @@ class Chat:
             self.relay.untrack(subscriber.room_id)
         if not departure.last_of_user:
             return
-        if not self.presence.shared:
+        if not self.presence.spans_instances:
             self._announce("user_left", subscriber.room_id, subscriber.user_id, subscriber.username)
         else:
             # Reported now, before any rejoin of the same user can be.
@@ -128,15 +120,13 @@ class Chat:
         """Tell every socket the server is restarting (1012), so clients reconnect at once."""
         self.hub.close_all(CLOSE_SERVICE_RESTART, "server restart")
 
-    async def shutdown(self) -> None:
+    async def finish(self) -> None:
+        """Refuse new sockets, close the open ones (1012), and finish what they began:
+        every accepted message committed and published, every departure announced."""
         self.stop_intake()
         self.close_all_sockets()
         await self.store.drain()
-        for task in (self._heartbeat, self._pinger):
-            if task is not None:
-                task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await self.relay.stop()
 
     async def _announce_left(self, subscriber: Subscriber, gone: Awaitable[bool]) -> None:
         if await _answer(gone):
@@ -144,7 +134,7 @@ class Chat:
 
     def _announce(
         self,
-        event_type: str,
+        event_type: Literal["user_joined", "user_left"],
         room_id: str,
         user_id: str,
         username: str,
@@ -196,17 +186,9 @@ async def _answer(question: Awaitable[bool]) -> bool:
 
 
 def init_app(app: Quart, settings: Settings) -> Chat:
+    """Create the chat; lifecycle.py starts and stops it."""
     chat = Chat(settings)
     app.extensions[EXTENSION_KEY] = chat
-
-    @app.before_serving
-    async def start_chat() -> None:
-        await chat.start()
-
-    @app.after_serving
-    async def finish_writes() -> None:
-        await chat.shutdown()
-
     return chat
 
 

@@ -25,6 +25,7 @@ from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.transactions import in_transaction
 
 from .models import Message
+from .shortcuts import sqlite_thread
 from .wire import ChatMessage, utc_now
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
@@ -138,16 +139,14 @@ _SELECT_EXISTING = (
 async def commit(drafts: Sequence[Draft]) -> list[Stored]:
     """Store the drafts in one transaction; results in the drafts' order."""
     client = connections.get("default")
-    if client.capabilities.dialect == "sqlite" and hasattr(client, "acquire_connection"):
+    if client.capabilities.dialect == "sqlite":
         async with client.acquire_connection() as aio:
-            run = getattr(aio, "_execute", None)  # aiosqlite: run a call on its thread
-            raw = getattr(aio, "_conn", None)
-            if run is not None and isinstance(raw, sqlite3.Connection):
-                try:
-                    results: list[Stored] = await run(_commit_sqlite, raw, drafts)
-                except sqlite3.IntegrityError as error:
-                    raise IntegrityError(str(error)) from error
-                return results
+            run, raw = sqlite_thread(aio)
+            try:
+                results: list[Stored] = await run(_commit_sqlite, raw, drafts)
+            except sqlite3.IntegrityError as error:
+                raise IntegrityError(str(error)) from error
+            return results
     if any(draft.client_id for draft in drafts):
         return await _commit_postgres(drafts)
     return await _commit_postgres_new(client, drafts)

@@ -36,11 +36,15 @@ class Settings:
     rate_limit_per_second: float = 10.0
     rate_limit_burst: int = 20
     rate_limit_strikes: int = 50
+    control_frames_per_second: float = 5.0
+    control_frames_burst: int = 20
     max_sockets_per_user: int = 20
     max_sockets_per_ip: int = 0
     creations_per_minute: float = 300.0
     creations_burst: int = 100
     forwarded_allow_ips: str = ""
+    rest_reads_per_minute: float = 600.0
+    rest_reads_burst: int = 100
     auth_secret: str = ""
     auth_token_ttl: int = 7 * 24 * 3600
     console_enabled: bool = True
@@ -72,6 +76,10 @@ class Settings:
             ),
             rate_limit_burst=_int(env, "RATE_LIMIT_BURST", defaults.rate_limit_burst),
             rate_limit_strikes=_int(env, "RATE_LIMIT_STRIKES", defaults.rate_limit_strikes),
+            control_frames_per_second=_float(
+                env, "CONTROL_FRAMES_PER_SECOND", defaults.control_frames_per_second
+            ),
+            control_frames_burst=_int(env, "CONTROL_FRAMES_BURST", defaults.control_frames_burst),
             max_sockets_per_user=_int(
                 env, "MAX_SOCKETS_PER_USER", defaults.max_sockets_per_user, minimum=0
             ),
@@ -87,6 +95,10 @@ class Settings:
                 env, "CREATIONS_BURST", _int(env, "REST_WRITES_BURST", defaults.creations_burst)
             ),
             forwarded_allow_ips=_trusted_proxies(env),
+            rest_reads_per_minute=_float(
+                env, "REST_READS_PER_MINUTE", defaults.rest_reads_per_minute
+            ),
+            rest_reads_burst=_int(env, "REST_READS_BURST", defaults.rest_reads_burst),
             auth_secret=env.get("AUTH_SECRET", "").strip(),
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
             console_enabled=_bool(env, "CONSOLE_ENABLED", defaults.console_enabled),

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from quart import Quart
 from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.executor import MigrationExecutor
@@ -121,16 +120,3 @@ async def _migration_lock(database_url: str) -> AsyncIterator[None]:
         yield
     finally:
         os.close(descriptor)  # closing releases the lock
-
-
-def init_app(app: Quart, database_url: str, *, migrate: bool) -> None:
-    """Connect before serving and disconnect after; Tortoise's own Quart helper fails
-    under Hypercorn in tortoise-orm 1.1 ("No TortoiseContext is currently active")."""
-
-    @app.before_serving
-    async def open_database() -> None:
-        await connect(database_url, migrate=migrate)
-
-    @app.after_serving
-    async def close_database() -> None:
-        await disconnect()

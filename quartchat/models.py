@@ -18,6 +18,8 @@ class User(Model):
     class Meta:
         table = "users"
         table_description = "Chat participants"
+        # GET /users pages in this order
+        indexes = (("created_at", "id"),)
 
 
 class Room(Model):
@@ -36,6 +38,8 @@ class Room(Model):
     class Meta:
         table = "rooms"
         table_description = "Chat rooms and their message counters"
+        # GET /rooms pages in this order
+        indexes = (("created_at", "id"),)
 
 
 class Message(Model):

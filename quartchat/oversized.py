@@ -15,7 +15,7 @@ instead, which after the 1009:
   and the client might not see its 1009);
 - resets a connection whose client does not answer within `close_timeout`.
 
-Without the Hypercorn it was written for, `init_app` installs nothing and Hypercorn's own
+Without the Hypercorn it was written for, `install` installs nothing and Hypercorn's own
 behaviour stays.
 """
 
@@ -28,12 +28,10 @@ from hypercorn.protocol import h11
 from hypercorn.protocol.events import StreamClosed
 from hypercorn.protocol.ws_stream import FrameTooLargeError, WSStream
 from hypercorn.typing import ASGISendEvent
-from quart import Quart
 from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping
 from wsproto.frame_protocol import CloseReason
 
-from .config import Settings
 from .transport import abort_connection
 
 log = logging.getLogger(__name__)
@@ -87,12 +85,11 @@ class PromptCloseWSStream(WSStream):
             log.info("socket closed with 1009 did not answer in time; aborted: %s", aborted)
 
 
-def init_app(app: Quart, settings: Settings) -> None:
-    """Have Hypercorn build its HTTP/1.1 WebSocket streams as `PromptCloseWSStream`."""
-
-    @app.before_serving
-    async def install() -> None:
-        PromptCloseWSStream.close_timeout = settings.close_timeout
-        # Only over the class it was written for: another Hypercorn keeps its own.
-        if getattr(h11, "WSStream", None) in (WSStream, PromptCloseWSStream):
-            setattr(h11, "WSStream", PromptCloseWSStream)  # noqa: B010 (not re-exported)
+def install(close_timeout: float) -> bool:
+    """Have Hypercorn build its HTTP/1.1 WebSocket streams as `PromptCloseWSStream`;
+    False (Hypercorn's own behaviour stays) under a Hypercorn it was not written for."""
+    PromptCloseWSStream.close_timeout = close_timeout
+    if getattr(h11, "WSStream", None) not in (WSStream, PromptCloseWSStream):
+        return False
+    setattr(h11, "WSStream", PromptCloseWSStream)  # noqa: B010 (not re-exported)
+    return True

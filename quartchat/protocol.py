@@ -15,10 +15,11 @@ from quart import Quart
 from quart.json.provider import JSONProvider
 
 from .errors import APIError
+from .frames import CLIENT_FRAMES, DEFAULT_CLIENT_FRAME
 from .text import content_problem
 
 FrameType = Literal["message", "ping", "typing"]
-FRAME_TYPES: tuple[FrameType, ...] = ("message", "ping", "typing")
+FRAME_TYPES: tuple[str, ...] = tuple(CLIENT_FRAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +76,26 @@ def refuse_deep_json(app: Quart) -> None:
 
 
 def parse_client_frame(raw: str | bytes, max_chars: int) -> ClientFrame:
-    """Parse one socket frame; `{"content": …}` without a type is a message."""
+    """Parse one socket frame, one of `frames.CLIENT_FRAMES` (whose schemas
+    `/asyncapi.json` publishes); `{"content": …}` without a type is a message.
+
+    Binary frames are refused: the protocol is JSON text, and a binary frame that
+    happened to hold JSON would otherwise work by accident in one client and not in
+    the next."""
+    if not isinstance(raw, str):
+        raise APIError(400, "INVALID_JSON", "binary frames are not accepted; send JSON as text")
     try:
         data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as error:
+        # orjson refuses a lone surrogate escape ("\ud800") while parsing; REST's parser
+        # takes it and content validation refuses it, so the socket says the same.
+        if "surrogate" in str(error):
+            detail = "content holds a lone surrogate (\\ud800-\\udfff), which is not text"
+            raise APIError(400, "INVALID_CONTENT", detail) from None
         raise APIError(400, "INVALID_JSON", "the frame is not valid JSON") from None
     if not isinstance(data, dict):
         raise APIError(400, "INVALID_JSON", "the frame must be a JSON object")
-    frame_type = data.get("type", "message")
+    frame_type = data.get("type", DEFAULT_CLIENT_FRAME)
     if frame_type == "ping":
         return ClientFrame("ping")
     if frame_type == "typing":
@@ -93,3 +106,19 @@ def parse_client_frame(raw: str | bytes, max_chars: int) -> ClientFrame:
         raise APIError(400, "UNKNOWN_TYPE", f"unknown frame type {shown}; use one of {known}")
     content = validate_content(data.get("content"), max_chars)
     return ClientFrame("message", content, parse_message_id(data.get("id")))
+
+
+def refused_message_id(raw: str | bytes) -> str | None:
+    """The `id` a refused frame carried, if it is a UUID, so that the error frame can
+    name the message the client should send again; None for anything else."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        message_id = parse_message_id(data.get("id"))
+    except APIError:
+        return None
+    return None if message_id is None else str(message_id)

@@ -8,6 +8,9 @@ ahead waits while the missing ones are read from the database, which has them al
 (a message is published only after its commit, and seqs are given in commit order).
 Every few seconds, and after the broker reconnects, the relay also compares its rooms
 with the database, so a lost last message is not lost for long either.
+
+The relay owns a room's life on this instance: its first local socket starts tracking
+it from the room's newest seq (`track`), its last one leaving forgets it (`untrack`).
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 from .broker import RESYNC, Broker, Envelope
 from .hub import Frame, Hub
-from .models import Room
 from .store import MessageStore
 from .wire import ChatMessage, message_frame
 
@@ -44,12 +47,14 @@ class Relay:
         self._store = store
         self._instance = instance_id
         self._cursors: dict[str, _Cursor] = {}
+        # room_id -> its newest seq being read for the room's first local sockets
+        self._reading_last_seq: dict[str, asyncio.Future[int]] = {}
         self._outbox: asyncio.Queue[Envelope] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        await self._broker.connect()
-        if self._broker.remote:
+        """Listen to the (connected) broker and publish to it."""
+        if self._broker.spans_instances:
             self._tasks = [
                 asyncio.create_task(self._listen()),
                 asyncio.create_task(self._send_outbox()),
@@ -57,8 +62,8 @@ class Relay:
             ]
 
     async def stop(self) -> None:
-        """Publish what is still queued, then stop listening and disconnect."""
-        if self._broker.remote:
+        """Publish what is still queued, then stop listening (the broker stays connected)."""
+        if self._broker.spans_instances:
             try:
                 await asyncio.wait_for(self._outbox.join(), 2.0)
             except TimeoutError:
@@ -69,18 +74,33 @@ class Relay:
         for cursor in self._cursors.values():
             if cursor.filling is not None:
                 cursor.filling.cancel()
-        await self._broker.disconnect()
 
-    def track(self, room_id: str, last_seq: int) -> None:
-        """Start delivering a room here; `last_seq` is its newest seq when the first
-        local socket joined (what came before is history, replayed on request)."""
+    async def track(self, room_id: str) -> None:
+        """Deliver a room here from its newest seq when its first local socket joins
+        (what came before is history, replayed on request). The seq is read once,
+        however many sockets join meanwhile (a reconnect storm is a thousand first
+        joins at once)."""
+        if room_id in self._cursors:
+            return
+        reading = self._reading_last_seq.get(room_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._store.last_seq(room_id))
+            self._reading_last_seq[room_id] = reading
+            reading.add_done_callback(partial(self._forget_reading, room_id))
+        # Shielded: a socket that goes away while waiting must not cancel the others' read.
+        last_seq = await asyncio.shield(reading)
         if room_id not in self._cursors:
             self._cursors[room_id] = _Cursor(delivered=last_seq)
+
+    def _forget_reading(self, room_id: str, reading: asyncio.Future[int]) -> None:
+        if self._reading_last_seq.get(room_id) is reading:
+            del self._reading_last_seq[room_id]
 
     def tracking(self, room_id: str) -> bool:
         return room_id in self._cursors
 
     def untrack(self, room_id: str) -> None:
+        """Forget a room once its last local socket has left."""
         cursor = self._cursors.pop(room_id, None)
         if cursor is not None and cursor.filling is not None:
             cursor.filling.cancel()
@@ -89,13 +109,13 @@ class Relay:
         """A message this instance stored: serve local sockets, then the other instances."""
         text = message_frame(message)
         self._offer(message.room_id, message.seq, text)
-        if self._broker.listened:
+        if self._broker.others_listening:
             self._outbox.put_nowait(Envelope(message.room_id, message.seq, text, self._instance))
 
     def publish_event(self, room_id: str, text: str, exclude: object = None) -> None:
         """A frame that is not stored (typing, presence) for the room's sockets everywhere."""
         self._hub.broadcast_event(room_id, Frame(0, text), exclude=exclude)
-        if self._broker.listened:
+        if self._broker.others_listening:
             self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
 
     @property
@@ -184,8 +204,8 @@ class Relay:
         """Fill every room whose database seq is ahead of what was delivered here."""
         if not self._cursors:
             return
-        rows = await Room.filter(id__in=list(self._cursors)).values_list("id", "last_seq")
-        for room_id, last_seq in rows:
+        last_seqs = await self._store.last_seqs(list(self._cursors))
+        for room_id, last_seq in last_seqs.items():
             cursor = self._cursors.get(room_id)
             if cursor is not None:
                 self._fill(room_id, cursor, upto=last_seq)

@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 from hypercorn.asyncio.run import worker_serve
@@ -26,11 +25,11 @@ from hypercorn.config import Config
 from hypercorn.utils import wrap_app
 from quart import Quart
 
-from . import collector
 from .accesslog import AccessLogger
 from .app import PROJECT_ROOT, MissingFileError, create_app
 from .chat import EXTENSION_KEY, Chat
 from .config import Settings
+from .lifecycle import lifecycle_of
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +80,10 @@ async def serve(app: Quart, config: Config) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_intake)
-    collecting: list[asyncio.Task[None]] = []
+    closing: list[asyncio.Task[None]] = []
     sockets = config.create_sockets()
     listening = [*sockets.secure_sockets, *sockets.insecure_sockets]
-
-    @app.before_serving
-    async def tune_garbage_collection() -> None:
-        collector.settle()
-        collecting.append(asyncio.create_task(collector.collect_after_closes(chat.hub)))
-
-    @app.after_serving
-    async def stop_collecting() -> None:
-        for task in collecting:
-            task.cancel()
+    lifecycle_of(app).tunes_garbage_collector = True
 
     def quiet_cancelled_connections(
         loop: asyncio.AbstractEventLoop, context: dict[str, object]
@@ -114,7 +104,7 @@ async def serve(app: Quart, config: Config) -> None:
         loop.set_exception_handler(quiet_cancelled_connections)
         # Returning makes Hypercorn close its listeners, then wait (up to its
         # graceful_timeout) for the connections, which end as their clients answer.
-        collecting.append(asyncio.create_task(close_sockets_once_not_listening()))
+        closing.append(asyncio.create_task(close_sockets_once_not_listening()))
 
     await worker_serve(
         wrap_app(app, config.wsgi_max_body_size, "asgi"),
@@ -150,7 +140,7 @@ def run(config_path: Path | None = None, settings: Settings | None = None) -> No
 
 def serve_one(config_path: Path | None, settings: Settings) -> None:
     config = load_config(config_path, settings)
-    app = create_app(test_config=asdict(settings))
+    app = create_app(settings)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve(app, config))
 

@@ -93,26 +93,35 @@ class MessageStore:
         *,
         since: datetime | None = None,
         after_seq: int | None = None,
+        before_seq: int | None = None,
         limit: int = 50,
     ) -> list[ChatMessage]:
-        """Messages oldest first: after a timestamp, after a seq, or else the latest `limit`."""
+        """Messages oldest first: after a timestamp, after a seq, else the latest `limit`
+        (of those before `before_seq`, when given)."""
         query = Message.filter(room_id=room_id)
+        forward = since is not None or after_seq is not None
         if since is not None:
             query = query.filter(created_at__gt=since).order_by("seq")
         elif after_seq is not None:
             query = query.filter(seq__gt=after_seq).order_by("seq")
         else:
+            if before_seq is not None:
+                query = query.filter(seq__lt=before_seq)
             query = query.order_by("-seq")
         rows = await query.limit(limit).values_list(*_ROW_FIELDS)
         messages = [message_from_row(row) for row in rows]
-        if since is None and after_seq is None:
+        if not forward:
             messages.reverse()
         return messages
 
     async def last_seq(self, room_id: str) -> int:
         """The room's newest seq (0 for a room without messages or without a row)."""
-        seqs: list[int] = await Room.filter(id=room_id).values_list("last_seq", flat=True)  # type: ignore[assignment]
-        return seqs[0] if seqs else 0
+        return (await self.last_seqs([room_id])).get(room_id, 0)
+
+    async def last_seqs(self, room_ids: Sequence[str]) -> dict[str, int]:
+        """The newest seq of each of these rooms that has a row."""
+        rows = await Room.filter(id__in=list(room_ids)).values_list("id", "last_seq")
+        return {room_id: last_seq for room_id, last_seq in rows}
 
     async def seq_of(self, room_id: str, message_id: UUID) -> int | None:
         """The room sequence number of a message, or None if the room has no such message."""

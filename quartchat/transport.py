@@ -22,6 +22,7 @@
 All fall back to the public behaviour when the objects are not what they were when
 this was written (another ASGI server, another Hypercorn): sending goes through
 `websocket.send`, and abort and declining do nothing but report they could not.
+Startup logs which of them the installed versions allow (shortcuts.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
@@ -42,6 +44,8 @@ from wsproto.events import Ping, TextMessage
 from wsproto.utilities import LocalProtocolError
 
 from .hub import PING, Frame
+
+log = logging.getLogger(__name__)
 
 AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
 # struct linger {l_onoff = 1, l_linger = 0}: close() resets the connection
@@ -88,6 +92,8 @@ class SocketWriter:
         self._transport = self._writer.transport if self._writer and self._plain else None
         # Above it the transport pauses its writers; below it a write never waits.
         self._high_water = self._transport.get_write_buffer_limits()[1] if self._transport else 0
+        if isinstance(self._stream, WSStream) and self._writer is None:
+            _warn_once("Hypercorn's TCP writer is out of reach: frames go down its chain")
 
     def can_write_now(self) -> bool:
         """Whether a write would go out without waiting (and without compression)."""
@@ -146,6 +152,16 @@ class SocketWriter:
     def abort(self) -> bool:
         """Reset the TCP connection at once, dropping whatever it still had to send."""
         return abort_connection(self._stream)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(problem: str) -> None:
+    """A shortcut that startup found (shortcuts.py) failed on a real connection."""
+    if problem not in _warned:
+        _warned.add(problem)
+        log.warning("socket shortcut off: %s", problem)
 
 
 def _event(frame: Frame) -> TextMessage | Ping:

@@ -10,6 +10,8 @@ from uuid import UUID
 
 import orjson
 
+from .frames import EventType, MessageFrame
+
 _SPACE_FOR_PLUS = re.compile(r" (\d{2}:?\d{2})$")
 
 
@@ -52,7 +54,7 @@ class ChatMessage:
     created_at: datetime
     seq: int
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> MessageFrame:
         return {
             "type": "message",
             "id": str(self.id),
@@ -73,7 +75,7 @@ def message_frame(message: ChatMessage) -> str:
     return encode(message.payload())
 
 
-def event_frame(event_type: str, **fields: Any) -> str:
+def event_frame(event_type: EventType, **fields: Any) -> str:
     """A non-message frame such as `pong`, `typing`, `user_joined` or `user_left`."""
     return encode({"type": event_type, **fields})
 

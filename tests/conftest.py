@@ -7,7 +7,17 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from tests.protocol_check import FrameCheck
 from tests.support import RunningServer, start_server
+
+
+@pytest.fixture(autouse=True, name="frame_check")
+def _frame_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[FrameCheck]:
+    """Every frame and close code a test receives, from any `websockets` client or any
+    Chromium page, must be one `/asyncapi.json` describes (see tests/protocol_check.py)."""
+    check = FrameCheck(monkeypatch)
+    yield check
+    check.check_pages()
 
 
 @pytest.fixture(scope="session", name="server")

@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.protocol_check import check_close_code, check_frame
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -89,6 +91,8 @@ def start_server(
         "RATE_LIMIT_BURST": "100000",
         "CREATIONS_PER_MINUTE": "6000000",
         "CREATIONS_BURST": "100000",
+        "REST_READS_PER_MINUTE": "6000000",
+        "REST_READS_BURST": "100000",
         **(env or {}),
     }
     log_path = workdir / f"server-{port}.log"
@@ -280,14 +284,40 @@ class RawWebSocket:
         return data
 
     def read_frame(self) -> tuple[int, bytes]:
-        """(opcode, payload) of the next frame (server frames are unmasked)."""
+        """(opcode, payload) of the next frame (server frames are unmasked); a text frame
+        or a close code that `/asyncapi.json` does not describe fails the test."""
         first, second = self._take(2)
         length = second & 0x7F
         if length == 126:
             length = int.from_bytes(self._take(2), "big")
         elif length == 127:
             length = int.from_bytes(self._take(8), "big")
-        return first & 0x0F, self._take(length)
+        opcode, payload = first & 0x0F, self._take(length)
+        if opcode == 0x1:
+            check_frame(payload)
+        elif opcode == 0x8 and len(payload) >= 2:
+            check_close_code(int.from_bytes(payload[:2], "big"))
+        return opcode, payload
+
+    def send_frame(
+        self,
+        opcode: int,
+        payload: bytes = b"",
+        *,
+        fin: bool = True,
+        rsv: int = 0,
+        mask: bool = True,
+    ) -> None:
+        """Send one frame exactly as given (client frames must be masked; `mask=False`
+        and `rsv` bits break the protocol on purpose). Payloads under 126 bytes."""
+        assert len(payload) < 126
+        first = (0x80 if fin else 0) | (rsv << 4) | opcode
+        if not mask:
+            self.sock.sendall(bytes([first, len(payload)]) + payload)
+            return
+        key = os.urandom(4)
+        masked = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
+        self.sock.sendall(bytes([first, 0x80 | len(payload)]) + key + masked)
 
     def read_until_close(self, timeout: float) -> tuple[int, int | None]:
         """Read frames until a close frame: (text frames before it, close code), or

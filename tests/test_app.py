@@ -11,19 +11,25 @@ import pytest
 from quart import Quart
 
 from quartchat import create_app, db, errors
-from quartchat.config import ConfigError
+from quartchat.chat import EXTENSION_KEY
+from quartchat.config import ConfigError, Settings
 
 
 @pytest.fixture(name="app")
 async def _app(tmp_path: Path) -> AsyncIterator[Quart]:
-    app = create_app({"database_url": f"sqlite://{tmp_path / 'app.sqlite3'}"})
+    app = create_app(overrides={"database_url": f"sqlite://{tmp_path / 'app.sqlite3'}"})
     async with app.test_app():
         yield app
 
 
-def test_unknown_test_config_is_refused() -> None:
+def test_given_settings_are_the_ones_served() -> None:
+    settings = Settings(console_enabled=False)
+    assert create_app(settings).extensions[EXTENSION_KEY].settings is settings
+
+
+def test_unknown_override_is_refused() -> None:
     with pytest.raises(ConfigError):
-        create_app({"no_such_setting": True})
+        create_app(overrides={"no_such_setting": True})
 
 
 async def test_openapi_describes_every_route(app: Quart) -> None:

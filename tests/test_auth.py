@@ -63,7 +63,30 @@ async def test_rest_writes_need_the_right_bearer(client: httpx.AsyncClient) -> N
     forged = await client.post(url, json=body, headers={"Authorization": "Bearer forged.token"})
     assert (forged.status_code, forged.json()["code"]) == (401, "INVALID_TOKEN")
     assert (await client.post(url, json=body, headers=bearer(alice))).status_code == 201
-    assert [m["content"] for m in (await client.get(url)).json()] == ["hi"]
+    history = await client.get(url, headers=bearer(bob))  # any user may read
+    assert [m["content"] for m in history.json()] == ["hi"]
+
+
+async def test_reads_need_any_users_bearer(client: httpx.AsyncClient) -> None:
+    alice, bob = await new_user(client, "Alice"), await new_user(client, "Bob")
+    room = (await client.post("/rooms", json={"name": "R"}, headers=bearer(alice))).json()
+    reads = [
+        "/users",
+        f"/users/{alice['id']}",
+        "/rooms",
+        f"/rooms/{room['id']}",
+        f"/rooms/{room['id']}/messages",
+        f"/rooms/{room['id']}/presence",
+    ]
+    for path in reads:
+        missing = await client.get(path)
+        assert (missing.status_code, missing.json()["code"]) == (401, "UNAUTHORIZED"), path
+        forged = await client.get(path, headers={"Authorization": "Bearer forged.token"})
+        assert (forged.status_code, forged.json()["code"]) == (401, "INVALID_TOKEN"), path
+        assert (await client.get(path, headers=bearer(bob))).status_code == 200, path
+    # What every client needs before it has a token stays open.
+    assert (await client.get("/health")).status_code == 200
+    assert (await client.get("/openapi.json")).status_code == 200
 
 
 async def test_sockets_need_their_users_token(
@@ -103,3 +126,4 @@ async def test_without_a_secret_nothing_is_required(http: httpx.AsyncClient) -> 
     assert "token" not in user
     assert (await http.post("/rooms", json={"name": "Open room"})).status_code == 201
     assert (await http.post(f"/users/{user['id']}/token")).status_code == 404
+    assert (await http.get(f"/users/{user['id']}")).status_code == 200

@@ -271,7 +271,9 @@ def test_healthcheck_command_reports_the_server(
 
 
 def test_missing_file_is_a_clear_startup_error(installed: Installed, tmp_path: Path) -> None:
-    [template] = installed.venv.glob("lib/python*/site-packages/quartchat/project/templates/*.html")
+    [template] = installed.venv.glob(
+        "lib/python*/site-packages/quartchat/project/templates/console.html"
+    )
     hidden = template.with_suffix(".hidden")
     template.rename(hidden)
     try:

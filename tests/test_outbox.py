@@ -27,7 +27,7 @@ HYPERCORN_TASKS_PER_SOCKET = 2
 
 @contextlib.asynccontextmanager
 async def serving(tmp_path: Path) -> AsyncIterator[tuple[str, Chat]]:
-    app = create_app({"database_url": f"sqlite://{tmp_path / 'chat.sqlite3'}"})
+    app = create_app(overrides={"database_url": f"sqlite://{tmp_path / 'chat.sqlite3'}"})
     config = Config()
     port = free_port()
     config.bind = [f"127.0.0.1:{port}"]

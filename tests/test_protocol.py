@@ -16,7 +16,9 @@ def test_message_ping_and_typing() -> None:
     assert parse_client_frame(
         f'{{"type": "message", "content": "hi", "id": "{message_id}"}}', 10
     ) == ClientFrame("message", "hi", message_id)
-    assert parse_client_frame(b'{"type": "ping"}', 10) == ClientFrame("ping")
+    with pytest.raises(APIError) as binary:
+        parse_client_frame(b'{"type": "ping"}', 10)
+    assert binary.value.code == "INVALID_JSON" and "binary" in binary.value.detail
     assert parse_client_frame('{"type": "typing", "extra": 1}', 10) == ClientFrame("typing")
 
 

@@ -18,7 +18,7 @@ from playwright.async_api import async_playwright
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.blueprints.test_console import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.edge import Edge, bound_socket
 from tests.support import (
     PROJECT_ROOT,

@@ -61,6 +61,16 @@ async def test_history_windows() -> None:
 
 
 @pytest.mark.usefixtures("database")
+async def test_last_seqs_of_rooms_with_without_and_missing_rows() -> None:
+    store = MessageStore(lambda message: None)
+    for i in range(3):
+        await store.submit(draft(f"m{i}"))
+    assert await store.last_seqs(["room", "other", "nowhere"]) == {"room": 3, "other": 0}
+    assert await store.last_seq("room") == 3
+    assert await store.last_seq("nowhere") == 0
+
+
+@pytest.mark.usefixtures("database")
 async def test_client_ids_are_idempotent_within_and_across_batches() -> None:
     published: list[ChatMessage] = []
     store = MessageStore(published.append)

@@ -1,8 +1,9 @@
-"""The debug console: `GET /` (and `/console`), a page for watching rooms frame by frame."""
+"""The debug console: `GET /` (and `/console`), a page for watching rooms frame by frame,
+and the static files it is built from, among them the client library `quartchat.js`."""
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, render_template
+from quart import Blueprint, Quart, Response, abort, render_template, request
 from quart_schema import hide
 
 blueprint = Blueprint("console", __name__)
@@ -22,3 +23,24 @@ async def get_console() -> Response:
     response = Response(await render_template("console.html"), mimetype="text/html")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     return response
+
+
+async def serve_scripts_as_javascript(response: Response) -> Response:
+    """An app-wide after-request hook (the static files are served with the console
+    switched off too: frontends import quartchat.js)."""
+    # Browsers refuse a module script served under another type (nosniff is on), and
+    # Python's mimetypes says application/javascript or text/javascript by platform.
+    if request.path.startswith("/static/") and request.path.endswith(".js"):
+        response.headers["Content-Type"] = "text/javascript; charset=utf-8"
+    return response
+
+
+def hide_static_files(app: Quart) -> None:
+    """With the console switched off, its files under `/static/` are 404 too (the static
+    folder stays: `/docs` is served from it)."""
+
+    @app.before_request
+    async def refuse_console_files() -> None:
+        filename = str((request.view_args or {}).get("filename", ""))
+        if request.endpoint == "static" and filename.startswith("console."):
+            abort(404)

@@ -20,6 +20,7 @@ from ..errors import APIError
 from ..limits import require_message_budget
 from ..lookups import room_or_404, user_or_404
 from ..protocol import parse_message_id, validate_content
+from ..readlimits import limit_reads
 from ..schemas import ResourceId, Timestamp, errors
 from ..store import Draft, Outcome
 from ..wire import parse_timestamp
@@ -38,6 +39,11 @@ class HistoryQuery(BaseModel):
     after: str | None = Field(
         default=None,
         description="a message id: only messages after it",
+        json_schema_extra={"format": "uuid"},
+    )
+    before: str | None = Field(
+        default=None,
+        description="a message id: the `limit` messages just before it (scroll-back)",
         json_schema_extra={"format": "uuid"},
     )
     limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
@@ -80,35 +86,48 @@ def parse_since(raw: str) -> datetime:
 
 async def seq_after(room_id: str, raw: str) -> int:
     """The seq of message `raw` in the room: replay starts after it."""
+    return await _seq_of(room_id, raw, "after")
+
+
+async def _seq_of(room_id: str, raw: str, parameter: str) -> int:
+    code = f"INVALID_{parameter.upper()}"
     try:
         message_id = UUID(raw)
     except ValueError:
-        raise APIError(400, "INVALID_AFTER", f"after={raw!r} is not a message id") from None
+        raise APIError(400, code, f"{parameter}={raw!r} is not a message id") from None
     seq = await current_chat().store.seq_of(room_id, message_id)
     if seq is None:
-        raise APIError(400, "INVALID_AFTER", f"room {room_id!r} has no message {raw}")
+        raise APIError(400, code, f"room {room_id!r} has no message {raw}")
     return seq
 
 
 @blueprint.get("/rooms/<room_id>/messages")
+@limit_reads
+@security_scheme([{"bearer": []}])
 @validate_querystring(HistoryQuery)
 @document_response(list[MessageOut])
-@errors(400, 404)
+@errors(400, 401, 404, 429)
 async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
     """Messages of a room, oldest first, as a JSON array.
 
     `since` (a timestamp; `Z`, `+00:00` or a space for `+`) or `after` (a message id)
-    returns what came strictly after it; with neither, the latest `limit` messages.
-    Poll with the timestamp of the last message received to miss nothing.
+    returns what came strictly after it; `before` (a message id) the `limit` messages
+    just before it, to scroll back; with none of them, the latest `limit` messages.
+    Poll with the timestamp of the last message received to miss nothing. With
+    AUTH_SECRET set, any user's `Authorization: Bearer` token is required.
     """
-    if query_args.since is not None and query_args.after is not None:
-        raise APIError(400, "INVALID_REQUEST", "use either since or after, not both")
+    current_chat().tokens.require_bearer()
+    given = [name for name in ("since", "after", "before") if getattr(query_args, name) is not None]
+    if len(given) > 1:
+        raise APIError(400, "INVALID_REQUEST", f"use one of since, after, before, not {given}")
     await room_or_404(room_id)
     since = parse_since(query_args.since) if query_args.since is not None else None
     after = query_args.after
     after_seq = await seq_after(room_id, after) if after is not None else None
+    before = query_args.before
+    before_seq = await _seq_of(room_id, before, "before") if before is not None else None
     messages = await current_chat().store.history(
-        room_id, since=since, after_seq=after_seq, limit=query_args.limit
+        room_id, since=since, after_seq=after_seq, before_seq=before_seq, limit=query_args.limit
     )
     return jsonify([message.payload() for message in messages])
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 from uuid import uuid4
 
 from pydantic import BaseModel
-from quart import Blueprint
-from quart_schema import security_scheme, validate_request, validate_response
+from quart import Blueprint, Response
+from quart_schema import (
+    document_response,
+    security_scheme,
+    validate_querystring,
+    validate_request,
+    validate_response,
+)
 
 from ..chat import current_chat
 from ..limits import limit_creations
+from ..listing import ListQuery, NextPageHeaders, list_page
 from ..lookups import create_or_409, room_or_404
 from ..models import Room
+from ..readlimits import limit_reads
 from ..schemas import ResourceId, Timestamp, bounded_text, errors
 from ..wire import format_timestamp
 
@@ -58,27 +66,44 @@ async def post_room(data: RoomCreate) -> tuple[RoomOut, int]:
 
 
 @blueprint.get("/rooms")
-@validate_response(list[RoomOut])
-async def get_rooms() -> list[RoomOut]:
-    """List every room, oldest first."""
-    return [RoomOut.of(room) for room in await Room.all().order_by("created_at", "id")]
+@limit_reads
+@security_scheme([{"bearer": []}])
+@validate_querystring(ListQuery)
+@document_response(list[RoomOut], 200, NextPageHeaders)
+@errors(400, 401, 429)
+async def get_rooms(query_args: ListQuery) -> Response:
+    """Rooms, oldest first, a page at a time (`limit`, default 100, at most 500).
+
+    When more follow, the `Link` header names the next page:
+    `</rooms?limit=100&after=<id of the last room>>; rel="next"`. `q` keeps only rooms
+    whose name or id starts with it, ignoring case. With AUTH_SECRET set, any user's
+    `Authorization: Bearer` token is required.
+    """
+    current_chat().tokens.require_bearer()
+    return await list_page(Room, "name", query_args)
 
 
 @blueprint.get("/rooms/<room_id>")
+@security_scheme([{"bearer": []}])
 @validate_response(RoomOut)
-@errors(404)
+@errors(401, 404)
 async def get_room(room_id: str) -> RoomOut:
-    """Fetch one room."""
+    """Fetch one room (with AUTH_SECRET set, any user's Bearer token is required)."""
+    current_chat().tokens.require_bearer()
     return RoomOut.of(await room_or_404(room_id))
 
 
 @blueprint.get("/rooms/<room_id>/presence")
+@security_scheme([{"bearer": []}])
 @validate_response(list[PresenceOut])
-@errors(404)
+@errors(401, 404)
 async def get_presence(room_id: str) -> list[PresenceOut]:
-    """Users with at least one open socket in the room."""
+    """Users with at least one open socket in the room (with AUTH_SECRET set, any
+    user's Bearer token is required)."""
+    chat = current_chat()
+    chat.tokens.require_bearer()
     await room_or_404(room_id)
     return [
         PresenceOut(user_id=user_id, username=username)
-        for user_id, username in await current_chat().members(room_id)
+        for user_id, username in await chat.members(room_id)
     ]

@@ -5,14 +5,22 @@ from __future__ import annotations
 from uuid import uuid4
 
 from pydantic import BaseModel, Field
-from quart import Blueprint
-from quart_schema import security_scheme, validate_request, validate_response
+from quart import Blueprint, Response
+from quart_schema import (
+    document_response,
+    security_scheme,
+    validate_querystring,
+    validate_request,
+    validate_response,
+)
 
 from ..chat import current_chat
 from ..errors import APIError
 from ..limits import limit_creations
+from ..listing import ListQuery, NextPageHeaders, list_page
 from ..lookups import create_or_409, user_or_404
 from ..models import User
+from ..readlimits import limit_reads
 from ..schemas import ResourceId, Timestamp, bounded_text, errors
 from ..wire import format_timestamp
 
@@ -82,15 +90,28 @@ async def post_token(user_id: str) -> TokenOut:
 
 
 @blueprint.get("/users")
-@validate_response(list[UserOut])
-async def get_users() -> list[UserOut]:
-    """List every user, oldest first."""
-    return [UserOut.of(user) for user in await User.all().order_by("created_at", "id")]
+@limit_reads
+@security_scheme([{"bearer": []}])
+@validate_querystring(ListQuery)
+@document_response(list[UserOut], 200, NextPageHeaders)
+@errors(400, 401, 429)
+async def get_users(query_args: ListQuery) -> Response:
+    """Users, oldest first, a page at a time (`limit`, default 100, at most 500).
+
+    When more follow, the `Link` header names the next page:
+    `</users?limit=100&after=<id of the last user>>; rel="next"`. `q` keeps only users
+    whose username or id starts with it, ignoring case. With AUTH_SECRET set, any
+    user's `Authorization: Bearer` token is required.
+    """
+    current_chat().tokens.require_bearer()
+    return await list_page(User, "username", query_args)
 
 
 @blueprint.get("/users/<user_id>")
+@security_scheme([{"bearer": []}])
 @validate_response(UserOut)
-@errors(404)
+@errors(401, 404)
 async def get_user(user_id: str) -> UserOut:
-    """Fetch one user."""
+    """Fetch one user (with AUTH_SECRET set, any user's Bearer token is required)."""
+    current_chat().tokens.require_bearer()
     return UserOut.of(await user_or_404(user_id))

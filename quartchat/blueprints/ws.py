@@ -24,15 +24,17 @@ from ..auth import CLOSE_UNAUTHORIZED
 from ..chat import Chat, current_chat
 from ..errors import APIError
 from ..faults import describe
+from ..frameguard import guard_connection
 from ..hub import CLOSE_TOO_SLOW, Frame, Subscriber
 from ..limits import (
     CLOSE_POLICY_VIOLATION,
     CLOSE_TOO_MANY_SOCKETS,
     FrameBudget,
+    address_key,
     current_limits,
 )
 from ..outbox import CLOSE_INTERNAL_ERROR, Outbox
-from ..protocol import parse_client_frame
+from ..protocol import parse_client_frame, refused_message_id
 from ..store import Draft, Outcome, Stored
 from ..text import is_resource_id
 from ..transport import SocketWriter, refuse_compression
@@ -89,7 +91,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
 
     owner = asyncio.current_task()
     assert owner is not None
-    address = websocket.remote_addr or ""
+    address = address_key(websocket.remote_addr or "")  # an IPv6 client: its /64
     subscriber = Subscriber(
         room_id, user_id, username, chat.settings.send_queue_size, owner, address
     )
@@ -108,6 +110,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
         # client sees its 101 reaches it.
         await chat.join(subscriber)
         await websocket.accept()
+        _guard_control_frames(chat)
         writer = SocketWriter()
         outbox = Outbox(subscriber, writer, chat.metrics)
         outbox.open(partial(_send_replay, chat, subscriber.room_id, replay) if replay else None)
@@ -149,6 +152,20 @@ def _token_refusal(chat: Chat, user_id: str, token: str | None) -> str:
     except APIError as error:
         return error.detail
     return "" if owner == user_id else "the token belongs to another user"
+
+
+def _guard_control_frames(chat: Chat) -> None:
+    """PINGs and PONGs, which Hypercorn answers below the app, get a budget of their
+    own (CONTROL_FRAMES_PER_SECOND, _BURST); a sustained flood is closed with 1008."""
+    settings = chat.settings
+    loop = asyncio.get_running_loop()
+    budget = FrameBudget(
+        settings.control_frames_per_second,
+        settings.control_frames_burst,
+        settings.rate_limit_strikes,
+        loop.time(),
+    )
+    guard_connection(budget, loop.time)
 
 
 def _socket_limit_reached(chat: Chat, user_id: str, address: str) -> str:
@@ -220,7 +237,11 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
                 subscriber.request_close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
                 continue
             detail = f"over {settings.rate_limit_per_second:g} frames per second; not handled"
-            _send_error(chat, subscriber, "RATE_LIMITED", detail, retry_after=round(wait, 3))
+            refused = refused_message_id(raw)
+            named = {"id": refused} if refused else {}
+            _send_error(
+                chat, subscriber, "RATE_LIMITED", detail, retry_after=round(wait, 3), **named
+            )
             continue
         try:
             frame = parse_client_frame(raw, max_chars)

@@ -36,17 +36,18 @@ class Envelope:
 
 
 class Broker(ABC):
-    """Pub/sub between instances; `remote` is False when there are no other instances."""
+    """Pub/sub between instances; `spans_instances` is False when this process is the
+    whole chat (then there is nobody to publish to, or to listen to)."""
 
-    remote: bool = True
+    spans_instances: bool = True
 
     @property
-    def listened(self) -> bool:
-        """Whether publishing can reach another instance. A remote broker answers False
-        only while it knows that no other instance is subscribed: a message published
-        then would reach nobody, and an instance that subscribes later reads what it
-        missed from the database."""
-        return self.remote
+    def others_listening(self) -> bool:
+        """Whether publishing can reach another instance. A broker that spans instances
+        answers False only while it knows that no other instance is subscribed: a
+        message published then would reach nobody, and an instance that subscribes
+        later reads what it missed from the database."""
+        return self.spans_instances
 
     @abstractmethod
     async def connect(self) -> None: ...
@@ -75,11 +76,12 @@ class Presence(ABC):
     say whether that made the user appear in, or vanish from, the room as a whole.
     A report is made when `joined`/`left` is called, in call order with the instance's
     other reports (a user's leave and rejoin must not be swapped), whenever its answer
-    is awaited. `shared` is False when this instance's own sockets are the whole answer
-    (then a first local socket is always an arrival, and there is nothing to ask or renew).
+    is awaited. `spans_instances` is False when this instance's own sockets are the whole
+    answer (then a first local socket is always an arrival, and there is nothing to ask
+    or renew).
     """
 
-    shared: bool = True
+    spans_instances: bool = True
 
     @abstractmethod
     def joined(self, room_id: str, user_id: str, username: str) -> Awaitable[bool]: ...
@@ -112,7 +114,8 @@ def backends_for(
 
         return MemoryBroker(), LocalPresence(local_members)
     if scheme in {"redis", "rediss", "unix"}:
-        from .redis import RedisBroker, RedisPresence, connect_client
+        from .redis import RedisBroker, connect_client
+        from .redis_presence import RedisPresence
 
         client = connect_client(url)
         return (

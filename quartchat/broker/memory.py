@@ -9,7 +9,7 @@ from . import Broker, Envelope, LocalMembers, Presence
 
 
 class MemoryBroker(Broker):
-    remote = False
+    spans_instances = False
 
     def __init__(self) -> None:
         self._never = asyncio.Event()
@@ -35,7 +35,7 @@ class MemoryBroker(Broker):
 class LocalPresence(Presence):
     """The local hub is the whole truth: a first local socket is a first socket."""
 
-    shared = False
+    spans_instances = False
 
     def __init__(self, local: LocalMembers) -> None:
         self._local = local

@@ -1,5 +1,5 @@
-"""The Redis backend: pub/sub on one channel for room traffic, and presence in sorted
-sets whose members expire unless their instance keeps renewing them.
+"""The Redis broker: pub/sub on one channel for room traffic (presence is in
+redis_presence.py).
 
 An instance that is the channel's only subscriber publishes nothing (one instance with
 Redis configured would otherwise send every message to Redis only to hear it back).
@@ -7,17 +7,6 @@ It learns that it is alone from the receiver count Redis returns for each publis
 for the hello it publishes after subscribing, and that it no longer is from another
 instance's hello. A message committed in the moment between a newcomer's hello and its
 arrival is not published; the newcomer reads it from the database at its next resync.
-
-Presence keys, per room: `{prefix}:online:{room}` is a sorted set of user ids scored by
-the latest expiry (Redis time) among the user's instances, `{prefix}:instances:{room}`
-+ TAB + user id the sorted set of the instances where that user has sockets, scored by
-each one's expiry, and `{prefix}:names:{room}` maps user ids to usernames. Joining or
-leaving touches only the user's own entries (a 1000-socket storm into one room would
-otherwise scan the room 1000 times). All keys expire on their own once nobody renews them.
-
-Joins and leaves are queued and sent in submission order, everything that queued while
-the previous pipeline was out going in the next one: a storm's thousand joins are a
-handful of round trips instead of a thousand, each with its own pool checkout.
 """
 
 from __future__ import annotations
@@ -25,15 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from . import RESYNC, Broker, Envelope, Presence
+from . import RESYNC, Broker, Envelope
 
 log = logging.getLogger(__name__)
 
@@ -43,65 +30,6 @@ HELLO = -2
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0
 POOL_CONNECTIONS = 32
 POOL_WAIT_SECONDS = 5.0
-# Presence questions sent in one pipeline at most.
-PIPELINE_BATCH = 500
-
-# KEYS: online, names, the user's instances. ARGV: user, instance, ttl, username.
-# Add or renew the instance; return how many live instances the user has in the room.
-_JOIN = """
-local now = tonumber(redis.call('TIME')[1])
-local ttl = tonumber(ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. now)
-redis.call('ZADD', KEYS[3], now + ttl, ARGV[2])
-redis.call('ZADD', KEYS[1], 'GT', now + ttl, ARGV[1])
-for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl * 3) end
-return redis.call('ZCOUNT', KEYS[3], now, '+inf')
-"""
-
-# KEYS: online, names, the user's instances. ARGV: user, instance.
-# Remove the instance; return how many live instances the user still has in the room.
-_LEAVE = """
-local now = tonumber(redis.call('TIME')[1])
-redis.call('ZREM', KEYS[3], ARGV[2])
-local count = redis.call('ZCOUNT', KEYS[3], now, '+inf')
-if count == 0 then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('DEL', KEYS[3])
-else
-  local latest = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
-  redis.call('ZADD', KEYS[1], latest[2], ARGV[1])
-end
-return count
-"""
-
-# KEYS: online, names. ARGV: the instances key of a user, less the user id.
-# Drop users whose every instance expired; return them with their names, flat.
-_SWEEP = """
-local now = tonumber(redis.call('TIME')[1])
-local gone = {}
-for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)) do
-  local instances = ARGV[1] .. user
-  if redis.call('ZCOUNT', instances, now, '+inf') == 0 then
-    redis.call('ZREM', KEYS[1], user)
-    redis.call('DEL', instances)
-    table.insert(gone, user)
-    table.insert(gone, redis.call('HGET', KEYS[2], user) or user)
-  end
-end
-return gone
-"""
-
-# KEYS: online, names. Live users of the room with their names, flat.
-_MEMBERS = """
-local now = tonumber(redis.call('TIME')[1])
-local result = {}
-for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
-  table.insert(result, user)
-  table.insert(result, redis.call('HGET', KEYS[2], user) or user)
-end
-return result
-"""
 
 
 def connect_client(url: str) -> Redis:
@@ -153,7 +81,7 @@ class RedisBroker(Broker):
         self._count_others(int(receivers))
 
     @property
-    def listened(self) -> bool:
+    def others_listening(self) -> bool:
         return self._others
 
     def _count_others(self, receivers: int) -> None:
@@ -213,115 +141,3 @@ class RedisBroker(Broker):
         delay = RECONNECT_DELAYS[min(self._failures, len(RECONNECT_DELAYS) - 1)]
         self._failures += 1
         await asyncio.sleep(delay)
-
-
-@dataclass(slots=True)
-class _Question:
-    script: AsyncScript
-    keys: list[str]
-    args: list[str | int]
-    true_when: int
-    answer: asyncio.Future[bool]
-
-
-class RedisPresence(Presence):
-    def __init__(self, client: Redis, prefix: str, instance_id: str, ttl: float) -> None:
-        self._client = client
-        self._prefix = prefix
-        self._instance = instance_id
-        self._ttl = max(1, round(ttl))
-        self._join = client.register_script(_JOIN)
-        self._leave = client.register_script(_LEAVE)
-        self._sweep = client.register_script(_SWEEP)
-        self._members = client.register_script(_MEMBERS)
-        self._queued: list[_Question] = []
-        self._sending: asyncio.Task[None] | None = None
-
-    def _keys(self, room_id: str) -> list[str]:
-        return [f"{self._prefix}:online:{room_id}", f"{self._prefix}:names:{room_id}"]
-
-    def _instances_key(self, room_id: str, user_id: str = "") -> str:
-        return f"{self._prefix}:instances:{room_id}\t{user_id}"
-
-    def joined(self, room_id: str, user_id: str, username: str) -> Awaitable[bool]:
-        keys, args = self._join_call(room_id, user_id, username)
-        return self._ask(self._join, keys, args, true_when=1)  # the user's first instance
-
-    def _join_call(
-        self, room_id: str, user_id: str, username: str
-    ) -> tuple[list[str], list[str | int]]:
-        """The keys and arguments of the join script for one user (joining or renewing)."""
-        keys = [*self._keys(room_id), self._instances_key(room_id, user_id)]
-        return keys, [user_id, self._instance, self._ttl, username]
-
-    def left(self, room_id: str, user_id: str) -> Awaitable[bool]:
-        keys = [*self._keys(room_id), self._instances_key(room_id, user_id)]
-        return self._ask(self._leave, keys, [user_id, self._instance], true_when=0)
-
-    def _ask(
-        self, script: AsyncScript, keys: list[str], args: list[str | int], true_when: int
-    ) -> asyncio.Future[bool]:
-        """Queue a script call, sent after every call queued before it; its answer is
-        whether the instance count it returns is `true_when`."""
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queued.append(_Question(script, keys, args, true_when, answer))
-        if self._sending is None:
-            self._sending = asyncio.create_task(self._send_queued())
-        return answer
-
-    async def _send_queued(self) -> None:
-        try:
-            while self._queued:
-                batch = self._queued[:PIPELINE_BATCH]
-                del self._queued[:PIPELINE_BATCH]
-                await self._send(batch)
-        finally:
-            self._sending = None
-            for question in self._queued:  # cancelled at shutdown: nothing sends these
-                question.answer.cancel()
-            self._queued.clear()
-
-    async def _send(self, batch: list[_Question]) -> None:
-        try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for question in batch:
-                    await question.script(keys=question.keys, args=question.args, client=pipe)
-                replies = await pipe.execute(raise_on_error=False)
-        except asyncio.CancelledError:
-            for question in batch:
-                question.answer.cancel()
-            raise
-        except Exception as error:
-            replies = [error] * len(batch)
-        for question, reply in zip(batch, replies, strict=True):
-            if question.answer.done():
-                continue  # its asker went away
-            if isinstance(reply, BaseException):
-                question.answer.set_exception(reply)
-            else:
-                question.answer.set_result(int(reply) == question.true_when)
-
-    async def members(self, room_id: str) -> list[tuple[str, str]]:
-        flat = await self._members(keys=self._keys(room_id))
-        return _pairs(flat)
-
-    async def refresh(self, local: dict[str, dict[str, str]]) -> dict[str, list[tuple[str, str]]]:
-        gone: dict[str, list[tuple[str, str]]] = {}
-        for room_id, users in local.items():
-            async with self._client.pipeline(transaction=False) as pipe:
-                for user_id, username in users.items():
-                    keys, args = self._join_call(room_id, user_id, username)
-                    await self._join(keys=keys, args=args, client=pipe)
-                await self._sweep(
-                    keys=self._keys(room_id), args=[self._instances_key(room_id)], client=pipe
-                )
-                replies = await pipe.execute()
-            expired = _pairs(replies[-1])
-            if expired:
-                gone[room_id] = expired
-        return gone
-
-
-def _pairs(flat: list[bytes]) -> list[tuple[str, str]]:
-    values = [item.decode() if isinstance(item, bytes) else str(item) for item in flat]
-    return list(zip(values[0::2], values[1::2], strict=True))

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
+from tests.browser import launch_chromium
 from tests.support import (
     RunningServer,
     create_room,
@@ -23,26 +24,11 @@ from tests.support import (
     wait_until_healthy,
 )
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 @pytest.fixture(scope="session", name="browser")
 async def _browser() -> AsyncIterator[Browser]:
-    assert Path(CHROMIUM).exists(), "install Debian's chromium (scripts/test does)"
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    async with launch_chromium() as browser:
         yield browser
-        await browser.close()
 
 
 @pytest.fixture(name="page")
@@ -92,7 +78,7 @@ async def test_create_join_send_and_watch_frames(
     await expect(messages).to_contain_text("hello from the console")
     frames = panel.get_by_role("region", name="Frames")
     await expect(frames.locator(".frame-out")).to_contain_text(['"type":"message"'])
-    await expect(frames.locator(".frame-in").last).to_contain_text('"seq":1')
+    await expect(frames.locator(".frame-in").filter(has_text='"seq":1')).to_have_count(1)
     await expect(panel.get_by_role("region", name="Online")).to_contain_text("Console Carol")
 
     await panel.get_by_role("button", name="Ping", exact=True).click()
@@ -162,9 +148,14 @@ async def test_console_forbids_inline_script_and_sniffing(http: httpx.AsyncClien
 async def test_pick_existing_user_and_room_from_lists(
     server: RunningServer, page: Page, http: httpx.AsyncClient
 ) -> None:
-    room = await create_room(http, "Listed room")
-    user = await create_user(http, "Listed user")
+    tag = unique_id("listed")
+    room = await create_room(http, f"{tag} room")
+    user = await create_user(http, f"{tag} user")
     await page.goto(server.http_url + "/")
+    # The lists show one page; a search (any case) finds these among every other test's.
+    await page.get_by_label("Search").fill(tag.upper())
+    await expect(page.get_by_label("Existing users").locator("option")).to_have_count(2)
+    await expect(page.get_by_label("Existing rooms").locator("option")).to_have_count(2)
     await page.get_by_label("Existing users").select_option(user["id"])
     await page.get_by_label("Existing rooms").select_option(room["id"])
     await expect(page.get_by_label("User id")).to_have_value(user["id"])
@@ -286,6 +277,9 @@ async def test_console_uses_the_tokens_of_users_it_created(page: Page, tmp_path:
     try:
         await page.goto(server.http_url + "/")
         room_id, user_id = await create_in_page(page, "Token holder", "Secured room")
+        # Lists need a token too: the page reads them with its user's.
+        users = page.get_by_label("Existing users")
+        await expect(users.locator(f'option[value="{user_id}"]')).to_have_count(1)
         panel = await join(page, room_id, user_id)
         await panel.get_by_role("textbox", name="Message").fill("signed in")
         await panel.get_by_role("textbox", name="Message").press("Enter")
@@ -294,14 +288,82 @@ async def test_console_uses_the_tokens_of_users_it_created(page: Page, tmp_path:
         server.stop()
 
 
+async def test_panel_names_room_and_user_and_loads_older_messages(
+    server: RunningServer, page: Page, http: httpx.AsyncClient
+) -> None:
+    room = await create_room(http, "History room")
+    user = await create_user(http, "Historian")
+    for i in range(60):
+        response = await http.post(
+            f"/rooms/{room['id']}/messages", json={"user_id": user["id"], "content": f"m{i}"}
+        )
+        assert response.status_code == 201
+    await page.goto(server.http_url + "/")
+    panel = await join(page, room["id"], user["id"])
+    title = panel.locator(".panel-title")
+    await expect(title).to_have_text("History room · Historian")
+    await expect(title).to_have_attribute("title", re.compile(f"{room['id']}.*{user['id']}"))
+    messages = panel.get_by_role("region", name="Messages")
+    await expect(messages.locator(".message")).to_have_count(50)
+    await expect(messages.locator(".content").first).to_have_text("m10")
+    older = panel.get_by_role("button", name="Load older")
+    await older.click()
+    await expect(messages.locator(".message")).to_have_count(60)
+    contents = await messages.locator(".content").all_text_contents()
+    assert contents == [f"m{i}" for i in range(60)]
+    await older.click()
+    await expect(panel.get_by_role("button", name="No older messages")).to_be_visible()
+    await expect(messages.locator(".message")).to_have_count(60)
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+async def test_setup_form_lays_out_cleanly(
+    server: RunningServer, browser: Browser, width: int, tmp_path: Path
+) -> None:
+    context = await browser.new_context(viewport={"width": width, "height": 900})
+    page = await context.new_page()
+    try:
+        await page.goto(server.http_url + "/")
+        setup = page.locator(".setup")
+        await expect(page.get_by_label("Existing users")).to_be_visible()
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0
+        setup_box = await setup.bounding_box()
+        assert setup_box is not None
+        controls = setup.locator("input, select, button")
+        boxes = [await controls.nth(i).bounding_box() for i in range(await controls.count())]
+        for box in boxes:
+            assert box is not None
+            assert setup_box["x"] <= box["x"]
+            assert box["x"] + box["width"] <= setup_box["x"] + setup_box["width"]
+        for i, first in enumerate(boxes):
+            for second in boxes[i + 1 :]:
+                assert first is not None and second is not None
+                apart = (
+                    first["x"] + first["width"] <= second["x"]
+                    or second["x"] + second["width"] <= first["x"]
+                    or first["y"] + first["height"] <= second["y"]
+                    or second["y"] + second["height"] <= first["y"]
+                )
+                assert apart, (first, second)
+        screenshots = Path(os.environ.get("QUARTCHAT_SCREENSHOT_DIR", tmp_path))
+        await setup.screenshot(path=str(screenshots / f"setup-{width}.png"))
+    finally:
+        await context.close()
+
+
 async def test_console_can_be_switched_off(tmp_path: Path) -> None:
     server = start_server(tmp_path, env={"CONSOLE_ENABLED": "false"})
     try:
         async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            for path in ("/", "/console"):
+            for path in ("/", "/console", "/static/console.js", "/static/console.css"):
                 response = await http.get(path)
                 assert response.status_code == 404
                 assert response.json()["code"] == "NOT_FOUND"
+            assert (await http.get("/docs")).status_code == 200  # from the same static folder
+            assert (await http.get("/static/docs.js")).status_code == 200
             room = await create_room(http)  # the API itself is untouched
             assert (await http.get(f"/rooms/{room['id']}")).status_code == 200
     finally:

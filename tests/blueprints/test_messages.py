@@ -193,3 +193,24 @@ async def test_polling_with_since_misses_and_repeats_nothing(
     seen = await poller
     assert [m["seq"] for m in seen] == list(range(1, 5 * per_sender + 1))
     assert seen == (await http.get(f"/rooms/{room['id']}/messages", params={"limit": 500})).json()
+
+
+async def test_before_pages_back_oldest_first(http: httpx.AsyncClient) -> None:
+    room = await create_room(http)
+    user = await create_user(http)
+    posted = [(await post(http, room["id"], user["id"], f"m{i}")).json() for i in range(7)]
+    url = f"/rooms/{room['id']}/messages"
+    page = (await http.get(url, params={"before": posted[5]["id"], "limit": 3})).json()
+    assert page == posted[2:5]
+    assert (await http.get(url, params={"before": posted[2]["id"]})).json() == posted[:2]
+    assert (await http.get(url, params={"before": posted[0]["id"]})).json() == []
+    other = await create_room(http)
+    foreign = (await post(http, other["id"], user["id"], "elsewhere")).json()
+    for bad in ("not-a-uuid", str(uuid.uuid4()), foreign["id"]):
+        response = await http.get(url, params={"before": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["code"] == "INVALID_BEFORE"
+    both = await http.get(url, params={"before": posted[3]["id"], "after": posted[1]["id"]})
+    assert both.status_code == 400 and both.json()["code"] == "INVALID_REQUEST"
+    missing = await http.get("/rooms/no-such-room/messages", params={"before": posted[3]["id"]})
+    assert missing.status_code == 404

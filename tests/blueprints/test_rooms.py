@@ -22,9 +22,8 @@ async def test_create_list_and_fetch_rooms(http: httpx.AsyncClient) -> None:
     assert room["id"] == room_id and room["name"] == "Lobby"
 
     assert (await http.get(f"/rooms/{room_id}")).json() == room
-    listed = (await http.get("/rooms")).json()
-    assert isinstance(listed, list)
-    assert room in listed
+    listed = (await http.get("/rooms", params={"q": room_id})).json()
+    assert listed == [room]
 
 
 async def test_room_errors(http: httpx.AsyncClient) -> None:

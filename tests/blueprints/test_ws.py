@@ -381,3 +381,18 @@ async def test_plain_and_compressed_sockets_get_the_same_frames(tmp_path: Any) -
         server.stop()
     assert got_plain == got_deflated
     assert [m["content"] for m in got_plain] == contents
+
+
+async def test_binary_frames_are_refused_and_the_socket_stays_open(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    room, [user] = await room_and_users(http, "Binary")
+    async with open_socket(server, room["id"], user["id"]) as ws:
+        await ws.send(json.dumps({"content": "as bytes"}).encode())
+        refused = await receive_type(ws, "error")
+        assert refused["code"] == "INVALID_JSON" and "binary" in refused["detail"]
+        await ws.send(json.dumps({"content": "as text"}))
+        [message] = await receive_messages(ws, 1)
+        assert message["content"] == "as text"
+    stored = (await http.get(f"/rooms/{room['id']}/messages")).json()
+    assert [m["content"] for m in stored] == ["as text"]

@@ -336,7 +336,7 @@ async def test_oversized_frame_1009_in_chromium(
 async def test_handshakes_are_refused_once_the_server_is_going_away(tmp_path: Path) -> None:
     # Between SIGTERM and the listener's close (a few loop turns) a handshake can still
     # arrive; `quartchat serve` stops intake first, which only an app in hand can show.
-    app = create_app({"database_url": f"sqlite://{tmp_path / 'app.sqlite3'}"})
+    app = create_app(overrides={"database_url": f"sqlite://{tmp_path / 'app.sqlite3'}"})
     async with app.test_app() as test_app:
         app.extensions[EXTENSION_KEY].stop_intake()
         with pytest.raises(WebsocketResponseError) as refused:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -155,5 +156,33 @@ async def test_sockets_per_user_are_capped_with_4429(tmp_path: Path) -> None:
         async with open_socket(server, room["id"], user["id"]) as again:
             await again.send('{"type": "ping"}')
             await receive_type(again, "pong")
+    finally:
+        server.stop()
+
+
+async def test_rate_limited_error_names_the_refused_message(tmp_path: Path) -> None:
+    limits = {"RATE_LIMIT_PER_SECOND": "0.5", "RATE_LIMIT_BURST": "2", "RATE_LIMIT_STRIKES": "50"}
+    server = start_server(tmp_path, env=limits)
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            room = await create_room(http)
+            user = await create_user(http)
+            async with open_socket(server, room["id"], user["id"]) as ws:
+                for i in range(2):
+                    await ws.send(json.dumps({"content": f"m{i}"}))
+                refused_id = str(uuid.uuid4())
+                await ws.send(json.dumps({"content": "refused", "id": refused_id}))
+                await ws.send(json.dumps({"content": "refused without id"}))
+                first = await receive_type(ws, "error", timeout=10)
+                second = await receive_type(ws, "error", timeout=10)
+                assert first["code"] == second["code"] == "RATE_LIMITED"
+                assert first["id"] == refused_id
+                assert "id" not in second
+                await asyncio.sleep(first["retry_after"] + 0.2)
+                await ws.send(json.dumps({"content": "refused", "id": refused_id}))
+                resent = await receive_type(ws, "message", timeout=10)
+                while resent["id"] != refused_id:
+                    resent = await receive_type(ws, "message", timeout=10)
+                assert resent["content"] == "refused"
     finally:
         server.stop()

@@ -34,7 +34,7 @@ class Instance:
 
 @dataclass
 class Backend:
-    crosses: bool
+    spans_instances: bool
     one: Instance
     two: Instance
 
@@ -49,7 +49,7 @@ async def _backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         broker, presence = backends_for(request.param, prefix, name, 2, hub)
         await broker.connect()
         instances.append(Instance(broker, presence, hub))
-    yield Backend(instances[0].broker.remote, *instances)
+    yield Backend(instances[0].broker.spans_instances, *instances)
     for instance in instances:
         await instance.broker.disconnect()
 
@@ -64,7 +64,7 @@ async def test_published_envelopes_reach_every_instance(backend: Backend) -> Non
     envelope = Envelope("room", 3, '{"type":"message"}', "one")
     await backend.one.broker.publish([envelope])
     for instance in (backend.one, backend.two):
-        if not backend.crosses:
+        if not backend.spans_instances:
             with pytest.raises(TimeoutError):
                 async with asyncio.timeout(0.2):
                     await instance.broker.next_published()
@@ -81,12 +81,12 @@ async def test_envelopes_published_together_arrive_in_order(backend: Backend) ->
     await backend.one.broker.publish(envelopes)
     received: list[Envelope] = []
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(5 if backend.crosses else 0.2):
+        async with asyncio.timeout(5 if backend.spans_instances else 0.2):
             while len(received) < len(envelopes):
                 envelope = await backend.two.broker.next_published()
                 if envelope.seq != RESYNC:
                     received.append(envelope)
-    assert received == (envelopes if backend.crosses else [])
+    assert received == (envelopes if backend.spans_instances else [])
 
 
 async def test_a_storm_of_joins_is_answered_for_everyone(backend: Backend) -> None:
@@ -96,7 +96,7 @@ async def test_a_storm_of_joins_is_answered_for_everyone(backend: Backend) -> No
     assert all(firsts)
     members = sorted(await backend.two.presence.members(room))
     # The in-process presence of another instance is another world.
-    assert members == (sorted((u, u) for u in users) if backend.crosses else [])
+    assert members == (sorted((u, u) for u in users) if backend.spans_instances else [])
 
 
 async def test_presence_first_and_last(backend: Backend) -> None:
@@ -105,7 +105,7 @@ async def test_presence_first_and_last(backend: Backend) -> None:
     assert await one.presence.joined(room, "ann", "Ann") is True
     one.hub.members[room] = [("ann", "Ann")]
     assert await one.presence.members(room) == [("ann", "Ann")]
-    if backend.crosses:
+    if backend.spans_instances:
         assert await two.presence.members(room) == [("ann", "Ann")]
         assert await two.presence.joined(room, "ann", "Ann") is False  # there via one
         assert await one.presence.left(room, "ann") is False  # still there via two
@@ -132,7 +132,7 @@ async def test_refresh_reports_users_whose_instance_stopped(backend: Backend) ->
     room = unique_id("room")
     await backend.one.presence.joined(room, "ann", "Ann")
     await backend.two.presence.joined(room, "bob", "Bob")
-    if not backend.crosses:
+    if not backend.spans_instances:
         assert await backend.one.presence.refresh({room: {"ann": "Ann"}}) == {}
         return
     gone: dict[str, list[tuple[str, str]]] = {}
@@ -146,21 +146,21 @@ async def test_refresh_reports_users_whose_instance_stopped(backend: Backend) ->
 
 async def test_an_instance_publishes_only_while_another_listens() -> None:
     memory, _ = backends_for("memory://", unique_id("alone"), "one", 2, FakeHub())
-    assert not memory.listened  # one process is the whole chat
+    assert not memory.others_listening  # one process is the whole chat
     prefix = unique_id("alone")
     one, _ = backends_for(REDIS_TEST_URL, prefix, "one", 2, FakeHub())
     await one.connect()
     try:
-        assert not one.listened  # the channel's only subscriber: publishing reaches nobody
+        assert not one.others_listening  # the channel's only subscriber: publishing reaches nobody
         two, _ = backends_for(REDIS_TEST_URL, prefix, "two", 2, FakeHub())
         await two.connect()
-        assert two.listened  # Redis counted `one` among the receivers of its hello
+        assert two.others_listening  # Redis counted `one` among the receivers of its hello
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.5):
                 await one.next_published()  # reads the hello, which is not room traffic
-        assert one.listened
+        assert one.others_listening
         await two.disconnect()
         await one.publish([Envelope("room", 1, "{}", "one")])
-        assert not one.listened  # Redis counted one receiver: itself
+        assert not one.others_listening  # Redis counted one receiver: itself
     finally:
         await one.disconnect()

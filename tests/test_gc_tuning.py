@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from quartchat import collector
+from quartchat import gc_tuning
 from quartchat.hub import Hub
 
 
@@ -19,7 +19,7 @@ class Cycle:
 
 
 @pytest.fixture
-def collector_off() -> Iterator[None]:
+def automatic_collections_off() -> Iterator[None]:
     """No automatic collections meanwhile, so only the policy under test can collect."""
     threshold = gc.get_threshold()
     gc.disable()
@@ -30,24 +30,24 @@ def collector_off() -> Iterator[None]:
 
 
 def test_settle_freezes_what_exists_and_spaces_out_young_collections(
-    collector_off: None,
+    automatic_collections_off: None,
 ) -> None:
-    collector.settle()
+    gc_tuning.settle()
     assert gc.get_freeze_count() > 0
-    assert gc.get_threshold()[0] == collector.YOUNG_THRESHOLD
+    assert gc.get_threshold()[0] == gc_tuning.YOUNG_THRESHOLD
 
 
 async def test_sockets_closing_bring_a_full_collection(
-    collector_off: None, monkeypatch: pytest.MonkeyPatch
+    automatic_collections_off: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(collector, "CHECK_INTERVAL_SECONDS", 0.01)
+    monkeypatch.setattr(gc_tuning, "CHECK_INTERVAL_SECONDS", 0.01)
     hub = Hub()
-    task = asyncio.create_task(collector.collect_after_closes(hub))
+    task = asyncio.create_task(gc_tuning.collect_after_closes(hub))
     try:
         garbage = weakref.ref(Cycle())
         await asyncio.sleep(0.05)
         assert garbage() is not None  # nothing closed: nothing collected
-        hub.departures += collector.CLOSES_PER_COLLECTION
+        hub.departures += gc_tuning.CLOSES_PER_COLLECTION
         await asyncio.sleep(0.05)
         assert garbage() is None
     finally:

@@ -1,0 +1,27 @@
+"""The socket protocol's machine-readable description, `/asyncapi.json`."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, jsonify, request
+
+from ..asyncapi import asyncapi_document
+from ..chat import current_chat
+
+blueprint = Blueprint("asyncapi", __name__)
+
+# How /docs (the OpenAPI document's info and external docs) links to it.
+TITLE = "The WebSocket protocol, as an AsyncAPI 3.0 document"
+LINK_TEXT = (
+    "The REST API of quartchat. The WebSocket `/ws/{room_id}/{user_id}` is described frame "
+    "by frame by the AsyncAPI 3.0 document [/asyncapi.json](/asyncapi.json)."
+)
+
+
+@blueprint.get("/asyncapi.json")
+async def get_asyncapi() -> Response:
+    """The WebSocket protocol of `/ws/{room_id}/{user_id}` as an AsyncAPI 3.0 document:
+    every frame in both directions with its JSON Schema, the error codes and the close
+    codes. It is generated from the definitions the server checks frames with."""
+    settings = current_chat().settings
+    secure = request.scheme in ("https", "wss")
+    return jsonify(asyncapi_document(settings.max_message_chars, request.host, secure))

@@ -1,0 +1,41 @@
+"""`GET /docs`: Swagger UI for `/openapi.json`, served from this server alone.
+
+quart-schema's own page loads Swagger UI from a CDN (no integrity hash) and starts it
+with an inline script. This one serves the files of the `swagger-ui-bundle-v2`
+package and starts them from `static/docs.js`, under a CSP that allows nothing else.
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, render_template, send_from_directory
+from quart_schema import hide
+from swagger_ui_bundle import swagger_ui_path
+
+blueprint = Blueprint("docs", __name__)
+
+# Swagger UI sets inline styles and shows data: images (its icons); nothing else is
+# needed beyond our own origin, which "Try it out" calls.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+SWAGGER_FILES = {"swagger-ui.css", "swagger-ui-bundle.js"}
+
+
+@blueprint.get("/docs")
+@hide
+async def get_docs() -> Response:
+    response = Response(await render_template("docs.html"), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
+
+
+@blueprint.get("/docs/<name>")
+@hide
+async def get_swagger_file(name: str) -> Response:
+    if name not in SWAGGER_FILES:
+        return Response(status=404)
+    response = await send_from_directory(str(swagger_ui_path), name)
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response

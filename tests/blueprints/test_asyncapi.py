@@ -1,0 +1,55 @@
+"""`GET /asyncapi.json` through a real server, and the link to it from `/docs`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from playwright.async_api import async_playwright, expect
+
+from quartchat.asyncapi import asyncapi_document
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support import RunningServer, start_server
+
+
+async def test_serves_the_socket_protocol(server: RunningServer, http: httpx.AsyncClient) -> None:
+    response = await http.get("/asyncapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    document = response.json()
+    assert document["asyncapi"] == "3.0.0"
+    host = f"127.0.0.1:{server.port}"
+    assert document["servers"]["quartchat"]["host"] == host
+    assert document["servers"]["quartchat"]["protocol"] == "ws"
+    assert document == asyncapi_document(4000, host, secure=False)
+
+
+async def test_is_linked_from_the_docs(http: httpx.AsyncClient) -> None:
+    openapi = (await http.get("/openapi.json")).json()
+    assert "[/asyncapi.json](/asyncapi.json)" in openapi["info"]["description"]
+    assert openapi["externalDocs"]["url"] == "/asyncapi.json"
+
+
+async def test_docs_page_shows_the_link(server: RunningServer) -> None:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(server.http_url + "/docs")
+            links = page.locator('.information-container a[href="/asyncapi.json"]')
+            await expect(links.first).to_be_visible(timeout=30_000)
+            document = await page.request.get(server.http_url + "/asyncapi.json")
+            assert (await document.json())["asyncapi"] == "3.0.0"
+        finally:
+            await browser.close()
+
+
+async def test_message_limit_is_the_servers(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"MAX_MESSAGE_CHARS": "123"})
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
+            document = (await http.get("/asyncapi.json")).json()
+    finally:
+        server.stop()
+    messages = document["channels"]["room"]["messages"]
+    assert messages["client.message"]["payload"]["properties"]["content"]["maxLength"] == 123

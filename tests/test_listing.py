@@ -1,0 +1,149 @@
+"""`GET /users` and `GET /rooms` a page at a time, among thousands, through a real server;
+and the per-address budget of expensive reads."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import (
+    RunningServer,
+    create_postgres_database,
+    create_room,
+    drop_postgres_database,
+    run_script,
+    start_server,
+)
+
+SEEDED = 3000
+# Users made in one statement, half of them then given one shared created_at, so that
+# pages must also break ties by id.
+SEED = """
+import asyncio, sys
+from tortoise import connections
+from quartchat import db
+from quartchat.models import User
+
+async def main(url, count):
+    await db.connect(url)
+    await User.bulk_create(
+        [User(id=f"seed-{i:05d}", username=f"Seeded {i}") for i in range(count)],
+        batch_size=1000,
+    )
+    first = await User.all().order_by("created_at").first()
+    await User.filter(id__startswith="seed-0").update(created_at=first.created_at)
+    await User.create(id="odd-one", username="Zoë 100%_Ünïque")
+    await db.disconnect()
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+@pytest.fixture(name="seeded", scope="module", params=["sqlite", "postgres"])
+async def _seeded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningServer]:
+    workdir = tmp_path_factory.mktemp("listing")
+    postgres = await create_postgres_database() if request.param == "postgres" else None
+    url = postgres or f"sqlite://{workdir / 'chat.sqlite3'}"
+    run_script(SEED, url, str(SEEDED), cwd=workdir)
+    server = start_server(workdir, env={"DATABASE_URL": url})
+    yield server
+    server.stop()
+    if postgres:
+        await drop_postgres_database(postgres)
+
+
+@pytest.fixture(name="client")
+async def _client(seeded: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=seeded.http_url, timeout=30) as http:
+        yield http
+
+
+def next_url(response: httpx.Response) -> str | None:
+    match = re.fullmatch(r'<([^>]+)>; rel="next"', response.headers.get("link", ""))
+    return match.group(1) if match else None
+
+
+async def test_every_user_once_in_order_following_next_links(client: httpx.AsyncClient) -> None:
+    first = await client.get("/users")
+    assert first.status_code == 200
+    assert len(first.json()) == 100  # the default page
+    users: list[dict[str, Any]] = []
+    url: str | None = "/users?limit=500"
+    pages = 0
+    while url:
+        response = await client.get(url)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert len(page) <= 500
+        users.extend(page)
+        url = next_url(response)
+        pages += 1
+    assert pages == 7  # 3001 users
+    ids = [user["id"] for user in users]
+    assert len(ids) == len(set(ids)) == SEEDED + 1
+    keys = [(user["created_at"], user["id"]) for user in users]
+    assert keys == sorted(keys)
+    assert users[:100] == first.json()
+
+
+async def test_limit_and_cursor_are_checked(client: httpx.AsyncClient) -> None:
+    for query in ("limit=501", "limit=0", "limit=x"):
+        response = await client.get(f"/users?{query}")
+        assert (response.status_code, response.json()["code"]) == (400, "INVALID_REQUEST")
+    for after in ("no-such-user", "x" * 65, "a%00b", ""):
+        response = await client.get(f"/users?after={after}")
+        assert (response.status_code, response.json()["code"]) == (400, "INVALID_AFTER")
+    response = await client.get("/users?q=a%00")
+    assert (response.status_code, response.json()["code"]) == (400, "INVALID_REQUEST")
+
+
+async def test_search_finds_a_user_among_thousands(client: httpx.AsyncClient) -> None:
+    found = await client.get("/users", params={"q": "zOë 100%_"})
+    assert [user["id"] for user in found.json()] == ["odd-one"]
+    assert next_url(found) is None
+    # `%` and `_` are literal, not wildcards
+    assert (await client.get("/users", params={"q": "Seeded 1_"})).json() == []
+    by_id = await client.get("/users", params={"q": "SEED-0299", "limit": 5})
+    assert [user["id"] for user in by_id.json()] == [f"seed-0299{i}" for i in range(5)]
+    following = await client.get(next_url(by_id) or "")
+    assert [user["id"] for user in following.json()] == [f"seed-0299{i}" for i in range(5, 10)]
+    assert next_url(following) is None
+
+
+async def test_rooms_page_like_users(client: httpx.AsyncClient) -> None:
+    made = [await create_room(client, f"Paged {i}") for i in range(3)]
+    first = await client.get("/rooms", params={"limit": 2})
+    assert first.json() == made[:2]
+    assert next_url(first) == f"/rooms?limit=2&after={made[1]['id']}"
+    second = await client.get(next_url(first) or "")
+    assert second.json() == made[2:]
+    assert next_url(second) is None
+
+
+async def test_reads_have_a_budget_per_address(tmp_path: Path) -> None:
+    limits = {"REST_READS_PER_MINUTE": "60", "REST_READS_BURST": "3"}
+    server = start_server(tmp_path, env=limits)
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            room = await create_room(http)
+            reads = ["/users", "/rooms", f"/rooms/{room['id']}/messages"]
+            for path in reads:
+                assert (await http.get(path)).status_code == 200
+            for path in reads:
+                refused = await http.get(path)
+                assert refused.status_code == 429
+                assert refused.json()["code"] == "RATE_LIMITED"
+                assert int(refused.headers["retry-after"]) >= 1
+            # Cheap reads and writes have budgets of their own.
+            assert (await http.get(f"/rooms/{room['id']}")).status_code == 200
+            assert (await http.get("/health")).status_code == 200
+            assert (await http.post("/users", json={"username": "still"})).status_code == 201
+    finally:
+        server.stop()

@@ -1,0 +1,91 @@
+"""The shortcuts into framework internals: all in use with the pinned versions, and the
+one without a right fallback stops the server instead of failing every write."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from quartchat import db
+from quartchat.commit import Draft, commit
+from quartchat.shortcuts import SQLITE_BATCH, ShortcutMissingError, check, report
+from tests.support import free_port, start_server
+
+# `quartchat serve` under an aiosqlite that lost the private call commit.py uses.
+WITHOUT_SHORTCUT_SERVE = """
+import aiosqlite
+del aiosqlite.Connection._execute
+from quartchat.cli import main
+main(["serve"])
+"""
+
+
+def test_every_shortcut_is_in_use_with_the_pinned_versions() -> None:
+    assert {shortcut.name: shortcut.missing for shortcut in check()} == {
+        shortcut.name: () for shortcut in check()
+    }
+
+
+def test_a_served_process_logs_the_shortcuts_in_use_once(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    assert server.stop() == 0
+    lines = [line for line in server.log().splitlines() if "framework shortcuts (" in line]
+    assert len(lines) == 1, server.log()
+    assert "hypercorn 0.18." in lines[0]
+    assert "OFF" not in lines[0]
+    assert lines[0].count(": on") == len(check())
+
+
+def test_missing_sqlite_shortcut_is_named_and_fatal_only_for_sqlite(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="quartchat.shortcuts")
+    monkeypatch.delattr(aiosqlite.Connection, "_execute")
+    shortcuts = report(needs_sqlite=False, prompt_close_installed=True)
+    [sqlite_batch] = [shortcut for shortcut in shortcuts if shortcut.name == SQLITE_BATCH]
+    assert sqlite_batch.missing == ("aiosqlite.core.Connection._execute",)
+    assert "SQLite batch in one thread call: OFF (missing aiosqlite" in caplog.text
+    with pytest.raises(ShortcutMissingError, match=r"lacks aiosqlite\.core\.Connection\._execute"):
+        report(needs_sqlite=True, prompt_close_installed=True)
+
+
+def test_a_sqlite_server_without_the_shortcut_refuses_to_start(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SHORTCUT_SERVE],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PORT": str(free_port()),
+            "HOST": "127.0.0.1",
+            "DATABASE_URL": f"sqlite://{tmp_path / 'chat.sqlite3'}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0, result.stderr
+    assert "lacks aiosqlite.core.Connection._execute" in result.stderr
+    assert "pinned in pyproject.toml" in result.stderr
+    assert "startup: database" not in result.stderr  # it stopped before opening it
+    assert not (tmp_path / "chat.sqlite3").exists()
+
+
+async def test_sqlite_writes_never_fall_through_to_the_postgres_sql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    draft = Draft(id=uuid.uuid4(), room_id="r", user_id="u", username="U", content="hi")
+    await db.connect(f"sqlite://{tmp_path / 'shortcuts.sqlite3'}")
+    try:
+        with monkeypatch.context() as patch:
+            patch.delattr(aiosqlite.Connection, "_execute")
+            with pytest.raises(ShortcutMissingError, match="_execute"):
+                await commit([draft])
+    finally:
+        await db.disconnect()
