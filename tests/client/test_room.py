@@ -14,6 +14,7 @@ from playwright.async_api import Page
 
 from tests.client.conftest import CONSOLE, PAGE_ORIGIN, OpenPage
 from tests.client.proxy import UpgradeRefusingProxy
+from tests.serving import served
 from tests.support import (
     RunningServer,
     create_room,
@@ -80,16 +81,13 @@ async def test_served_as_a_module_to_other_origins(http: httpx.AsyncClient) -> N
 
 
 async def test_only_allowed_origins_may_import_it_console_or_not(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"CORS_ORIGINS": PAGE_ORIGIN, "CONSOLE_ENABLED": "false"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            allowed = await http.get("/static/quartchat.js", headers={"Origin": PAGE_ORIGIN})
-            assert allowed.headers["access-control-allow-origin"] == PAGE_ORIGIN
-            assert allowed.headers["content-type"].startswith("text/javascript")
-            other = await http.get("/static/quartchat.js", headers={"Origin": "http://evil.test"})
-            assert "access-control-allow-origin" not in other.headers
-    finally:
-        server.stop()
+    env = {"CORS_ORIGINS": PAGE_ORIGIN, "CONSOLE_ENABLED": "false"}
+    async with served(tmp_path, env=env) as (_, http):
+        allowed = await http.get("/static/quartchat.js", headers={"Origin": PAGE_ORIGIN})
+        assert allowed.headers["access-control-allow-origin"] == PAGE_ORIGIN
+        assert allowed.headers["content-type"].startswith("text/javascript")
+        other = await http.get("/static/quartchat.js", headers={"Origin": "http://evil.test"})
+        assert "access-control-allow-origin" not in other.headers
 
 
 async def test_two_pages_see_each_message_once_in_the_same_order(
@@ -248,31 +246,25 @@ async def test_unknown_room_closes_4404_without_retrying(
 
 
 async def test_4401_asks_the_token_function_again(open_page: OpenPage, tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"AUTH_SECRET": "client-secret"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            user = (await http.post("/users", json={"username": "Ida"})).json()
-            headers = {"Authorization": f"Bearer {user['token']}"}
-            room = (await http.post("/rooms", json={"name": "Locked"}, headers=headers)).json()
-            page = await open_page(server.http_url)
-            tokens = ["expired-or-forged", user["token"]]
-            assert (
-                await join(page, server.http_url, room["id"], user["id"], tokens=tokens) == "opened"
-            )
-            assert await page.evaluate("log.tokenCalls") == 2
-            assert await page.evaluate("room.status") == "open"
-            await page.evaluate("send('with a fresh token')")
-            await wait_until(page, "log.sent.length === 1")
+    async with served(tmp_path, env={"AUTH_SECRET": "client-secret"}) as (server, http):
+        user = (await http.post("/users", json={"username": "Ida"})).json()
+        headers = {"Authorization": f"Bearer {user['token']}"}
+        room = (await http.post("/rooms", json={"name": "Locked"}, headers=headers)).json()
+        page = await open_page(server.http_url)
+        tokens = ["expired-or-forged", user["token"]]
+        assert await join(page, server.http_url, room["id"], user["id"], tokens=tokens) == "opened"
+        assert await page.evaluate("log.tokenCalls") == 2
+        assert await page.evaluate("room.status") == "open"
+        await page.evaluate("send('with a fresh token')")
+        await wait_until(page, "log.sent.length === 1")
 
-            refused = await open_page(server.http_url)
-            bad = ["forged", "still forged"]
-            assert await join(refused, server.http_url, room["id"], user["id"], tokens=bad) == (
-                "UNAUTHORIZED 4401"
-            )
-            assert await refused.evaluate("log.tokenCalls") == 2
-            assert await refused.evaluate("room.status") == "closed"
-    finally:
-        server.stop()
+        refused = await open_page(server.http_url)
+        bad = ["forged", "still forged"]
+        assert await join(refused, server.http_url, room["id"], user["id"], tokens=bad) == (
+            "UNAUTHORIZED 4401"
+        )
+        assert await refused.evaluate("log.tokenCalls") == 2
+        assert await refused.evaluate("room.status") == "closed"
 
 
 async def test_load_older_pages_back_to_the_first_message(
@@ -332,23 +324,19 @@ async def test_outbox_resends_what_the_rate_limit_refused(
     open_page: OpenPage, tmp_path: Path
 ) -> None:
     limits = {"RATE_LIMIT_PER_SECOND": "4", "RATE_LIMIT_BURST": "3", "RATE_LIMIT_STRIKES": "1000"}
-    server = start_server(tmp_path, env=limits)
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            room = await create_room(http)
-            user = await create_user(http, "Lee")
-            page = await open_page(server.http_url)
-            assert await join(page, server.http_url, room["id"], user["id"]) == "opened"
-            await page.evaluate("for (let i = 0; i < 15; i++) send(`burst ${i}`)")
-            await wait_until(page, "log.sent.length === 15")
-            assert await page.evaluate("log.sendErrors") == []
-            refused = await page.evaluate("log.errors.filter((e) => e.code === 'RATE_LIMITED')")
-            assert refused, "the burst should have met the rate limit"
-            stored = await stored_messages(http, room["id"])
-            assert sorted(m["content"] for m in stored) == sorted(f"burst {i}" for i in range(15))
-            assert await wait_for_messages(page, 15) == stored
-    finally:
-        server.stop()
+    async with served(tmp_path, env=limits) as (server, http):
+        room = await create_room(http)
+        user = await create_user(http, "Lee")
+        page = await open_page(server.http_url)
+        assert await join(page, server.http_url, room["id"], user["id"]) == "opened"
+        await page.evaluate("for (let i = 0; i < 15; i++) send(`burst ${i}`)")
+        await wait_until(page, "log.sent.length === 15")
+        assert await page.evaluate("log.sendErrors") == []
+        refused = await page.evaluate("log.errors.filter((e) => e.code === 'RATE_LIMITED')")
+        assert refused, "the burst should have met the rate limit"
+        stored = await stored_messages(http, room["id"])
+        assert sorted(m["content"] for m in stored) == sorted(f"burst {i}" for i in range(15))
+        assert await wait_for_messages(page, 15) == stored
 
 
 async def test_a_socket_without_pongs_is_dropped_and_replaced(
@@ -377,25 +365,20 @@ async def test_a_socket_without_pongs_is_dropped_and_replaced(
 async def test_4429_backs_off_for_seconds_then_connects(
     open_page: OpenPage, tmp_path: Path
 ) -> None:
-    server = start_server(tmp_path, env={"MAX_SOCKETS_PER_USER": "1"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            room = await create_room(http)
-            user = await create_user(http, "Ona")
-            page = await open_page(server.http_url)
-            async with open_socket(server, room["id"], user["id"]):
-                await page.evaluate(
-                    "([options]) => { join(options); }",
-                    [{"url": server.http_url, "roomId": room["id"], "userId": user["id"]}],
-                )
-                await wait_until(page, "log.errors.some((e) => e.closeCode === 4429)")
-                assert await page.evaluate("room.status") == "reconnecting"
-                # 4429 waits at least 2.5 s before its next try (plain failures: 0.25 s)
-                await asyncio.sleep(2)
-                assert (
-                    await page.evaluate("log.frames.filter((f) => f.startsWith('open ')).length")
-                    == 1
-                )
-            await wait_for_status(page, "open")
-    finally:
-        server.stop()
+    async with served(tmp_path, env={"MAX_SOCKETS_PER_USER": "1"}) as (server, http):
+        room = await create_room(http)
+        user = await create_user(http, "Ona")
+        page = await open_page(server.http_url)
+        async with open_socket(server, room["id"], user["id"]):
+            await page.evaluate(
+                "([options]) => { join(options); }",
+                [{"url": server.http_url, "roomId": room["id"], "userId": user["id"]}],
+            )
+            await wait_until(page, "log.errors.some((e) => e.closeCode === 4429)")
+            assert await page.evaluate("room.status") == "reconnecting"
+            # 4429 waits at least 2.5 s before its next try (plain failures: 0.25 s)
+            await asyncio.sleep(2)
+            assert (
+                await page.evaluate("log.frames.filter((f) => f.startsWith('open ')).length") == 1
+            )
+        await wait_for_status(page, "open")
