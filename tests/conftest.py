@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from playwright.async_api import Browser
 
+from tests.browser import launch_chromium
 from tests.protocol_check import FrameCheck
 from tests.support import (
     RunningServer,
@@ -45,3 +47,10 @@ async def _postgres_url() -> AsyncIterator[str]:
     url = await create_postgres_database()
     yield url
     await drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session", name="browser")
+async def _browser() -> AsyncIterator[Browser]:
+    """One Chromium for the session's page tests; each test opens its own context."""
+    async with launch_chromium() as browser:
+        yield browser

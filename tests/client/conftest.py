@@ -11,7 +11,6 @@ import pytest
 from playwright.async_api import Browser, Page
 from playwright.async_api import Error as PlaywrightError
 
-from tests.browser import launch_chromium
 from tests.support import free_port
 
 # The page's own origin, a second HTTP server on another port: every request the
@@ -92,12 +91,6 @@ def _app_origin() -> Iterator[str]:
     yield PAGE_ORIGIN
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="session", name="browser")
-async def _browser() -> AsyncIterator[Browser]:
-    async with launch_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(name="open_page")
