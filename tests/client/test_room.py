@@ -37,6 +37,18 @@ async def join(page: Page, url: str, room_id: str, user_id: str, **options: Any)
     return result
 
 
+async def pages_in_a_room(
+    open_page: OpenPage, http: httpx.AsyncClient, url: str, *usernames: str
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[Page]]:
+    """A fresh room, a user per name, and a page per user that has joined the room."""
+    room = await create_room(http)
+    users = [await create_user(http, name) for name in usernames]
+    pages = [await open_page(url) for _ in users]
+    for page, user in zip(pages, users, strict=True):
+        assert await join(page, url, room["id"], user["id"]) == "opened"
+    return room, users, pages
+
+
 async def wait_until(page: Page, condition: str) -> None:
     """Wait for a JavaScript condition on the page; on timeout, say what the page saw."""
     try:
@@ -93,11 +105,8 @@ async def test_only_allowed_origins_may_import_it_console_or_not(tmp_path: Path)
 async def test_two_pages_see_each_message_once_in_the_same_order(
     server: RunningServer, open_page: OpenPage, http: httpx.AsyncClient
 ) -> None:
-    room = await create_room(http)
-    ann, bob = await create_user(http, "Ann"), await create_user(http, "Bob")
-    pages = [await open_page(server.http_url), await open_page(server.http_url)]
-    for page, user in zip(pages, (ann, bob), strict=True):
-        assert await join(page, server.http_url, room["id"], user["id"]) == "opened"
+    room, (_, bob), pages = await pages_in_a_room(open_page, http, server.http_url, "Ann", "Bob")
+    for page in pages:
         assert await page.evaluate("room.status") == "open"
     await pages[0].wait_for_function("room.presence.length === 2", timeout=WAIT)
     assert await pages[1].evaluate("[room.typing(), room.typing()]") == [True, False]
@@ -124,11 +133,7 @@ async def test_redeploy_mid_conversation_loses_and_repeats_nothing(
     server = start_server(tmp_path)
     try:
         async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            room = await create_room(http)
-            users = [await create_user(http, "Cy"), await create_user(http, "Di")]
-            pages = [await open_page(server.http_url), await open_page(server.http_url)]
-            for page, user in zip(pages, users, strict=True):
-                assert await join(page, server.http_url, room["id"], user["id"]) == "opened"
+            room, _, pages = await pages_in_a_room(open_page, http, server.http_url, "Cy", "Di")
             per_page = 30
             for index, page in enumerate(pages):
                 # Both pages keep sending, every 100 ms, through the restart below.
@@ -164,11 +169,9 @@ async def test_messages_sent_offline_are_delivered_once_when_the_server_returns(
     server = start_server(tmp_path)
     try:
         async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            room = await create_room(http)
-            eve, fay = await create_user(http, "Eve"), await create_user(http, "Fay")
-            sender, reader = await open_page(server.http_url), await open_page(server.http_url)
-            assert await join(sender, server.http_url, room["id"], eve["id"]) == "opened"
-            assert await join(reader, server.http_url, room["id"], fay["id"]) == "opened"
+            room, _, (sender, reader) = await pages_in_a_room(
+                open_page, http, server.http_url, "Eve", "Fay"
+            )
             await sender.evaluate("send('before')")
             await wait_for_messages(reader, 1)
             server.stop()
