@@ -24,7 +24,7 @@ window.quartchat = quartchat;
 window.join = async (options, tokens) => {
   const log = {
     messages: [], statuses: [], errors: [], sent: [], sendErrors: [], tokenCalls: 0, frames: [],
-    typing: [],
+    typing: [], frameTimes: [], errorTimes: [],
   };
   if (tokens) {
     options.token = async () => {
@@ -35,9 +35,15 @@ window.join = async (options, tokens) => {
   const room = new quartchat.Room(options);
   room.addEventListener("message", (e) => log.messages.push(e.detail));
   room.addEventListener("status", (e) => log.statuses.push(e.detail));
-  room.addEventListener("error", (e) => log.errors.push(e.detail));
+  room.addEventListener("error", (e) => {
+    log.errors.push(e.detail);
+    log.errorTimes.push(performance.now());
+  });
   room.addEventListener("typing", (e) => log.typing.push(e.detail));
-  room.addEventListener("frame", (e) => log.frames.push(`${e.detail.direction} ${e.detail.text}`));
+  room.addEventListener("frame", (e) => {
+    log.frames.push(`${e.detail.direction} ${e.detail.text}`);
+    log.frameTimes.push(performance.now());
+  });
   window.room = room;
   window.log = log;
   try {

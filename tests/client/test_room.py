@@ -379,9 +379,15 @@ async def test_4429_backs_off_for_seconds_then_connects(
             )
             await wait_until(page, "log.errors.some((e) => e.closeCode === 4429)")
             assert await page.evaluate("room.status") == "reconnecting"
-            # 4429 waits at least 2.5 s before its next try (plain failures: 0.25 s)
-            await asyncio.sleep(2)
-            assert (
-                await page.evaluate("log.frames.filter((f) => f.startsWith('open ')).length") == 1
+            # 4429 waits at least 2.5 s before its next try (plain failures: 0.25 s),
+            # measured by the page's own clock, which a loaded machine cannot skew
+            await wait_until(page, "log.frames.filter((f) => f.startsWith('open ')).length >= 2")
+            waited_ms = await page.evaluate(
+                """() => {
+                  const refused = log.errorTimes[log.errors.findIndex((e) => e.closeCode === 4429)];
+                  const opens = log.frameTimes.filter((_, i) => log.frames[i].startsWith("open "));
+                  return opens[1] - refused;
+                }"""
             )
+            assert waited_ms >= 2500, waited_ms
         await wait_for_status(page, "open")
