@@ -16,9 +16,9 @@ from .config import Settings
 from .directory import Directory
 from .hub import Hub, Subscriber
 from .metrics import Metrics
+from .payloads import ChatMessage, event_frame, format_timestamp, utc_now
 from .relay import Relay
 from .store import MessageStore
-from .wire import ChatMessage, event_frame, format_timestamp, utc_now
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Every frame of the chat socket, declared once, with the error and close codes.
 
 `protocol` parses the client frames of `CLIENT_FRAMES` (a property test holds its checks
-to the schemas below), the builders in `wire` return these TypedDicts and build only
+to the schemas below), the builders in `payloads` return these TypedDicts and build only
 these event types (mypy holds them to it), and `/asyncapi.json` publishes the JSON
 Schemas generated from them.
 Nothing here runs per frame: the builders stay plain dicts encoded by orjson.
@@ -205,7 +205,7 @@ class ErrorFrame(TypedDict):
     ]
 
 
-# The frames `wire.event_frame` builds: every server frame but `message` and `error`.
+# The frames `payloads.event_frame` builds: every server frame but `message` and `error`.
 EventType = Literal["pong", "typing", "user_joined", "user_left"]
 
 SERVER_FRAMES: dict[str, type[Any]] = {

@@ -22,8 +22,8 @@ from functools import partial
 
 from .broker import RESYNC, Broker, Envelope
 from .hub import Frame, Hub
+from .payloads import ChatMessage, message_frame
 from .store import MessageStore
-from .wire import ChatMessage, message_frame
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,14 @@ from quartchat.frames import (
     EventType,
     client_frame_schemas,
 )
+from quartchat.payloads import (
+    ChatMessage,
+    error_frame,
+    event_frame,
+    format_timestamp,
+    message_frame,
+)
 from quartchat.protocol import FrameType, parse_client_frame
-from quartchat.wire import ChatMessage, error_frame, event_frame, format_timestamp, message_frame
 from tests.protocol_check import check_frame
 
 MAX_CHARS = 50

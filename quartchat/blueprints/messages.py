@@ -19,11 +19,11 @@ from ..chat import current_chat
 from ..errors import APIError
 from ..limits import require_message_budget
 from ..lookups import room_or_404, user_or_404
+from ..payloads import parse_timestamp
 from ..protocol import parse_message_id, validate_content
 from ..readlimits import limit_reads
 from ..schemas import ResourceId, Timestamp, errors
 from ..store import Draft, Outcome
-from ..wire import parse_timestamp
 
 blueprint = Blueprint("messages", __name__)
 

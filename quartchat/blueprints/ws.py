@@ -33,11 +33,11 @@ from ..limits import (
     FrameBudget,
     current_limits,
 )
+from ..payloads import error_frame, event_frame, format_timestamp, message_frame, utc_now
 from ..protocol import parse_client_frame, refused_message_id
 from ..store import Draft, Outcome, Stored
 from ..text import is_resource_id
 from ..transport import SocketWriter, refuse_compression
-from ..wire import error_frame, event_frame, format_timestamp, message_frame, utc_now
 from .messages import parse_since, seq_after
 
 log = logging.getLogger(__name__)
