@@ -166,7 +166,8 @@ ERROR_CODES: dict[str, str] = {
     "stored, and sending it unchanged will fail again",
     "INVALID_AFTER": "`?after=` names no message of this room; live frames follow",
     "INVALID_SINCE": "`?since=` is not an ISO 8601 timestamp; live frames follow",
-    "INVALID_REPLAY": "both `?after=` and `?since=` were given; live frames follow",
+    "INVALID_REPLAY": "both `?after=` and `?since=` were given (REST: more than one of "
+    "`since`, `after`, `before`); live frames follow",
     "RATE_LIMITED": "over the socket's frame budget: the frame was not handled; send it "
     "again after `retry_after` seconds",
 }

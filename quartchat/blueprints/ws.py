@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from time import monotonic
 from typing import Any
@@ -35,10 +33,10 @@ from ..limits import (
 )
 from ..payloads import error_frame, event_frame, format_timestamp, message_frame, utc_now
 from ..protocol import parse_client_frame, refused_message_id
+from ..replay import Replay, read_replay
 from ..store import Draft, Outcome, Stored
 from ..text import is_resource_id
 from ..transport import SocketWriter, refuse_compression
-from .messages import parse_since, seq_after
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("ws", __name__)
@@ -51,14 +49,6 @@ REPLAY_PAGE = 500
 MAX_IN_FLIGHT = 256
 # Frames written to one socket with a single write when they queued up meanwhile.
 MAX_WRITE_BATCH = 256
-
-
-@dataclass(frozen=True, slots=True)
-class Replay:
-    """Where a reconnecting client's replay starts: after a timestamp or after a seq."""
-
-    since: datetime | None = None
-    after_seq: int = 0
 
 
 @blueprint.websocket("/ws/<room_id>/<user_id>")
@@ -193,14 +183,10 @@ async def _replay_or_report(
     chat: Chat, subscriber: Subscriber, args: Mapping[str, str]
 ) -> Replay | None:
     """Read `?since=`/`?after=`; a bad value is reported in an error frame, not fatal."""
-    since, after = args.get("since"), args.get("after")
     try:
-        if since is not None and after is not None:
-            raise APIError(400, "INVALID_REPLAY", "use either since or after, not both")
-        if since is not None:
-            return Replay(since=parse_since(since))
-        if after is not None:
-            return Replay(after_seq=await seq_after(subscriber.room_id, after))
+        return await read_replay(
+            chat.store, subscriber.room_id, args.get("since"), args.get("after")
+        )
     except APIError as error:
         _send_error(chat, subscriber, error.code, error.detail)
     return None
