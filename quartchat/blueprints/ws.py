@@ -19,18 +19,13 @@ from uuid import uuid4
 from quart import Blueprint, websocket
 from quart_cors import cors_exempt
 
-from ..auth import CLOSE_UNAUTHORIZED
 from ..chat import Chat, current_chat
 from ..errors import APIError
 from ..faults import describe
 from ..frameguard import guard_connection
-from ..hub import CLOSE_TOO_SLOW, Frame, Subscriber
-from ..limits import (
-    CLOSE_POLICY_VIOLATION,
-    CLOSE_TOO_MANY_SOCKETS,
-    FrameBudget,
-    current_limits,
-)
+from ..frames import CloseCode
+from ..hub import Frame, Subscriber
+from ..limits import FrameBudget, current_limits
 from ..payloads import error_frame, event_frame, format_timestamp, message_frame, utc_now
 from ..protocol import parse_client_frame, refused_message_id
 from ..replay import Replay, read_replay
@@ -41,8 +36,6 @@ from ..transport import SocketWriter, refuse_compression
 log = logging.getLogger(__name__)
 blueprint = Blueprint("ws", __name__)
 
-CLOSE_NOT_FOUND = 4404
-CLOSE_INTERNAL_ERROR = 1011
 REPLAY_PAGE = 500
 # Messages of one socket that may wait for their commit at once; past it the socket
 # simply stops being read, which pushes back on a flooding client.
@@ -65,12 +58,12 @@ async def ws_room(room_id: str, user_id: str) -> None:
     refusal = _token_refusal(chat, user_id, websocket.args.get("token"))
     if refusal:
         await websocket.accept()
-        await websocket.close(CLOSE_UNAUTHORIZED, refusal)
+        await websocket.close(CloseCode.UNAUTHORIZED, refusal)
         return
     invalid = _invalid_id(room_id, user_id)
     if invalid:
         await websocket.accept()
-        await websocket.close(CLOSE_NOT_FOUND, invalid)
+        await websocket.close(CloseCode.NOT_FOUND, invalid)
         return
     room_exists = await chat.directory.room_exists(room_id)
     username = await chat.directory.username(user_id)
@@ -78,7 +71,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
         missing = f"room {room_id!r}" if not room_exists else f"user {user_id!r}"
         # Browsers never see a handshake's HTTP status, only a close code.
         await websocket.accept()
-        await websocket.close(CLOSE_NOT_FOUND, _close_reason(f"{missing} not found"))
+        await websocket.close(CloseCode.NOT_FOUND, _close_reason(f"{missing} not found"))
         return
 
     owner = asyncio.current_task()
@@ -91,7 +84,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
     refusal = _socket_limit_reached(chat, user_id, address)
     if refusal:
         await websocket.accept()
-        await websocket.close(CLOSE_TOO_MANY_SOCKETS, refusal)
+        await websocket.close(CloseCode.TOO_MANY_SOCKETS, refusal)
         return
     if not chat.settings.ws_compression:
         refuse_compression()
@@ -113,7 +106,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
         owner.uncancel()
         if sender is not None:
             sender.cancel()
-        if subscriber.close_code == CLOSE_TOO_SLOW:
+        if subscriber.close_code == CloseCode.TOO_SLOW:
             chat.metrics.slow_closes.inc()
         # Out of the room (presence, metrics, broadcasts) as soon as it is being closed:
         # the close frame may wait behind a backlog for as long as `close_timeout`.
@@ -234,7 +227,7 @@ def _on_sender_done(subscriber: Subscriber, sender: asyncio.Task[None]) -> None:
     error = sender.exception()
     if error is not None:
         log.error("socket writer failed", exc_info=error)
-        subscriber.request_close(CLOSE_INTERNAL_ERROR, "internal error; reconnect")
+        subscriber.request_close(CloseCode.INTERNAL_ERROR, "internal error; reconnect")
 
 
 async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
@@ -254,7 +247,7 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
         wait = budget.take(loop.time())
         if wait:
             if budget.exhausted:
-                subscriber.request_close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+                subscriber.request_close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
                 continue
             detail = f"over {settings.rate_limit_per_second:g} frames per second; not handled"
             refused = refused_message_id(raw)
@@ -282,7 +275,7 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
             wait, detail = limits.message_refusal(subscriber.user_id)
             if wait:
                 if limits.message_flooding(subscriber.user_id):
-                    subscriber.request_close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+                    subscriber.request_close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
                     continue
                 extra = {"id": str(frame.message_id)} if frame.message_id else {}
                 _send_error(
@@ -333,7 +326,7 @@ async def _close(chat: Chat, subscriber: Subscriber, writer: SocketWriter | None
     server see the client's close reply behind them. A stalled client that cannot take
     even the close frame has its connection aborted after `close_timeout`.
     """
-    code = subscriber.close_code or CLOSE_INTERNAL_ERROR
+    code = subscriber.close_code or CloseCode.INTERNAL_ERROR
     try:
         async with asyncio.timeout(chat.settings.close_timeout):
             await websocket.close(code, _close_reason(subscriber.close_reason))
