@@ -13,7 +13,6 @@ from playwright.async_api import async_playwright
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from tests.blueprints.test_console import CHROMIUM, CHROMIUM_ARGS
 from tests.protocol_check import (
     FrameCheck,
     UndocumentedFrameError,
@@ -21,6 +20,7 @@ from tests.protocol_check import (
     check_frame,
 )
 from tests.support import RawWebSocket
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 MESSAGE = {
     "type": "message",

@@ -18,7 +18,6 @@ from playwright.async_api import async_playwright
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.blueprints.test_console import CHROMIUM, CHROMIUM_ARGS
 from tests.edge import Edge, bound_socket
 from tests.support import (
     PROJECT_ROOT,
@@ -29,6 +28,7 @@ from tests.support import (
     receive_type,
     start_server,
 )
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 TRUST_THE_EDGE = {"FORWARDED_ALLOW_IPS": "127.0.0.1"}
 

@@ -8,8 +8,8 @@ import httpx
 from playwright.async_api import async_playwright, expect
 
 from quartchat.asyncapi import asyncapi_document
-from tests.blueprints.test_console import CHROMIUM, CHROMIUM_ARGS
 from tests.support import RunningServer, start_server
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 
 async def test_serves_the_socket_protocol(server: RunningServer, http: httpx.AsyncClient) -> None:

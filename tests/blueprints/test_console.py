@@ -12,7 +12,6 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
-from tests.browser import launch_chromium
 from tests.support import (
     RunningServer,
     create_room,
@@ -23,6 +22,7 @@ from tests.support import (
     unique_id,
     wait_until_healthy,
 )
+from tests.support.browser import launch_chromium
 
 
 @pytest.fixture(scope="session", name="browser")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from playwright.async_api import async_playwright, expect
 
-from tests.blueprints.test_console import CHROMIUM, CHROMIUM_ARGS
 from tests.support import RunningServer
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 
 async def test_docs_render_with_nothing_from_outside(server: RunningServer) -> None:

@@ -11,8 +11,8 @@ import pytest
 from playwright.async_api import Browser, Page
 from playwright.async_api import Error as PlaywrightError
 
-from tests.browser import launch_chromium
 from tests.support import free_port
+from tests.support.browser import launch_chromium
 
 # The page's own origin, a second HTTP server on another port: every request the
 # library makes to the quartchat server is a real cross-origin one.
