@@ -35,7 +35,8 @@ def test_environment_overrides() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("PORT", "http"), ("PORT", "-1"), ("MAX_MESSAGE_CHARS", "0")]
+    ("name", "value"),
+    [("PORT", "http"), ("PORT", "-1"), ("MAX_MESSAGE_CHARS", "0"), ("LOG_LEVEL", "loud")],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
@@ -51,3 +52,8 @@ def test_close_timeout_is_read_from_the_environment() -> None:
     assert Settings.from_env({"CLOSE_TIMEOUT": "0.5"}).close_timeout == 0.5
     with pytest.raises(ConfigError, match="CLOSE_TIMEOUT"):
         Settings.from_env({"CLOSE_TIMEOUT": "0"})
+
+
+def test_log_level_is_a_setting_in_any_case() -> None:
+    assert Settings.from_env({}).log_level == "INFO"
+    assert Settings.from_env({"LOG_LEVEL": "debug"}).log_level == "DEBUG"
