@@ -80,19 +80,20 @@ class RawWebSocket:
         masked = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
         self.sock.sendall(bytes([first, 0x80 | len(payload)]) + key + masked)
 
-    def read_until_close(self, timeout: float) -> tuple[int, int | None]:
-        """Read frames until a close frame: (text frames before it, close code), or
-        (text frames, None) if the server reset or closed the connection without one."""
+    def read_until_close(self, timeout: float, counting: int = 0x1) -> tuple[int, int | None]:
+        """Read frames until a close frame: (frames of opcode `counting` before it, text
+        by default; close code), or (that count, None) if the server reset or closed the
+        connection without one."""
         self.sock.settimeout(timeout)
-        texts = 0
+        counted = 0
         while True:
             try:
                 opcode, payload = self.read_frame()
             except ConnectionError:
-                return texts, None
+                return counted, None
             if opcode == 0x8:
-                return texts, int.from_bytes(payload[:2], "big")
-            texts += opcode == 0x1
+                return counted, int.from_bytes(payload[:2], "big")
+            counted += opcode == counting
 
     def send_close(self, code: int = 1000) -> None:
         """Send a close frame with `code`."""
