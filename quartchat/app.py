@@ -10,7 +10,7 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import ExternalDocumentation, Info, QuartSchema
 
-from . import chat, errors, lifecycle, limits, logs, proxies, readlimits
+from . import chat, errors, lifecycle, limits, logs, proxies, readlimits, sockets
 from .blueprints import asyncapi, console, docs, health, messages, metrics, rooms, users, ws
 from .config import Settings
 from .protocol import refuse_deep_json
@@ -86,6 +86,7 @@ def create_app(
     limits.init_app(app, settings)
     readlimits.init_app(app, settings)
     proxies.init_app(app, settings.forwarded_allow_ips)
+    sockets.init_app(app)
 
     @app.after_request
     async def forbid_content_sniffing(response: Response) -> Response:
@@ -98,5 +99,7 @@ def create_app(
         app.register_blueprint(blueprint.blueprint)
     if settings.console_enabled:  # else `/` and `/console` are plain JSON 404s
         app.register_blueprint(console.blueprint)
+    else:
+        console.hide_static_files(app)
     lifecycle.init_app(app, settings, chat.init_app(app, settings))
     return app

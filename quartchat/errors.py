@@ -10,7 +10,7 @@ import traceback
 import asyncpg
 from jinja2 import TemplateNotFound
 from pydantic import ValidationError
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, jsonify, request
 from quart_schema import RequestSchemaValidationError
 from tortoise.exceptions import DBConnectionError, OperationalError
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed
@@ -29,6 +29,7 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     sqlite3.OperationalError,
 )
 DATABASE_MODULES = frozenset({"asyncpg", "tortoise", "aiosqlite", "sqlite3"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class APIError(Exception):
@@ -94,6 +95,13 @@ def init_app(app: Quart) -> None:
     async def handle_validation_error(
         error: RequestSchemaValidationError,
     ) -> tuple[Response, int]:
+        if request.method in BODY_METHODS and not request.is_json:
+            # quart-schema validates a body of another type as null, without reading it:
+            # read it, or Hypercorn drops the keep-alive connection under the client's
+            # next request; and say what is wrong.
+            await request.get_data()
+            detail = "the request body must be JSON sent with Content-Type: application/json"
+            return error_response(400, "INVALID_REQUEST", detail)
         return error_response(400, "INVALID_REQUEST", _validation_detail(error))
 
     @app.errorhandler(HTTPException)

@@ -1,8 +1,10 @@
 """The room hub: which sockets of this process are in which room, and fan-out to them.
 
-Each socket is a `Subscriber` with a bounded queue that its own send loop drains, so a
-slow or stuck client only ever fills its own queue. A full queue closes that client with
-4008 (it reconnects and replays what it missed); nothing is ever dropped silently.
+Each socket is a `Subscriber`: a frame is written to it at once while its connection
+takes writes, and queued in its bounded queue (drained by a task of its own) only once
+it falls behind, so a slow or stuck client only ever fills its own queue. A full queue
+closes that client with 4008 (it reconnects and replays what it missed); nothing is
+ever dropped silently.
 
 Events (presence, typing) come in bursts: a reconnect storm is one `user_joined` per
 socket, for every socket of the room. A room holds its events for `EVENT_HOLD_SECONDS`
@@ -21,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from time import monotonic
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 CLOSE_TOO_SLOW = 4008
 CLOSE_TOO_SLOW_REASON = "too slow: reconnect and replay with ?after="
@@ -151,10 +153,13 @@ class FrameQueue:
         while not self._frames:
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
-        return self._frames.popleft()
+        return self.get_nowait()
 
     def get_nowait(self) -> Frame:
-        return self._frames.popleft()
+        frame = self._frames.popleft()
+        if not self._frames:
+            self._frames = self._NO_FRAMES  # a drained socket goes back to holding none
+        return frame
 
     def empty(self) -> bool:
         return not self._frames
@@ -163,8 +168,24 @@ class FrameQueue:
         return len(self._frames)
 
 
+class Sink(Protocol):
+    """Where a socket's frames go once it is open (`outbox.Outbox`)."""
+
+    def offer(self, frame: Frame) -> bool:
+        """Send the frame now if nothing waits before it; False to have it queued."""
+
+    def backlog(self) -> None:
+        """Frames wait in the queue: make sure they are sent."""
+
+
 class Subscriber:
-    """One open socket in one room."""
+    """One open socket in one room.
+
+    Until its `sink` is set (the handshake is done) frames wait in `queue`; after it,
+    a frame goes straight to the sink when no frame waits before it, and only a socket
+    that falls behind has its frames queued (and closed with 4008 once the queue is
+    full).
+    """
 
     __slots__ = (
         "address",
@@ -173,6 +194,7 @@ class Subscriber:
         "owner",
         "queue",
         "room_id",
+        "sink",
         "user_id",
         "username",
     )
@@ -194,11 +216,20 @@ class Subscriber:
         self.owner = owner
         self.close_code: int | None = None
         self.close_reason = ""
+        self.sink: Sink | None = None
 
     def deliver(self, frame: Frame) -> None:
-        """Queue a frame for this socket without waiting; close the socket if it is full."""
-        if self.close_code is None and not self.queue.put_nowait(frame):
+        """Send or queue a frame for this socket without waiting; close the socket if
+        its queue is full."""
+        if self.close_code is not None:
+            return
+        sink = self.sink
+        if sink is not None and self.queue.empty() and sink.offer(frame):
+            return
+        if not self.queue.put_nowait(frame):
             self.request_close(CLOSE_TOO_SLOW, CLOSE_TOO_SLOW_REASON)
+        elif sink is not None:
+            sink.backlog()
 
     def request_close(self, code: int, reason: str) -> None:
         """Ask the socket's handler to close with `code`: it is interrupted wherever it waits."""

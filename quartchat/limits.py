@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import wraps
+from ipaddress import IPv6Address, IPv6Network, ip_address
 from time import monotonic
 from typing import ParamSpec, TypeVar
 
@@ -129,6 +130,22 @@ def require_message_budget(user_id: str) -> None:
         raise APIError(429, "RATE_LIMITED", f"{detail}; retry in {wait:.1f} s", retry_after=wait)
 
 
+def address_key(address: str) -> str:
+    """What a per-address budget counts: an IPv4 address, or an IPv6 address's /64.
+
+    One IPv6 subscriber is handed a whole /64 (2^64 addresses it may pick from at will),
+    so counting single IPv6 addresses would give a script as many budgets as it likes."""
+    try:
+        parsed = ip_address(address)
+    except ValueError:
+        return address
+    if not isinstance(parsed, IPv6Address):
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:  # an IPv4 client on a dual-stack listener
+        return str(parsed.ipv4_mapped)
+    return str(IPv6Network((parsed, 64), strict=False))
+
+
 def limit_creations(
     handler: Callable[P, Awaitable[R]],
 ) -> Callable[P, Awaitable[R]]:
@@ -137,7 +154,7 @@ def limit_creations(
 
     @wraps(handler)
     async def limited(*args: P.args, **kwargs: P.kwargs) -> R:
-        wait = current_limits().creations.take(request.remote_addr or "", monotonic())
+        wait = current_limits().creations.take(address_key(request.remote_addr or ""), monotonic())
         if wait:
             # Read the body anyway: one left unread makes Hypercorn drop the connection,
             # and a client's next request already sent on it would fail with no answer.

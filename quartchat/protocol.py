@@ -86,7 +86,12 @@ def parse_client_frame(raw: str | bytes, max_chars: int) -> ClientFrame:
         raise APIError(400, "INVALID_JSON", "binary frames are not accepted; send JSON as text")
     try:
         data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as error:
+        # orjson refuses a lone surrogate escape ("\ud800") while parsing; REST's parser
+        # takes it and content validation refuses it, so the socket says the same.
+        if "surrogate" in str(error):
+            detail = "content holds a lone surrogate (\\ud800-\\udfff), which is not text"
+            raise APIError(400, "INVALID_CONTENT", detail) from None
         raise APIError(400, "INVALID_JSON", "the frame is not valid JSON") from None
     if not isinstance(data, dict):
         raise APIError(400, "INVALID_JSON", "the frame must be a JSON object")

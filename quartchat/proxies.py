@@ -67,12 +67,16 @@ class TrustedProxies:
 
 def parse_address(raw: str) -> IPAddress | None:
     """An address as proxies write it (`1.2.3.4`, `1.2.3.4:5678`, `[::1]:80`, `::1`,
-    `"[::1]"`), or None if it is none (`unknown`, an obfuscated name, garbage)."""
+    `"[::1]"`; a zone is dropped), or None if it is none (`unknown`, an obfuscated name,
+    garbage)."""
     text = raw.strip().strip('"').strip()
     if text.startswith("["):
         text = text[1:].partition("]")[0]
     elif text.count(":") == 1:
         text = text.partition(":")[0]
+    # A zone (`fe80::1%eth0`) names an interface of whoever wrote the address, nothing to
+    # us, and is free text: kept, a client could pass for as many clients as it likes.
+    text = text.partition("%")[0]
     try:
         return ip_address(text)
     except ValueError:

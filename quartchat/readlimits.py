@@ -16,7 +16,7 @@ from quart import Quart, current_app, request
 
 from .config import Settings
 from .errors import APIError
-from .limits import Budgets
+from .limits import Budgets, address_key
 
 EXTENSION_KEY = "quartchat.read_budgets"
 
@@ -38,7 +38,7 @@ def limit_reads(
     @functools.wraps(route)
     async def limited(*args: Params.args, **kwargs: Params.kwargs) -> Result:
         budgets: Budgets = current_app.extensions[EXTENSION_KEY]
-        wait = budgets.take(request.remote_addr or "", monotonic())
+        wait = budgets.take(address_key(request.remote_addr or ""), monotonic())
         if wait:
             detail = f"too many reads from this address; retry in {wait:.1f} s"
             raise APIError(429, "RATE_LIMITED", detail, retry_after=wait)

@@ -77,7 +77,7 @@ def refuse_compression() -> bool:
 class SocketWriter:
     """Writes text frames to the current websocket and can abort its connection."""
 
-    __slots__ = ("_plain", "_send", "_stream", "_writer")
+    __slots__ = ("_high_water", "_plain", "_send", "_stream", "_transport", "_writer")
 
     def __init__(self) -> None:
         send = asgi_send()
@@ -89,8 +89,31 @@ class SocketWriter:
         )
         writer = getattr(_tcp_server(self._stream), "writer", None)
         self._writer = writer if isinstance(writer, asyncio.StreamWriter) else None
+        self._transport = self._writer.transport if self._writer and self._plain else None
+        # Above it the transport pauses its writers; below it a write never waits.
+        self._high_water = self._transport.get_write_buffer_limits()[1] if self._transport else 0
         if isinstance(self._stream, WSStream) and self._writer is None:
             _warn_once("Hypercorn's TCP writer is out of reach: frames go down its chain")
+
+    def can_write_now(self) -> bool:
+        """Whether a write would go out without waiting (and without compression)."""
+        transport = self._transport
+        return transport is not None and transport.get_write_buffer_size() < self._high_water
+
+    def write_now(self, frames: Sequence[Frame]) -> None:
+        """Write frames without waiting (after `can_write_now`): dropped if the socket is
+        closed or closing, as Hypercorn drops what an app sends after the close."""
+        stream = self._stream
+        transport = self._transport
+        assert isinstance(stream, WSStream) and transport is not None
+        if stream.closed or stream.state is not ASGIWebsocketState.CONNECTED:
+            return
+        if stream.connection.state is not ConnectionState.OPEN or transport.is_closing():
+            return  # Hypercorn learns of a lost connection from its reader
+        if len(frames) == 1:
+            transport.write(frames[0].wire)
+        else:
+            transport.write(b"".join([frame.wire for frame in frames]))
 
     async def send(self, text: str) -> None:
         """Send one text frame (through Quart when Hypercorn is not underneath)."""

@@ -214,7 +214,10 @@ async def test_installed_server_serves_the_console_and_static_files(server: Runn
             assert page.headers["content-type"].startswith("text/html")
             assert "console.js" in page.text
         script = await http.get("/static/console.js")
-        assert script.status_code == 200 and "WebSocket" in script.text
+        assert script.status_code == 200 and "quartchat.js" in script.text
+        client = await http.get("/static/quartchat.js")
+        assert client.status_code == 200 and "WebSocket" in client.text
+        assert client.headers["content-type"].startswith("text/javascript")
         style = await http.get("/static/console.css")
         assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
         assert (await http.get("/docs")).status_code == 200

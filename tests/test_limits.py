@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from quartchat.config import Settings
 from quartchat.limits import Budgets, FrameBudget
@@ -66,6 +68,68 @@ async def test_creations_are_limited_per_address(tmp_path: Path) -> None:
             assert int(refused.headers["retry-after"]) >= 1
             assert (await http.post("/rooms", json={"name": "too"})).status_code == 429
             assert (await http.get("/users")).status_code == 200  # reads are not limited
+    finally:
+        server.stop()
+
+
+async def test_an_ipv6_clients_creations_count_against_its_whole_64(tmp_path: Path) -> None:
+    # Addresses as a trusted proxy names them: one IPv6 subscriber may pick any address
+    # of its /64, so they share one budget; IPv4 addresses are each their own.
+    limits = {"CREATIONS_PER_MINUTE": "1", "CREATIONS_BURST": "2"}
+    server = start_server(tmp_path, env={"FORWARDED_ALLOW_IPS": "127.0.0.1", **limits})
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+
+            async def create_from(client: str) -> int:
+                headers = {"X-Real-IP": client}
+                response = await http.post("/users", json={"username": "v6"}, headers=headers)
+                return response.status_code
+
+            same_64 = ["2001:db8::1", "2001:db8::2", "2001:db8::ffff:3"]
+            assert [await create_from(client) for client in same_64] == [201, 201, 429]
+            assert await create_from("2001:db8:0:1::1") == 201  # the next /64
+            ipv4 = ["10.0.0.1", "10.0.0.1", "10.0.0.2"]
+            assert [await create_from(client) for client in ipv4] == [201, 201, 201]
+    finally:
+        server.stop()
+
+
+async def test_an_ipv6_clients_list_reads_count_against_its_whole_64(tmp_path: Path) -> None:
+    limits = {"REST_READS_PER_MINUTE": "1", "REST_READS_BURST": "2"}
+    server = start_server(tmp_path, env={"FORWARDED_ALLOW_IPS": "127.0.0.1", **limits})
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+            statuses = [
+                (await http.get("/users", headers={"X-Real-IP": client})).status_code
+                for client in ("2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8:0:1::1")
+            ]
+        assert statuses == [200, 200, 429, 200]
+    finally:
+        server.stop()
+
+
+async def test_an_ipv6_clients_sockets_count_against_its_whole_64(tmp_path: Path) -> None:
+    env = {"FORWARDED_ALLOW_IPS": "127.0.0.1", "MAX_SOCKETS_PER_IP": "2"}
+    server = start_server(tmp_path, env=env)
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+            room, user = await create_room(http), await create_user(http)
+        url = f"{server.ws_url}/ws/{room['id']}/{user['id']}"
+        sockets = [
+            await connect(url, additional_headers={"X-Real-IP": f"2001:db8::{i}"}, open_timeout=30)
+            for i in (1, 2, 3)
+        ]
+        try:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(sockets[2].recv(), 30)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+            other_64 = {"X-Real-IP": "2001:db8:0:1::1"}
+            async with connect(url, additional_headers=other_64, open_timeout=30) as ws:
+                await ws.send(json.dumps({"type": "ping"}))
+                assert (await receive_type(ws, "pong"))["type"] == "pong"
+        finally:
+            for ws in sockets:
+                await ws.close()
     finally:
         server.stop()
 

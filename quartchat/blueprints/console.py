@@ -3,7 +3,7 @@ and the static files it is built from, among them the client library `quartchat.
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, render_template, request
+from quart import Blueprint, Quart, Response, abort, render_template, request
 from quart_schema import hide
 
 blueprint = Blueprint("console", __name__)
@@ -33,3 +33,14 @@ async def serve_scripts_as_javascript(response: Response) -> Response:
     if request.path.startswith("/static/") and request.path.endswith(".js"):
         response.headers["Content-Type"] = "text/javascript; charset=utf-8"
     return response
+
+
+def hide_static_files(app: Quart) -> None:
+    """With the console switched off, its files under `/static/` are 404 too (the static
+    folder stays: `/docs` is served from it)."""
+
+    @app.before_request
+    async def refuse_console_files() -> None:
+        filename = str((request.view_args or {}).get("filename", ""))
+        if request.endpoint == "static" and filename.startswith("console."):
+            abort(404)

@@ -1,9 +1,9 @@
 """The chat socket, `/ws/{room_id}/{user_id}`.
 
-The handler task reads frames; a second task writes the connection's queue to the socket
-(first the replay asked for with `?since=`/`?after=`, then live frames, skipping any
-message the replay already sent). Anything that must close the socket (a full queue,
-a server restart) cancels the handler, which then sends the close frame.
+The handler task reads frames; the socket's `Outbox` sends (first the replay asked for
+with `?since=`/`?after=`, then live frames, skipping any message the replay already
+sent). Anything that must close the socket (a full queue, a server restart) cancels
+the handler, which then sends the close frame.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from functools import partial
-from time import monotonic
 from typing import Any
 from uuid import uuid4
 
@@ -25,7 +24,8 @@ from ..faults import describe
 from ..frameguard import guard_connection
 from ..frames import CloseCode
 from ..hub import Frame, Subscriber
-from ..limits import FrameBudget, current_limits
+from ..limits import FrameBudget, address_key, current_limits
+from ..outbox import Outbox
 from ..payloads import error_frame, event_frame, format_timestamp, message_frame, utc_now
 from ..protocol import parse_client_frame, refused_message_id
 from ..replay import Replay, read_replay
@@ -40,8 +40,6 @@ REPLAY_PAGE = 500
 # Messages of one socket that may wait for their commit at once; past it the socket
 # simply stops being read, which pushes back on a flooding client.
 MAX_IN_FLIGHT = 256
-# Frames written to one socket with a single write when they queued up meanwhile.
-MAX_WRITE_BATCH = 256
 
 
 @blueprint.websocket("/ws/<room_id>/<user_id>")
@@ -76,7 +74,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
 
     owner = asyncio.current_task()
     assert owner is not None
-    address = websocket.remote_addr or ""
+    address = address_key(websocket.remote_addr or "")  # an IPv6 client: its /64
     subscriber = Subscriber(
         room_id, user_id, username, chat.settings.send_queue_size, owner, address
     )
@@ -88,7 +86,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
         return
     if not chat.settings.ws_compression:
         refuse_compression()
-    sender: asyncio.Task[None] | None = None
+    outbox: Outbox | None = None
     writer: SocketWriter | None = None
     try:
         # Joined before the handshake completes: whatever the room says after the
@@ -97,15 +95,15 @@ async def ws_room(room_id: str, user_id: str) -> None:
         await websocket.accept()
         _guard_control_frames(chat)
         writer = SocketWriter()
-        sender = asyncio.create_task(_send_frames(chat, subscriber, replay, writer))
-        sender.add_done_callback(partial(_on_sender_done, subscriber))
+        outbox = Outbox(subscriber, writer, chat.metrics)
+        outbox.open(partial(_send_replay, chat, subscriber.room_id, replay) if replay else None)
         await _receive_frames(chat, subscriber)
     except asyncio.CancelledError:
         if subscriber.close_code is None:
-            raise  # the client went away
+            raise  # the server is stopping
         owner.uncancel()
-        if sender is not None:
-            sender.cancel()
+        if outbox is not None:
+            outbox.close()
         if subscriber.close_code == CloseCode.TOO_SLOW:
             chat.metrics.slow_closes.inc()
         # Out of the room (presence, metrics, broadcasts) as soon as it is being closed:
@@ -113,8 +111,8 @@ async def ws_room(room_id: str, user_id: str) -> None:
         chat.leave(subscriber)
         await _close(chat, subscriber, writer)
     finally:
-        if sender is not None:
-            sender.cancel()
+        if outbox is not None:
+            outbox.close()
         chat.leave(subscriber)
 
 
@@ -185,29 +183,6 @@ async def _replay_or_report(
     return None
 
 
-async def _send_frames(
-    chat: Chat, subscriber: Subscriber, replay: Replay | None, writer: SocketWriter
-) -> None:
-    last_seq = await _send_replay(chat, subscriber.room_id, replay, writer) if replay else 0
-    queue = subscriber.queue
-    fanout = chat.metrics.fanout_seconds
-    while True:
-        frame = await queue.get()
-        frames: list[Frame] = []
-        while True:
-            if not frame.seq:
-                frames.append(frame)
-            elif frame.seq > last_seq:  # else the replay already sent it
-                frames.append(frame)
-                last_seq = frame.seq
-            if queue.empty() or len(frames) >= MAX_WRITE_BATCH:
-                break
-            frame = queue.get_nowait()
-        if frames:
-            await writer.send_frames(frames)
-            fanout.observe(monotonic() - frames[0].born)
-
-
 async def _send_replay(chat: Chat, room_id: str, replay: Replay, writer: SocketWriter) -> int:
     """Send every stored message after the replay point, in order; return the last seq."""
     since, last_seq = replay.since, replay.after_seq
@@ -219,15 +194,6 @@ async def _send_replay(chat: Chat, room_id: str, replay: Replay, writer: SocketW
         if len(page) < REPLAY_PAGE:
             return last_seq
         since = None  # later pages continue from the last seq sent
-
-
-def _on_sender_done(subscriber: Subscriber, sender: asyncio.Task[None]) -> None:
-    if sender.cancelled():
-        return
-    error = sender.exception()
-    if error is not None:
-        log.error("socket writer failed", exc_info=error)
-        subscriber.request_close(CloseCode.INTERNAL_ERROR, "internal error; reconnect")
 
 
 async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:

@@ -358,10 +358,12 @@ async def test_console_can_be_switched_off(tmp_path: Path) -> None:
     server = start_server(tmp_path, env={"CONSOLE_ENABLED": "false"})
     try:
         async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            for path in ("/", "/console"):
+            for path in ("/", "/console", "/static/console.js", "/static/console.css"):
                 response = await http.get(path)
                 assert response.status_code == 404
                 assert response.json()["code"] == "NOT_FOUND"
+            assert (await http.get("/docs")).status_code == 200  # from the same static folder
+            assert (await http.get("/static/docs.js")).status_code == 200
             room = await create_room(http)  # the API itself is untouched
             assert (await http.get(f"/rooms/{room['id']}")).status_code == 200
     finally:

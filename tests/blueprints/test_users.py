@@ -76,6 +76,23 @@ async def test_invalid_json_is_400_with_json(http: httpx.AsyncClient) -> None:
     }
 
 
+async def test_a_body_not_sent_as_json_says_so(http: httpx.AsyncClient) -> None:
+    # `curl -d '{...}'` without -H sends a form: the JSON in it must not be reported as
+    # "not a dictionary", which sends a newcomer looking in the wrong place.
+    body = b'{"username": "Ann"}'
+    for content_type in ("application/x-www-form-urlencoded", "text/plain"):
+        response = await http.post("/users", content=body, headers={"content-type": content_type})
+        assert response.status_code == 400
+        assert response.json() == {
+            "code": "INVALID_REQUEST",
+            "detail": "the request body must be JSON sent with Content-Type: application/json",
+        }
+    sent_as_json = await http.post(
+        "/users", content=body, headers={"content-type": "application/json"}
+    )
+    assert sent_as_json.status_code == 201
+
+
 async def test_unknown_user_is_404(http: httpx.AsyncClient) -> None:
     response = await http.get("/users/nobody-here")
     assert response.status_code == 404

@@ -1,0 +1,59 @@
+"""The README's first command, `scripts/serve [ARGS]`, run as a newcomer runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from tests.support import PROJECT_ROOT, RunningServer, free_port, wait_until_healthy
+
+
+def checkout_with_ready_venv(tmp_path: Path) -> Path:
+    """A copy of the checkout's scripts whose `.venv` bootstrap finds already installed
+    (the stamp of a plain install is there), running the test run's own packages: the
+    test exercises the scripts without installing anything."""
+    root = tmp_path / "checkout"
+    shutil.copytree(PROJECT_ROOT / "scripts", root / "scripts")
+    shutil.copy2(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
+    venv = root / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    [site_packages] = venv.glob("lib/python*/site-packages")
+    ours = sysconfig.get_paths()["purelib"]
+    (site_packages / "test-run.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    command = venv / "bin" / "quartchat"
+    command.write_text(f"#!{venv / 'bin' / 'python'}\nfrom quartchat.cli import main\nmain()\n")
+    command.chmod(0o755)
+    digest = hashlib.sha256((root / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    (venv / f".installed-base-{digest}").touch()
+    return root
+
+
+def test_serve_passes_its_arguments_to_quartchat_serve(tmp_path: Path) -> None:
+    root = checkout_with_ready_venv(tmp_path)
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "DATABASE_URL": f"sqlite://{tmp_path / 'chat.sqlite3'}",
+    }
+    env.pop("PORT", None)
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(root / "scripts" / "serve"), "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = RunningServer(process=process, port=port, log_path=log_path)
+    try:
+        wait_until_healthy(server, timeout=60)
+    finally:
+        server.stop(signal.SIGTERM)
