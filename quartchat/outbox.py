@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from time import monotonic
 
 from .frames import CloseCode
-from .hub import Frame, Subscriber
+from .framing import Frame
+from .hub import Subscriber
 from .metrics import Metrics
 from .transport import SocketWriter
 

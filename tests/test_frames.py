@@ -15,7 +15,6 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from wsproto.frame_protocol import CloseReason
 
-from quartchat import hub
 from quartchat.errors import APIError
 from quartchat.frames import (
     CLIENT_FRAMES,
@@ -133,7 +132,6 @@ def test_every_close_code_the_server_uses_is_documented() -> None:
     assert CloseCode.INVALID_FRAME_PAYLOAD_DATA == CloseReason.INVALID_FRAME_PAYLOAD_DATA
     assert CloseCode.PROTOCOL_ERROR == CloseReason.PROTOCOL_ERROR
     assert CloseCode.MESSAGE_TOO_BIG == CloseReason.MESSAGE_TOO_BIG
-    assert hub.CLOSE_TOO_SLOW == CloseCode.TOO_SLOW
 
 
 def test_no_module_but_frames_declares_a_close_code() -> None:
@@ -144,8 +142,6 @@ def test_no_module_but_frames_declares_a_close_code() -> None:
         for path in sorted(package.rglob("*.py"))
         if path.name != "frames.py"
         for match in declared.finditer(path.read_text())
-        # hub.py keeps its own until the frame bytes leave it
-        if not (path.name == "hub.py" and match[0].startswith("CLOSE_TOO_SLOW"))
     ]
     assert offenders == []
 

@@ -23,7 +23,8 @@ from ..errors import APIError
 from ..faults import describe
 from ..frameguard import guard_connection
 from ..frames import CloseCode
-from ..hub import Frame, Subscriber
+from ..framing import Frame
+from ..hub import Subscriber
 from ..limits import FrameBudget, address_key, current_limits
 from ..outbox import Outbox
 from ..payloads import error_frame, event_frame, format_timestamp, message_frame, utc_now
