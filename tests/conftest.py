@@ -6,9 +6,16 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from playwright.async_api import Browser
 
 from tests.protocol_check import FrameCheck
-from tests.support import RunningServer, start_server
+from tests.support import (
+    RunningServer,
+    create_postgres_database,
+    drop_postgres_database,
+    start_server,
+)
+from tests.support.browser import launch_chromium
 
 
 @pytest.fixture(autouse=True, name="frame_check")
@@ -32,3 +39,18 @@ def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
 async def _http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture(name="postgres_url")
+async def _postgres_url() -> AsyncIterator[str]:
+    """A fresh database on the test PostgreSQL, dropped after the test."""
+    url = await create_postgres_database()
+    yield url
+    await drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session", name="browser")
+async def _browser() -> AsyncIterator[Browser]:
+    """One Chromium for the session's page tests; each test opens its own context."""
+    async with launch_chromium() as browser:
+        yield browser

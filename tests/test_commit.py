@@ -3,12 +3,9 @@ so it runs in a process of its own)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
-from tests.support import create_postgres_database, drop_postgres_database, run_script
+from tests.support import run_script
 
 SCRIPT = """
 import asyncio, sys, uuid
@@ -42,13 +39,6 @@ async def main(url):
 
 asyncio.run(main(sys.argv[1]))
 """
-
-
-@pytest.fixture(name="postgres_url")
-async def _postgres_url() -> AsyncIterator[str]:
-    url = await create_postgres_database()
-    yield url
-    await drop_postgres_database(url)
 
 
 def test_one_statement_batches_number_per_room_and_write_all_or_nothing(

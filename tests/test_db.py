@@ -5,20 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from tests.support import create_postgres_database, drop_postgres_database, run_script
-
-
-@pytest.fixture(name="postgres_url")
-async def _postgres_url() -> AsyncIterator[str]:
-    url = await create_postgres_database()
-    yield url
-    await drop_postgres_database(url)
+from tests.support import run_script
 
 
 def migrate(database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,6 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -21,7 +20,7 @@ from tests.support import (
     open_socket,
     receive_messages,
     receive_type,
-    start_server,
+    served,
 )
 
 
@@ -56,64 +55,53 @@ def test_budgets_are_separate_and_forgotten_when_idle() -> None:
 
 
 async def test_creations_are_limited_per_address(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"CREATIONS_PER_MINUTE": "1", "CREATIONS_BURST": "3"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            assert (await http.post("/rooms", json={"name": "r"})).status_code == 201
-            for i in range(2):
-                assert (await http.post("/users", json={"username": f"u{i}"})).status_code == 201
-            refused = await http.post("/users", json={"username": "one too many"})
-            assert refused.status_code == 429
-            assert refused.json()["code"] == "RATE_LIMITED"
-            assert int(refused.headers["retry-after"]) >= 1
-            assert (await http.post("/rooms", json={"name": "too"})).status_code == 429
-            assert (await http.get("/users")).status_code == 200  # reads are not limited
-    finally:
-        server.stop()
+    env = {"CREATIONS_PER_MINUTE": "1", "CREATIONS_BURST": "3"}
+    async with served(tmp_path, env=env) as (_, http):
+        assert (await http.post("/rooms", json={"name": "r"})).status_code == 201
+        for i in range(2):
+            assert (await http.post("/users", json={"username": f"u{i}"})).status_code == 201
+        refused = await http.post("/users", json={"username": "one too many"})
+        assert refused.status_code == 429
+        assert refused.json()["code"] == "RATE_LIMITED"
+        assert int(refused.headers["retry-after"]) >= 1
+        assert (await http.post("/rooms", json={"name": "too"})).status_code == 429
+        assert (await http.get("/users")).status_code == 200  # reads are not limited
 
 
 async def test_an_ipv6_clients_creations_count_against_its_whole_64(tmp_path: Path) -> None:
     # Addresses as a trusted proxy names them: one IPv6 subscriber may pick any address
     # of its /64, so they share one budget; IPv4 addresses are each their own.
     limits = {"CREATIONS_PER_MINUTE": "1", "CREATIONS_BURST": "2"}
-    server = start_server(tmp_path, env={"FORWARDED_ALLOW_IPS": "127.0.0.1", **limits})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+    env = {"FORWARDED_ALLOW_IPS": "127.0.0.1", **limits}
+    async with served(tmp_path, env=env, timeout=30) as (_, http):
 
-            async def create_from(client: str) -> int:
-                headers = {"X-Real-IP": client}
-                response = await http.post("/users", json={"username": "v6"}, headers=headers)
-                return response.status_code
+        async def create_from(client: str) -> int:
+            headers = {"X-Real-IP": client}
+            response = await http.post("/users", json={"username": "v6"}, headers=headers)
+            return response.status_code
 
-            same_64 = ["2001:db8::1", "2001:db8::2", "2001:db8::ffff:3"]
-            assert [await create_from(client) for client in same_64] == [201, 201, 429]
-            assert await create_from("2001:db8:0:1::1") == 201  # the next /64
-            ipv4 = ["10.0.0.1", "10.0.0.1", "10.0.0.2"]
-            assert [await create_from(client) for client in ipv4] == [201, 201, 201]
-    finally:
-        server.stop()
+        same_64 = ["2001:db8::1", "2001:db8::2", "2001:db8::ffff:3"]
+        assert [await create_from(client) for client in same_64] == [201, 201, 429]
+        assert await create_from("2001:db8:0:1::1") == 201  # the next /64
+        ipv4 = ["10.0.0.1", "10.0.0.1", "10.0.0.2"]
+        assert [await create_from(client) for client in ipv4] == [201, 201, 201]
 
 
 async def test_an_ipv6_clients_list_reads_count_against_its_whole_64(tmp_path: Path) -> None:
     limits = {"REST_READS_PER_MINUTE": "1", "REST_READS_BURST": "2"}
-    server = start_server(tmp_path, env={"FORWARDED_ALLOW_IPS": "127.0.0.1", **limits})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
-            statuses = [
-                (await http.get("/users", headers={"X-Real-IP": client})).status_code
-                for client in ("2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8:0:1::1")
-            ]
+    env = {"FORWARDED_ALLOW_IPS": "127.0.0.1", **limits}
+    async with served(tmp_path, env=env, timeout=30) as (_, http):
+        statuses = [
+            (await http.get("/users", headers={"X-Real-IP": client})).status_code
+            for client in ("2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8:0:1::1")
+        ]
         assert statuses == [200, 200, 429, 200]
-    finally:
-        server.stop()
 
 
 async def test_an_ipv6_clients_sockets_count_against_its_whole_64(tmp_path: Path) -> None:
     env = {"FORWARDED_ALLOW_IPS": "127.0.0.1", "MAX_SOCKETS_PER_IP": "2"}
-    server = start_server(tmp_path, env=env)
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
-            room, user = await create_room(http), await create_user(http)
+    async with served(tmp_path, env=env, timeout=30) as (server, http):
+        room, user = await create_room(http), await create_user(http)
         url = f"{server.ws_url}/ws/{room['id']}/{user['id']}"
         sockets = [
             await connect(url, additional_headers={"X-Real-IP": f"2001:db8::{i}"}, open_timeout=30)
@@ -130,88 +118,70 @@ async def test_an_ipv6_clients_sockets_count_against_its_whole_64(tmp_path: Path
         finally:
             for ws in sockets:
                 await ws.close()
-    finally:
-        server.stop()
 
 
 async def test_old_setting_names_still_limit_creations(tmp_path: Path) -> None:
     old_names = {"REST_WRITES_PER_MINUTE": "1", "REST_WRITES_BURST": "1"}
-    server = start_server(
-        tmp_path, env={"CREATIONS_PER_MINUTE": "", "CREATIONS_BURST": "", **old_names}
-    )
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            assert (await http.post("/users", json={"username": "a"})).status_code == 201
-            assert (await http.post("/users", json={"username": "b"})).status_code == 429
-    finally:
-        server.stop()
+    env = {"CREATIONS_PER_MINUTE": "", "CREATIONS_BURST": "", **old_names}
+    async with served(tmp_path, env=env) as (_, http):
+        assert (await http.post("/users", json={"username": "a"})).status_code == 201
+        assert (await http.post("/users", json={"username": "b"})).status_code == 429
 
 
 async def test_default_limits_let_a_classroom_behind_one_address_create_40_users(
     tmp_path: Path,
 ) -> None:
-    server = start_server(tmp_path, env={"CREATIONS_PER_MINUTE": "", "CREATIONS_BURST": ""})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
-            started = time.monotonic()
-            created = await asyncio.gather(
-                *(http.post("/users", json={"username": f"pupil {i}"}) for i in range(40))
-            )
-            assert [response.status_code for response in created] == [201] * 40
-            # ...but a script creating users by the thousand is stopped: past the burst
-            # of 100, 5 a second (300 a minute) get through.
-            statuses = [
-                (await http.post("/users", json={"username": f"bot {i}"})).status_code
-                for i in range(300)
-            ]
-            elapsed = time.monotonic() - started
-            assert 429 in statuses
-            assert 40 + statuses.count(201) <= 100 + 5 * elapsed + 1
-    finally:
-        server.stop()
+    env = {"CREATIONS_PER_MINUTE": "", "CREATIONS_BURST": ""}
+    async with served(tmp_path, env=env, timeout=30) as (_, http):
+        started = time.monotonic()
+        created = await asyncio.gather(
+            *(http.post("/users", json={"username": f"pupil {i}"}) for i in range(40))
+        )
+        assert [response.status_code for response in created] == [201] * 40
+        # ...but a script creating users by the thousand is stopped: past the burst
+        # of 100, 5 a second (300 a minute) get through.
+        statuses = [
+            (await http.post("/users", json={"username": f"bot {i}"})).status_code
+            for i in range(300)
+        ]
+        elapsed = time.monotonic() - started
+        assert 429 in statuses
+        assert 40 + statuses.count(201) <= 100 + 5 * elapsed + 1
 
 
 async def test_one_users_messages_share_one_budget_across_socket_and_rest(
     tmp_path: Path,
 ) -> None:
     limits = {"RATE_LIMIT_PER_SECOND": "0.01", "RATE_LIMIT_BURST": "4", "RATE_LIMIT_STRIKES": "50"}
-    server = start_server(tmp_path, env=limits)
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room = await create_room(http)
-            flooder, neighbour = await create_user(http), await create_user(http)
-            path = f"/rooms/{room['id']}/messages"
-            async with open_socket(server, room["id"], flooder["id"]) as ws:
-                for i in range(2):  # half the burst over REST...
-                    posted = await http.post(
-                        path, json={"user_id": flooder["id"], "content": f"r{i}"}
-                    )
-                    assert posted.status_code == 201
-                for i in range(2):  # ...the other half on the socket
-                    await ws.send(json.dumps({"content": f"s{i}"}))
-                await receive_messages(ws, 4)
-                await ws.send(json.dumps({"content": "over", "id": str(uuid.uuid4())}))
-                refused = await receive_type(ws, "error")
-                assert refused["code"] == "RATE_LIMITED" and refused["retry_after"] > 0
-                assert "id" in refused
-                over_rest = await http.post(path, json={"user_id": flooder["id"], "content": "x"})
-                assert over_rest.status_code == 429
-                assert over_rest.json()["code"] == "RATE_LIMITED"
-                assert int(over_rest.headers["retry-after"]) >= 1
-                # A fresh socket of the same user has a full frame budget, not more messages.
-                async with open_socket(server, room["id"], flooder["id"]) as second:
-                    await second.send(json.dumps({"content": "from another socket"}))
-                    assert (await receive_type(second, "error"))["code"] == "RATE_LIMITED"
-                # Another user at the same address is not affected.
-                for i in range(4):
-                    ok = await http.post(
-                        path, json={"user_id": neighbour["id"], "content": f"n{i}"}
-                    )
-                    assert ok.status_code == 201
-            stored = [m["content"] for m in (await http.get(path)).json()]
-            assert stored == ["r0", "r1", "s0", "s1", "n0", "n1", "n2", "n3"]
-    finally:
-        server.stop()
+    async with served(tmp_path, env=limits) as (server, http):
+        room = await create_room(http)
+        flooder, neighbour = await create_user(http), await create_user(http)
+        path = f"/rooms/{room['id']}/messages"
+        async with open_socket(server, room["id"], flooder["id"]) as ws:
+            for i in range(2):  # half the burst over REST...
+                posted = await http.post(path, json={"user_id": flooder["id"], "content": f"r{i}"})
+                assert posted.status_code == 201
+            for i in range(2):  # ...the other half on the socket
+                await ws.send(json.dumps({"content": f"s{i}"}))
+            await receive_messages(ws, 4)
+            await ws.send(json.dumps({"content": "over", "id": str(uuid.uuid4())}))
+            refused = await receive_type(ws, "error")
+            assert refused["code"] == "RATE_LIMITED" and refused["retry_after"] > 0
+            assert "id" in refused
+            over_rest = await http.post(path, json={"user_id": flooder["id"], "content": "x"})
+            assert over_rest.status_code == 429
+            assert over_rest.json()["code"] == "RATE_LIMITED"
+            assert int(over_rest.headers["retry-after"]) >= 1
+            # A fresh socket of the same user has a full frame budget, not more messages.
+            async with open_socket(server, room["id"], flooder["id"]) as second:
+                await second.send(json.dumps({"content": "from another socket"}))
+                assert (await receive_type(second, "error"))["code"] == "RATE_LIMITED"
+            # Another user at the same address is not affected.
+            for i in range(4):
+                ok = await http.post(path, json={"user_id": neighbour["id"], "content": f"n{i}"})
+                assert ok.status_code == 201
+        stored = [m["content"] for m in (await http.get(path)).json()]
+        assert stored == ["r0", "r1", "s0", "s1", "n0", "n1", "n2", "n3"]
 
 
 def test_creation_limits_keep_their_former_names() -> None:

@@ -9,7 +9,6 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import async_playwright
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 
@@ -20,7 +19,7 @@ from tests.protocol_check import (
     check_frame,
 )
 from tests.support import RawWebSocket
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import launch_chromium
 
 MESSAGE = {
     "type": "message",
@@ -111,24 +110,20 @@ async def test_chromium_pages_fail_on_a_malformed_frame(
     liar: Server, frame_check: FrameCheck
 ) -> None:
     port = next(iter(liar.sockets)).getsockname()[1]
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page()
-            received = await page.evaluate(
-                """(url) => new Promise((resolve, reject) => {
-                    const ws = new WebSocket(url);
-                    ws.onmessage = (event) => resolve(event.data);
-                    setTimeout(() => reject(new Error("no frame in 20 s")), 20000);
-                })""",
-                f"ws://127.0.0.1:{port}/ws/room/user",
-            )
-            # Playwright hands the page's frame events to Python on its own schedule.
-            async with asyncio.timeout(20):
-                while not any(frame_check.pages):  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-        finally:
-            await browser.close()
+    async with launch_chromium() as browser:
+        page = await browser.new_page()
+        received = await page.evaluate(
+            """(url) => new Promise((resolve, reject) => {
+                const ws = new WebSocket(url);
+                ws.onmessage = (event) => resolve(event.data);
+                setTimeout(() => reject(new Error("no frame in 20 s")), 20000);
+            })""",
+            f"ws://127.0.0.1:{port}/ws/room/user",
+        )
+        # Playwright hands the page's frame events to Python on its own schedule.
+        async with asyncio.timeout(20):
+            while not any(frame_check.pages):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
     assert frame_check.pages == [[received]]
     with pytest.raises(UndocumentedFrameError, match="does not match"):
         frame_check.check_pages()

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import async_playwright
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -28,7 +27,7 @@ from tests.support import (
     receive_type,
     start_server,
 )
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import launch_chromium
 
 TRUST_THE_EDGE = {"FORWARDED_ALLOW_IPS": "127.0.0.1"}
 
@@ -107,30 +106,26 @@ async def test_chromium_page_and_its_wss_socket_through_the_edge(tmp_path: Path)
     with behind_edge(tmp_path) as (_server, edge):
         async with https_client(edge) as http:
             room, user = await create_room(http), await create_user(http)
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                context = await browser.new_context(ignore_https_errors=True)
-                page = await context.new_page()
-                response = await page.goto(f"{edge.https_url}/")
-                assert response is not None and response.status == 200
-                received = await page.evaluate(
-                    """([url, content]) => new Promise((resolve, reject) => {
-                        const ws = new WebSocket(url);
-                        ws.onopen = () => ws.send(JSON.stringify({content}));
-                        ws.onmessage = (event) => {
-                            const frame = JSON.parse(event.data);
-                            if (frame.type === "message") { ws.close(); resolve(frame); }
-                        };
-                        ws.onclose = (event) => reject(new Error("closed " + event.code));
-                        setTimeout(() => reject(new Error("no message in 20 s")), 20000);
-                    })""",
-                    [f"{edge.wss_url}/ws/{room['id']}/{user['id']}", "from Chromium"],
-                )
-                assert received["content"] == "from Chromium"
-                assert received["user_id"] == user["id"]
-            finally:
-                await browser.close()
+        async with launch_chromium() as browser:
+            context = await browser.new_context(ignore_https_errors=True)
+            page = await context.new_page()
+            response = await page.goto(f"{edge.https_url}/")
+            assert response is not None and response.status == 200
+            received = await page.evaluate(
+                """([url, content]) => new Promise((resolve, reject) => {
+                    const ws = new WebSocket(url);
+                    ws.onopen = () => ws.send(JSON.stringify({content}));
+                    ws.onmessage = (event) => {
+                        const frame = JSON.parse(event.data);
+                        if (frame.type === "message") { ws.close(); resolve(frame); }
+                    };
+                    ws.onclose = (event) => reject(new Error("closed " + event.code));
+                    setTimeout(() => reject(new Error("no message in 20 s")), 20000);
+                })""",
+                [f"{edge.wss_url}/ws/{room['id']}/{user['id']}", "from Chromium"],
+            )
+            assert received["content"] == "from Chromium"
+            assert received["user_id"] == user["id"]
 
 
 async def test_sigterm_1012_reaches_the_wss_client_through_the_edge(tmp_path: Path) -> None:

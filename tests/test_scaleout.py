@@ -7,7 +7,7 @@ import json
 import re
 import signal
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,10 +19,8 @@ from tests.support import (
     REDIS_TEST_URL,
     RedisServer,
     RunningServer,
-    create_postgres_database,
     create_room,
     create_user,
-    drop_postgres_database,
     open_socket,
     open_sockets,
     receive_messages,
@@ -31,13 +29,6 @@ from tests.support import (
     start_server,
     unique_id,
 )
-
-
-@pytest.fixture(name="postgres_url")
-async def _postgres_url() -> AsyncIterator[str]:
-    url = await create_postgres_database()
-    yield url
-    await drop_postgres_database(url)
 
 
 @pytest.fixture(name="pair")

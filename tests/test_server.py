@@ -227,32 +227,32 @@ async def test_default_host_is_dual_stack(tmp_path: Path) -> None:
         server.stop()
 
 
+def serve_until_refused(
+    tmp_path: Path, *args: str, port: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`quartchat serve ARGS` run to its end: for settings it must refuse at startup."""
+    return subprocess.run(
+        [sys.executable, "-m", "quartchat.cli", "serve", *args],
+        cwd=tmp_path,
+        env={**os.environ, "PORT": port or str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def test_more_than_one_worker_without_broker_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "two-workers.toml"
     config.write_text(
         (PROJECT_ROOT / "hypercorn.toml").read_text().replace("workers = 1", "workers = 2")
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "quartchat.cli", "serve", "--config", str(config)],
-        cwd=tmp_path,
-        env={**os.environ, "PORT": str(free_port())},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = serve_until_refused(tmp_path, "--config", str(config))
     assert result.returncode != 0
     assert "REDIS_URL" in result.stderr
 
 
 def test_bad_environment_is_a_clear_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "quartchat.cli", "serve"],
-        cwd=tmp_path,
-        env={**os.environ, "PORT": "eighty"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = serve_until_refused(tmp_path, port="eighty")
     assert result.returncode == 2
     assert "PORT must be an integer" in result.stderr
 
@@ -274,13 +274,6 @@ async def test_ping_round_trip_after_restart_on_same_database(tmp_path: Path) ->
 
 def test_missing_hypercorn_settings_are_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.toml"
-    result = subprocess.run(
-        [sys.executable, "-m", "quartchat.cli", "serve", "--config", str(missing)],
-        cwd=tmp_path,
-        env={**os.environ, "PORT": str(free_port())},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = serve_until_refused(tmp_path, "--config", str(missing))
     assert result.returncode != 0
     assert f"the Hypercorn settings file {missing} does not exist" in result.stderr

@@ -3,8 +3,10 @@ and the static files it is built from, among them the client library `quartchat.
 
 from __future__ import annotations
 
-from quart import Blueprint, Quart, Response, abort, render_template, request
+from quart import Blueprint, Quart, Response, abort, request
 from quart_schema import hide
+
+from ..pages import render_page
 
 blueprint = Blueprint("console", __name__)
 
@@ -20,9 +22,7 @@ CONTENT_SECURITY_POLICY = (
 @blueprint.get("/console")
 @hide
 async def get_console() -> Response:
-    response = Response(await render_template("console.html"), mimetype="text/html")
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    return response
+    return await render_page("console.html", CONTENT_SECURITY_POLICY)
 
 
 async def serve_scripts_as_javascript(response: Response) -> Response:

@@ -7,9 +7,11 @@ package and starts them from `static/docs.js`, under a CSP that allows nothing e
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, render_template, send_from_directory
+from quart import Blueprint, Response, send_from_directory
 from quart_schema import hide
 from swagger_ui_bundle import swagger_ui_path
+
+from ..pages import render_page
 
 blueprint = Blueprint("docs", __name__)
 
@@ -26,9 +28,7 @@ SWAGGER_FILES = {"swagger-ui.css", "swagger-ui-bundle.js"}
 @blueprint.get("/docs")
 @hide
 async def get_docs() -> Response:
-    response = Response(await render_template("docs.html"), mimetype="text/html")
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    return response
+    return await render_page("docs.html", CONTENT_SECURITY_POLICY)
 
 
 @blueprint.get("/docs/<name>")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from quartchat.asyncapi import asyncapi_document
-from tests.support import RunningServer, start_server
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support import RunningServer, served
+from tests.support.browser import launch_chromium
 
 
 async def test_serves_the_socket_protocol(server: RunningServer, http: httpx.AsyncClient) -> None:
@@ -31,25 +31,17 @@ async def test_is_linked_from_the_docs(http: httpx.AsyncClient) -> None:
 
 
 async def test_docs_page_shows_the_link(server: RunningServer) -> None:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page()
-            await page.goto(server.http_url + "/docs")
-            links = page.locator('.information-container a[href="/asyncapi.json"]')
-            await expect(links.first).to_be_visible(timeout=30_000)
-            document = await page.request.get(server.http_url + "/asyncapi.json")
-            assert (await document.json())["asyncapi"] == "3.0.0"
-        finally:
-            await browser.close()
+    async with launch_chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(server.http_url + "/docs")
+        links = page.locator('.information-container a[href="/asyncapi.json"]')
+        await expect(links.first).to_be_visible(timeout=30_000)
+        document = await page.request.get(server.http_url + "/asyncapi.json")
+        assert (await document.json())["asyncapi"] == "3.0.0"
 
 
 async def test_message_limit_is_the_servers(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"MAX_MESSAGE_CHARS": "123"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            document = (await http.get("/asyncapi.json")).json()
-    finally:
-        server.stop()
+    async with served(tmp_path, env={"MAX_MESSAGE_CHARS": "123"}) as (_, http):
+        document = (await http.get("/asyncapi.json")).json()
     messages = document["channels"]["room"]["messages"]
     assert messages["client.message"]["payload"]["properties"]["content"]["maxLength"] == 123

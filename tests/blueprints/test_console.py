@@ -18,17 +18,11 @@ from tests.support import (
     create_user,
     open_socket,
     receive_type,
+    served,
     start_server,
     unique_id,
     wait_until_healthy,
 )
-from tests.support.browser import launch_chromium
-
-
-@pytest.fixture(scope="session", name="browser")
-async def _browser() -> AsyncIterator[Browser]:
-    async with launch_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(name="page")
@@ -355,16 +349,12 @@ async def test_setup_form_lays_out_cleanly(
 
 
 async def test_console_can_be_switched_off(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"CONSOLE_ENABLED": "false"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            for path in ("/", "/console", "/static/console.js", "/static/console.css"):
-                response = await http.get(path)
-                assert response.status_code == 404
-                assert response.json()["code"] == "NOT_FOUND"
-            assert (await http.get("/docs")).status_code == 200  # from the same static folder
-            assert (await http.get("/static/docs.js")).status_code == 200
-            room = await create_room(http)  # the API itself is untouched
-            assert (await http.get(f"/rooms/{room['id']}")).status_code == 200
-    finally:
-        server.stop()
+    async with served(tmp_path, env={"CONSOLE_ENABLED": "false"}) as (_, http):
+        for path in ("/", "/console", "/static/console.js", "/static/console.css"):
+            response = await http.get(path)
+            assert response.status_code == 404
+            assert response.json()["code"] == "NOT_FOUND"
+        assert (await http.get("/docs")).status_code == 200  # from the same static folder
+        assert (await http.get("/static/docs.js")).status_code == 200
+        room = await create_room(http)  # the API itself is untouched
+        assert (await http.get(f"/rooms/{room['id']}")).status_code == 200

@@ -3,33 +3,29 @@
 from __future__ import annotations
 
 import httpx
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from tests.support import RunningServer
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import launch_chromium
 
 
 async def test_docs_render_with_nothing_from_outside(server: RunningServer) -> None:
     requested: list[str] = []
     problems: list[str] = []
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page()
-            page.on("request", lambda request: requested.append(request.url))
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.on(
-                "console",
-                lambda message: problems.append(message.text) if message.type == "error" else None,
-            )
-            await page.goto(server.http_url + "/docs")
-            operations = page.locator(".opblock-summary-path")
-            await expect(
-                operations.filter(has_text="/rooms/{room_id}/messages").first
-            ).to_be_visible(timeout=30_000)
-            assert await operations.count() >= 10
-        finally:
-            await browser.close()
+    async with launch_chromium() as browser:
+        page = await browser.new_page()
+        page.on("request", lambda request: requested.append(request.url))
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on(
+            "console",
+            lambda message: problems.append(message.text) if message.type == "error" else None,
+        )
+        await page.goto(server.http_url + "/docs")
+        operations = page.locator(".opblock-summary-path")
+        await expect(operations.filter(has_text="/rooms/{room_id}/messages").first).to_be_visible(
+            timeout=30_000
+        )
+        assert await operations.count() >= 10
     assert requested and all(url.startswith(server.http_url + "/") for url in requested), requested
     assert problems == [], requested  # a CSP violation would be reported here
 

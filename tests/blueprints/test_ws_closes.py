@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import async_playwright
 from quart.testing.connections import WebsocketResponseError
 from websockets.exceptions import ConnectionClosed
 
@@ -32,8 +31,8 @@ from tests.support import (
     receive_type,
     start_server,
 )
+from tests.support.browser import launch_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 # Generous for a loaded 2-core machine; the figures printed are what matters.
 PROMPT = 1.5
 RATE_LIMITS = {"RATE_LIMIT_PER_SECOND": "2", "RATE_LIMIT_BURST": "3", "RATE_LIMIT_STRIKES": "10"}
@@ -311,21 +310,14 @@ async ([url]) => {
 async def test_oversized_frame_1009_in_chromium(
     start: Callable[..., RunningServer], http_of: Callable[[RunningServer], httpx.AsyncClient]
 ) -> None:
-    assert Path(CHROMIUM).exists(), "install Debian's chromium (scripts/test does)"
     server = start()
     http = http_of(server)
     room, user = await create_room(http), await create_user(http)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless=new", "--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{server.http_url}/health")
-            url = f"{server.ws_url}/ws/{room['id']}/{user['id']}"
-            result = await page.evaluate(PAGE_SENDS_2_MIB, [url])
-        finally:
-            await browser.close()
+    async with launch_chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{server.http_url}/health")
+        url = f"{server.ws_url}/ws/{room['id']}/{user['id']}"
+        result = await page.evaluate(PAGE_SENDS_2_MIB, [url])
     print(f"\nclose 1009 (Chromium, 2 MiB string): send -> close event {result['ms']:.0f} ms")
     assert result["code"] == 1009
     assert result["ms"] < PROMPT * 1000

@@ -8,7 +8,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -22,51 +21,48 @@ from tests.support import (
     receive_json,
     receive_messages,
     receive_type,
-    start_server,
+    served,
 )
 
 
 async def test_stalled_client_is_closed_4008_and_the_room_carries_on(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"SEND_QUEUE_SIZE": "32", "MAX_MESSAGE_CHARS": "60000"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room = await create_room(http)
-            sender, stalled_user, healthy_user = [await create_user(http) for _ in range(3)]
-            stalled = RawWebSocket(
-                server.port, f"/ws/{room['id']}/{stalled_user['id']}", receive_buffer=4096
+    env = {"SEND_QUEUE_SIZE": "32", "MAX_MESSAGE_CHARS": "60000"}
+    async with served(tmp_path, env=env) as (server, http):
+        room = await create_room(http)
+        sender, stalled_user, healthy_user = [await create_user(http) for _ in range(3)]
+        stalled = RawWebSocket(
+            server.port, f"/ws/{room['id']}/{stalled_user['id']}", receive_buffer=4096
+        )
+        assert stalled.established_on_server()
+        total = 300
+        async with (
+            open_socket(server, room["id"], healthy_user["id"]) as healthy,
+            open_socket(server, room["id"], sender["id"]) as sender_ws,
+        ):
+            await receive_type(healthy, "user_joined")
+            receiving = asyncio.create_task(receive_frames(healthy, total))
+            # The sender gets its own messages back and must read them too.
+            echoes = asyncio.create_task(receive_messages(sender_ws, total, timeout=60))
+            for i in range(total):
+                await sender_ws.send(json.dumps({"content": f"{i:05d}" + "x" * 50_000}))
+                await asyncio.sleep(0.005)  # a pace the healthy readers keep up with
+            received = await receiving
+            await echoes
+            assert [f["seq"] for f in received if f["type"] == "message"] == list(
+                range(1, total + 1)
             )
-            assert stalled.established_on_server()
-            total = 300
-            async with (
-                open_socket(server, room["id"], healthy_user["id"]) as healthy,
-                open_socket(server, room["id"], sender["id"]) as sender_ws,
-            ):
-                await receive_type(healthy, "user_joined")
-                receiving = asyncio.create_task(receive_frames(healthy, total))
-                # The sender gets its own messages back and must read them too.
-                echoes = asyncio.create_task(receive_messages(sender_ws, total, timeout=60))
-                for i in range(total):
-                    await sender_ws.send(json.dumps({"content": f"{i:05d}" + "x" * 50_000}))
-                    await asyncio.sleep(0.005)  # a pace the healthy readers keep up with
-                received = await receiving
-                await echoes
-                assert [f["seq"] for f in received if f["type"] == "message"] == list(
-                    range(1, total + 1)
-                )
-                # The stalled socket left the room when its close was decided, while the
-                # messages were still flowing.
-                [left] = [f for f in received if f["type"] == "user_left"]
-                assert left["user_id"] == stalled_user["id"]
-            # The close frame cannot get past what the client never read, so after the
-            # close timeout the server drops the connection, without the client's help.
-            for _ in range(100):
-                if not stalled.established_on_server():
-                    break
-                await asyncio.sleep(0.1)
-            assert not stalled.established_on_server()
-            stalled.close()
-    finally:
-        server.stop()
+            # The stalled socket left the room when its close was decided, while the
+            # messages were still flowing.
+            [left] = [f for f in received if f["type"] == "user_left"]
+            assert left["user_id"] == stalled_user["id"]
+        # The close frame cannot get past what the client never read, so after the
+        # close timeout the server drops the connection, without the client's help.
+        for _ in range(100):
+            if not stalled.established_on_server():
+                break
+            await asyncio.sleep(0.1)
+        assert not stalled.established_on_server()
+        stalled.close()
 
 
 async def receive_frames(ws: ClientConnection, messages: int) -> list[dict[str, Any]]:
@@ -78,76 +74,60 @@ async def receive_frames(ws: ClientConnection, messages: int) -> list[dict[str, 
 
 
 async def test_server_pings_idle_sockets(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"PING_INTERVAL": "0.2"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room = await create_room(http)
-            user = await create_user(http)
+    async with served(tmp_path, env={"PING_INTERVAL": "0.2"}) as (server, http):
+        room = await create_room(http)
+        user = await create_user(http)
         raw = RawWebSocket(server.port, f"/ws/{room['id']}/{user['id']}")
         raw.sock.settimeout(5)
         opcode, _ = await asyncio.to_thread(raw.read_frame)
         raw.close()
         assert opcode == 0x9  # ping
-    finally:
-        server.stop()
 
 
 async def test_idle_socket_stays_open_past_a_minute(tmp_path: Path) -> None:
-    server = start_server(tmp_path)
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room = await create_room(http)
-            user = await create_user(http)
+    async with served(tmp_path) as (server, http):
+        room = await create_room(http)
+        user = await create_user(http)
         async with open_socket(server, room["id"], user["id"], ping_interval=None) as ws:
             await asyncio.sleep(62)
             await ws.send('{"type": "ping"}')
             await receive_type(ws, "pong")
-    finally:
-        server.stop()
 
 
 async def test_flooding_socket_is_rate_limited_then_closed_1008(tmp_path: Path) -> None:
     limits = {"RATE_LIMIT_PER_SECOND": "2", "RATE_LIMIT_BURST": "3", "RATE_LIMIT_STRIKES": "10"}
-    server = start_server(tmp_path, env=limits)
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room = await create_room(http)
-            flooder, bystander = await create_user(http), await create_user(http)
-            async with (
-                open_socket(server, room["id"], bystander["id"]) as calm,
-                open_socket(server, room["id"], flooder["id"]) as flood,
-            ):
-                for i in range(4):
-                    await flood.send(json.dumps({"content": f"m{i}"}))
-                refused = await receive_type(flood, "error")
-                assert refused["code"] == "RATE_LIMITED"
-                assert 0 < refused["retry_after"] <= 0.5
-                passed = await receive_messages(calm, 3)
-                assert [m["content"] for m in passed] == ["m0", "m1", "m2"]
-                for i in range(20):
-                    await flood.send(json.dumps({"content": f"flood {i}"}))
-                with pytest.raises(ConnectionClosed) as closed:
-                    while True:
-                        await asyncio.wait_for(flood.recv(), 5)
-                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
-                await calm.send('{"type": "ping"}')
-                await receive_type(calm, "pong")
-            stored = [
-                m["content"] for m in (await http.get(f"/rooms/{room['id']}/messages")).json()
-            ]
-            # m3 was refused; of the flood only what the refill allowed got through
-            assert stored[:3] == ["m0", "m1", "m2"] and "m3" not in stored
-            assert len(stored) < 3 + 10
-    finally:
-        server.stop()
+    async with served(tmp_path, env=limits) as (server, http):
+        room = await create_room(http)
+        flooder, bystander = await create_user(http), await create_user(http)
+        async with (
+            open_socket(server, room["id"], bystander["id"]) as calm,
+            open_socket(server, room["id"], flooder["id"]) as flood,
+        ):
+            for i in range(4):
+                await flood.send(json.dumps({"content": f"m{i}"}))
+            refused = await receive_type(flood, "error")
+            assert refused["code"] == "RATE_LIMITED"
+            assert 0 < refused["retry_after"] <= 0.5
+            passed = await receive_messages(calm, 3)
+            assert [m["content"] for m in passed] == ["m0", "m1", "m2"]
+            for i in range(20):
+                await flood.send(json.dumps({"content": f"flood {i}"}))
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(flood.recv(), 5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            await calm.send('{"type": "ping"}')
+            await receive_type(calm, "pong")
+        stored = [m["content"] for m in (await http.get(f"/rooms/{room['id']}/messages")).json()]
+        # m3 was refused; of the flood only what the refill allowed got through
+        assert stored[:3] == ["m0", "m1", "m2"] and "m3" not in stored
+        assert len(stored) < 3 + 10
 
 
 async def test_sockets_per_user_are_capped_with_4429(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"MAX_SOCKETS_PER_USER": "2"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room = await create_room(http)
-            user = await create_user(http)
+    async with served(tmp_path, env={"MAX_SOCKETS_PER_USER": "2"}) as (server, http):
+        room = await create_room(http)
+        user = await create_user(http)
         async with open_sockets([(server, room["id"], user["id"])] * 3) as sockets:
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(sockets[2].recv(), 5)
@@ -156,33 +136,27 @@ async def test_sockets_per_user_are_capped_with_4429(tmp_path: Path) -> None:
         async with open_socket(server, room["id"], user["id"]) as again:
             await again.send('{"type": "ping"}')
             await receive_type(again, "pong")
-    finally:
-        server.stop()
 
 
 async def test_rate_limited_error_names_the_refused_message(tmp_path: Path) -> None:
     limits = {"RATE_LIMIT_PER_SECOND": "0.5", "RATE_LIMIT_BURST": "2", "RATE_LIMIT_STRIKES": "50"}
-    server = start_server(tmp_path, env=limits)
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room = await create_room(http)
-            user = await create_user(http)
-            async with open_socket(server, room["id"], user["id"]) as ws:
-                for i in range(2):
-                    await ws.send(json.dumps({"content": f"m{i}"}))
-                refused_id = str(uuid.uuid4())
-                await ws.send(json.dumps({"content": "refused", "id": refused_id}))
-                await ws.send(json.dumps({"content": "refused without id"}))
-                first = await receive_type(ws, "error", timeout=10)
-                second = await receive_type(ws, "error", timeout=10)
-                assert first["code"] == second["code"] == "RATE_LIMITED"
-                assert first["id"] == refused_id
-                assert "id" not in second
-                await asyncio.sleep(first["retry_after"] + 0.2)
-                await ws.send(json.dumps({"content": "refused", "id": refused_id}))
+    async with served(tmp_path, env=limits) as (server, http):
+        room = await create_room(http)
+        user = await create_user(http)
+        async with open_socket(server, room["id"], user["id"]) as ws:
+            for i in range(2):
+                await ws.send(json.dumps({"content": f"m{i}"}))
+            refused_id = str(uuid.uuid4())
+            await ws.send(json.dumps({"content": "refused", "id": refused_id}))
+            await ws.send(json.dumps({"content": "refused without id"}))
+            first = await receive_type(ws, "error", timeout=10)
+            second = await receive_type(ws, "error", timeout=10)
+            assert first["code"] == second["code"] == "RATE_LIMITED"
+            assert first["id"] == refused_id
+            assert "id" not in second
+            await asyncio.sleep(first["retry_after"] + 0.2)
+            await ws.send(json.dumps({"content": "refused", "id": refused_id}))
+            resent = await receive_type(ws, "message", timeout=10)
+            while resent["id"] != refused_id:
                 resent = await receive_type(ws, "message", timeout=10)
-                while resent["id"] != refused_id:
-                    resent = await receive_type(ws, "message", timeout=10)
-                assert resent["content"] == "refused"
-    finally:
-        server.stop()
+            assert resent["content"] == "refused"

@@ -12,7 +12,6 @@ from playwright.async_api import Browser, Page
 from playwright.async_api import Error as PlaywrightError
 
 from tests.support import free_port
-from tests.support.browser import launch_chromium
 
 # The page's own origin, a second HTTP server on another port: every request the
 # library makes to the quartchat server is a real cross-origin one.
@@ -92,12 +91,6 @@ def _app_origin() -> Iterator[str]:
     yield PAGE_ORIGIN
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="session", name="browser")
-async def _browser() -> AsyncIterator[Browser]:
-    async with launch_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(name="open_page")

@@ -19,6 +19,7 @@ from tests.support import (
     create_room,
     create_user,
     open_socket,
+    served,
     start_server,
     unique_id,
     wait_until_healthy,
@@ -34,6 +35,18 @@ async def join(page: Page, url: str, room_id: str, user_id: str, **options: Any)
         [{"url": url, "roomId": room_id, "userId": user_id, **options}, tokens],
     )
     return result
+
+
+async def pages_in_a_room(
+    open_page: OpenPage, http: httpx.AsyncClient, url: str, *usernames: str
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[Page]]:
+    """A fresh room, a user per name, and a page per user that has joined the room."""
+    room = await create_room(http)
+    users = [await create_user(http, name) for name in usernames]
+    pages = [await open_page(url) for _ in users]
+    for page, user in zip(pages, users, strict=True):
+        assert await join(page, url, room["id"], user["id"]) == "opened"
+    return room, users, pages
 
 
 async def wait_until(page: Page, condition: str) -> None:
@@ -80,26 +93,20 @@ async def test_served_as_a_module_to_other_origins(http: httpx.AsyncClient) -> N
 
 
 async def test_only_allowed_origins_may_import_it_console_or_not(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"CORS_ORIGINS": PAGE_ORIGIN, "CONSOLE_ENABLED": "false"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            allowed = await http.get("/static/quartchat.js", headers={"Origin": PAGE_ORIGIN})
-            assert allowed.headers["access-control-allow-origin"] == PAGE_ORIGIN
-            assert allowed.headers["content-type"].startswith("text/javascript")
-            other = await http.get("/static/quartchat.js", headers={"Origin": "http://evil.test"})
-            assert "access-control-allow-origin" not in other.headers
-    finally:
-        server.stop()
+    env = {"CORS_ORIGINS": PAGE_ORIGIN, "CONSOLE_ENABLED": "false"}
+    async with served(tmp_path, env=env) as (_, http):
+        allowed = await http.get("/static/quartchat.js", headers={"Origin": PAGE_ORIGIN})
+        assert allowed.headers["access-control-allow-origin"] == PAGE_ORIGIN
+        assert allowed.headers["content-type"].startswith("text/javascript")
+        other = await http.get("/static/quartchat.js", headers={"Origin": "http://evil.test"})
+        assert "access-control-allow-origin" not in other.headers
 
 
 async def test_two_pages_see_each_message_once_in_the_same_order(
     server: RunningServer, open_page: OpenPage, http: httpx.AsyncClient
 ) -> None:
-    room = await create_room(http)
-    ann, bob = await create_user(http, "Ann"), await create_user(http, "Bob")
-    pages = [await open_page(server.http_url), await open_page(server.http_url)]
-    for page, user in zip(pages, (ann, bob), strict=True):
-        assert await join(page, server.http_url, room["id"], user["id"]) == "opened"
+    room, (_, bob), pages = await pages_in_a_room(open_page, http, server.http_url, "Ann", "Bob")
+    for page in pages:
         assert await page.evaluate("room.status") == "open"
     await pages[0].wait_for_function("room.presence.length === 2", timeout=WAIT)
     assert await pages[1].evaluate("[room.typing(), room.typing()]") == [True, False]
@@ -126,11 +133,7 @@ async def test_redeploy_mid_conversation_loses_and_repeats_nothing(
     server = start_server(tmp_path)
     try:
         async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            room = await create_room(http)
-            users = [await create_user(http, "Cy"), await create_user(http, "Di")]
-            pages = [await open_page(server.http_url), await open_page(server.http_url)]
-            for page, user in zip(pages, users, strict=True):
-                assert await join(page, server.http_url, room["id"], user["id"]) == "opened"
+            room, _, pages = await pages_in_a_room(open_page, http, server.http_url, "Cy", "Di")
             per_page = 30
             for index, page in enumerate(pages):
                 # Both pages keep sending, every 100 ms, through the restart below.
@@ -166,11 +169,9 @@ async def test_messages_sent_offline_are_delivered_once_when_the_server_returns(
     server = start_server(tmp_path)
     try:
         async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            room = await create_room(http)
-            eve, fay = await create_user(http, "Eve"), await create_user(http, "Fay")
-            sender, reader = await open_page(server.http_url), await open_page(server.http_url)
-            assert await join(sender, server.http_url, room["id"], eve["id"]) == "opened"
-            assert await join(reader, server.http_url, room["id"], fay["id"]) == "opened"
+            room, _, (sender, reader) = await pages_in_a_room(
+                open_page, http, server.http_url, "Eve", "Fay"
+            )
             await sender.evaluate("send('before')")
             await wait_for_messages(reader, 1)
             server.stop()
@@ -248,31 +249,25 @@ async def test_unknown_room_closes_4404_without_retrying(
 
 
 async def test_4401_asks_the_token_function_again(open_page: OpenPage, tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"AUTH_SECRET": "client-secret"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            user = (await http.post("/users", json={"username": "Ida"})).json()
-            headers = {"Authorization": f"Bearer {user['token']}"}
-            room = (await http.post("/rooms", json={"name": "Locked"}, headers=headers)).json()
-            page = await open_page(server.http_url)
-            tokens = ["expired-or-forged", user["token"]]
-            assert (
-                await join(page, server.http_url, room["id"], user["id"], tokens=tokens) == "opened"
-            )
-            assert await page.evaluate("log.tokenCalls") == 2
-            assert await page.evaluate("room.status") == "open"
-            await page.evaluate("send('with a fresh token')")
-            await wait_until(page, "log.sent.length === 1")
+    async with served(tmp_path, env={"AUTH_SECRET": "client-secret"}) as (server, http):
+        user = (await http.post("/users", json={"username": "Ida"})).json()
+        headers = {"Authorization": f"Bearer {user['token']}"}
+        room = (await http.post("/rooms", json={"name": "Locked"}, headers=headers)).json()
+        page = await open_page(server.http_url)
+        tokens = ["expired-or-forged", user["token"]]
+        assert await join(page, server.http_url, room["id"], user["id"], tokens=tokens) == "opened"
+        assert await page.evaluate("log.tokenCalls") == 2
+        assert await page.evaluate("room.status") == "open"
+        await page.evaluate("send('with a fresh token')")
+        await wait_until(page, "log.sent.length === 1")
 
-            refused = await open_page(server.http_url)
-            bad = ["forged", "still forged"]
-            assert await join(refused, server.http_url, room["id"], user["id"], tokens=bad) == (
-                "UNAUTHORIZED 4401"
-            )
-            assert await refused.evaluate("log.tokenCalls") == 2
-            assert await refused.evaluate("room.status") == "closed"
-    finally:
-        server.stop()
+        refused = await open_page(server.http_url)
+        bad = ["forged", "still forged"]
+        assert await join(refused, server.http_url, room["id"], user["id"], tokens=bad) == (
+            "UNAUTHORIZED 4401"
+        )
+        assert await refused.evaluate("log.tokenCalls") == 2
+        assert await refused.evaluate("room.status") == "closed"
 
 
 async def test_load_older_pages_back_to_the_first_message(
@@ -332,23 +327,19 @@ async def test_outbox_resends_what_the_rate_limit_refused(
     open_page: OpenPage, tmp_path: Path
 ) -> None:
     limits = {"RATE_LIMIT_PER_SECOND": "4", "RATE_LIMIT_BURST": "3", "RATE_LIMIT_STRIKES": "1000"}
-    server = start_server(tmp_path, env=limits)
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            room = await create_room(http)
-            user = await create_user(http, "Lee")
-            page = await open_page(server.http_url)
-            assert await join(page, server.http_url, room["id"], user["id"]) == "opened"
-            await page.evaluate("for (let i = 0; i < 15; i++) send(`burst ${i}`)")
-            await wait_until(page, "log.sent.length === 15")
-            assert await page.evaluate("log.sendErrors") == []
-            refused = await page.evaluate("log.errors.filter((e) => e.code === 'RATE_LIMITED')")
-            assert refused, "the burst should have met the rate limit"
-            stored = await stored_messages(http, room["id"])
-            assert sorted(m["content"] for m in stored) == sorted(f"burst {i}" for i in range(15))
-            assert await wait_for_messages(page, 15) == stored
-    finally:
-        server.stop()
+    async with served(tmp_path, env=limits) as (server, http):
+        room = await create_room(http)
+        user = await create_user(http, "Lee")
+        page = await open_page(server.http_url)
+        assert await join(page, server.http_url, room["id"], user["id"]) == "opened"
+        await page.evaluate("for (let i = 0; i < 15; i++) send(`burst ${i}`)")
+        await wait_until(page, "log.sent.length === 15")
+        assert await page.evaluate("log.sendErrors") == []
+        refused = await page.evaluate("log.errors.filter((e) => e.code === 'RATE_LIMITED')")
+        assert refused, "the burst should have met the rate limit"
+        stored = await stored_messages(http, room["id"])
+        assert sorted(m["content"] for m in stored) == sorted(f"burst {i}" for i in range(15))
+        assert await wait_for_messages(page, 15) == stored
 
 
 async def test_a_socket_without_pongs_is_dropped_and_replaced(
@@ -377,25 +368,20 @@ async def test_a_socket_without_pongs_is_dropped_and_replaced(
 async def test_4429_backs_off_for_seconds_then_connects(
     open_page: OpenPage, tmp_path: Path
 ) -> None:
-    server = start_server(tmp_path, env={"MAX_SOCKETS_PER_USER": "1"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            room = await create_room(http)
-            user = await create_user(http, "Ona")
-            page = await open_page(server.http_url)
-            async with open_socket(server, room["id"], user["id"]):
-                await page.evaluate(
-                    "([options]) => { join(options); }",
-                    [{"url": server.http_url, "roomId": room["id"], "userId": user["id"]}],
-                )
-                await wait_until(page, "log.errors.some((e) => e.closeCode === 4429)")
-                assert await page.evaluate("room.status") == "reconnecting"
-                # 4429 waits at least 2.5 s before its next try (plain failures: 0.25 s)
-                await asyncio.sleep(2)
-                assert (
-                    await page.evaluate("log.frames.filter((f) => f.startsWith('open ')).length")
-                    == 1
-                )
-            await wait_for_status(page, "open")
-    finally:
-        server.stop()
+    async with served(tmp_path, env={"MAX_SOCKETS_PER_USER": "1"}) as (server, http):
+        room = await create_room(http)
+        user = await create_user(http, "Ona")
+        page = await open_page(server.http_url)
+        async with open_socket(server, room["id"], user["id"]):
+            await page.evaluate(
+                "([options]) => { join(options); }",
+                [{"url": server.http_url, "roomId": room["id"], "userId": user["id"]}],
+            )
+            await wait_until(page, "log.errors.some((e) => e.closeCode === 4429)")
+            assert await page.evaluate("room.status") == "reconnecting"
+            # 4429 waits at least 2.5 s before its next try (plain failures: 0.25 s)
+            await asyncio.sleep(2)
+            assert (
+                await page.evaluate("log.frames.filter((f) => f.startsWith('open ')).length") == 1
+            )
+        await wait_for_status(page, "open")
