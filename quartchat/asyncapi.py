@@ -155,7 +155,7 @@ def asyncapi_document(max_message_chars: int, host: str, secure: bool) -> Schema
                 "bindings": {"ws": {"method": "GET", "query": _query_schema()}},
                 "x-error-codes": dict(ERROR_CODES),
                 "x-close-codes": {
-                    str(code): {"meaning": meaning, "action": action}
+                    str(int(code)): {"meaning": meaning, "action": action}
                     for code, (meaning, action) in CLOSE_CODES.items()
                 },
             }

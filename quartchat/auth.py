@@ -14,7 +14,6 @@ from quart import request
 from .config import Settings
 from .errors import APIError
 
-CLOSE_UNAUTHORIZED = 4401
 _SALT = "quartchat.user-token"
 
 

@@ -14,16 +14,16 @@ from .auth import Tokens
 from .broker import Presence, backends_for
 from .config import Settings
 from .directory import Directory
+from .frames import CloseCode
 from .hub import Hub, Subscriber
 from .metrics import Metrics
+from .payloads import ChatMessage, event_frame, format_timestamp, utc_now
 from .relay import Relay
 from .store import MessageStore
-from .wire import ChatMessage, event_frame, format_timestamp, utc_now
 
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "quartchat"
-CLOSE_SERVICE_RESTART = 1012
 
 
 class Chat:
@@ -118,7 +118,7 @@ class Chat:
 
     def close_all_sockets(self) -> None:
         """Tell every socket the server is restarting (1012), so clients reconnect at once."""
-        self.hub.close_all(CLOSE_SERVICE_RESTART, "server restart")
+        self.hub.close_all(CloseCode.SERVICE_RESTART, "server restart")
 
     async def finish(self) -> None:
         """Refuse new sockets, close the open ones (1012), and finish what they began:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 import urllib.request
 from collections.abc import Sequence
@@ -28,11 +27,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
     try:
         settings = Settings.from_env()
     except ConfigError as error:
         parser.error(str(error))
+    logs.configure(settings.log_level)
     if args.command == "migrate":
         asyncio.run(migrate(settings.database_url_with_pool))
         return

@@ -25,8 +25,8 @@ from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.transactions import in_transaction
 
 from .models import Message
+from .payloads import ChatMessage, utc_now
 from .shortcuts import sqlite_thread
-from .wire import ChatMessage, utc_now
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _MESSAGE_ID = Message._meta.fields_map["id"]

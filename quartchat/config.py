@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -49,6 +50,7 @@ class Settings:
     auth_token_ttl: int = 7 * 24 * 3600
     console_enabled: bool = True
     metrics_token: str = ""
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +105,7 @@ class Settings:
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
             console_enabled=_bool(env, "CONSOLE_ENABLED", defaults.console_enabled),
             metrics_token=env.get("METRICS_TOKEN", "").strip(),
+            log_level=_log_level(env, defaults.log_level),
         )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
@@ -169,6 +172,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _log_level(env: Mapping[str, str], default: str) -> str:
+    level = env.get("LOG_LEVEL", "").strip().upper() or default
+    if level not in logging.getLevelNamesMapping():
+        raise ConfigError(
+            f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}"
+        )
+    return level
 
 
 def _trusted_proxies(env: Mapping[str, str]) -> str:

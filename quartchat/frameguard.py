@@ -24,7 +24,8 @@ from hypercorn.protocol.ws_stream import WSStream
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import CloseConnection, Event, Ping, Pong
 
-from .limits import CLOSE_POLICY_VIOLATION, FrameBudget
+from .frames import CloseCode
+from .limits import FrameBudget
 from .transport import asgi_send
 
 
@@ -41,7 +42,7 @@ def guard_connection(budget: FrameBudget, clock: Callable[[], float]) -> bool:
             if isinstance(event, (Ping, Pong)) and budget.take(clock()):
                 if not budget.exhausted:
                     continue
-                event = CloseConnection(CLOSE_POLICY_VIOLATION, "control frame rate exceeded")
+                event = CloseConnection(CloseCode.POLICY_VIOLATION, "control frame rate exceeded")
             elif not isinstance(event, CloseConnection) or connection.state is not (
                 ConnectionState.OPEN
             ):

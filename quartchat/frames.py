@@ -1,7 +1,7 @@
 """Every frame of the chat socket, declared once, with the error and close codes.
 
 `protocol` parses the client frames of `CLIENT_FRAMES` (a property test holds its checks
-to the schemas below), the builders in `wire` return these TypedDicts and build only
+to the schemas below), the builders in `payloads` return these TypedDicts and build only
 these event types (mypy holds them to it), and `/asyncapi.json` publishes the JSON
 Schemas generated from them.
 Nothing here runs per frame: the builders stay plain dicts encoded by orjson.
@@ -10,6 +10,7 @@ Nothing here runs per frame: the builders stay plain dicts encoded by orjson.
 from __future__ import annotations
 
 import re
+from enum import IntEnum
 from functools import cache
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -166,7 +167,8 @@ ERROR_CODES: dict[str, str] = {
     "stored, and sending it unchanged will fail again",
     "INVALID_AFTER": "`?after=` names no message of this room; live frames follow",
     "INVALID_SINCE": "`?since=` is not an ISO 8601 timestamp; live frames follow",
-    "INVALID_REPLAY": "both `?after=` and `?since=` were given; live frames follow",
+    "INVALID_REPLAY": "both `?after=` and `?since=` were given (REST: more than one of "
+    "`since`, `after`, `before`); live frames follow",
     "RATE_LIMITED": "over the socket's frame budget: the frame was not handled; send it "
     "again after `retry_after` seconds",
 }
@@ -205,7 +207,7 @@ class ErrorFrame(TypedDict):
     ]
 
 
-# The frames `wire.event_frame` builds: every server frame but `message` and `error`.
+# The frames `payloads.event_frame` builds: every server frame but `message` and `error`.
 EventType = Literal["pong", "typing", "user_joined", "user_left"]
 
 SERVER_FRAMES: dict[str, type[Any]] = {
@@ -217,35 +219,58 @@ SERVER_FRAMES: dict[str, type[Any]] = {
     "error": ErrorFrame,
 }
 
-# Close codes the server sends: (meaning, what the client should do).
-CLOSE_CODES: dict[int, tuple[str, str]] = {
-    4404: (
+
+class CloseCode(IntEnum):
+    """Every close code the server sends; `CLOSE_CODES` says what each means."""
+
+    NOT_FOUND = 4404
+    UNAUTHORIZED = 4401
+    TOO_SLOW = 4008
+    MESSAGE_TOO_BIG = 1009
+    SERVICE_RESTART = 1012
+    POLICY_VIOLATION = 1008
+    # wsproto's, for a frame it cannot parse, which frameguard makes Hypercorn send
+    INVALID_FRAME_PAYLOAD_DATA = 1007
+    PROTOCOL_ERROR = 1002
+    TOO_MANY_SOCKETS = 4429
+    INTERNAL_ERROR = 1011
+
+
+# What each close code means and what the client should do: README's table.
+CLOSE_CODES: dict[CloseCode, tuple[str, str]] = {
+    CloseCode.NOT_FOUND: (
         "the room or the user does not exist, or the URL's id is not a valid id, so none can "
         "(the reason names which)",
         "create it, then connect again",
     ),
-    4401: (
+    CloseCode.UNAUTHORIZED: (
         "with AUTH_SECRET set: no `?token=`, or a token that is expired, forged or another user's",
         "get a token (`POST /users`, `POST /users/{id}/token`)",
     ),
-    4008: (
+    CloseCode.TOO_SLOW: (
         "the client read too slowly and `SEND_QUEUE_SIZE` frames piled up for it",
         "reconnect with `?after=` to replay what it missed",
     ),
-    1009: ("a frame over 64 KiB", "send smaller frames"),
-    1012: ("the server is restarting (every redeploy)", "reconnect (with `?after=`)"),
-    1008: (
+    CloseCode.MESSAGE_TOO_BIG: ("a frame over 64 KiB", "send smaller frames"),
+    CloseCode.SERVICE_RESTART: (
+        "the server is restarting (every redeploy)",
+        "reconnect (with `?after=`)",
+    ),
+    CloseCode.POLICY_VIOLATION: (
         "the socket, or its user's messages, kept going far over the rate limit",
         "slow down, then reconnect",
     ),
-    1007: ("a text frame that is not UTF-8", "fix the client"),
-    1002: (
+    CloseCode.INVALID_FRAME_PAYLOAD_DATA: ("a text frame that is not UTF-8", "fix the client"),
+    CloseCode.PROTOCOL_ERROR: (
         "a frame that breaks RFC 6455 (RSV bits without an extension, a reserved opcode, an "
         "unmasked client frame, a continuation without a start)",
         "fix the client",
     ),
-    4429: ("too many sockets for this user (or address)", "close another one first"),
-    1011: ("an internal error", "reconnect"),
+    CloseCode.TOO_MANY_SOCKETS: (
+        "too many sockets for this user (or address)",
+        "close another one first",
+    ),
+    CloseCode.INTERNAL_ERROR: ("an internal error", "reconnect"),
 }
 
 

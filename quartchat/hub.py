@@ -18,154 +18,20 @@ happened.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
-from collections.abc import Sequence
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import accumulate
-from time import monotonic
 from typing import NamedTuple, Protocol
 
-CLOSE_TOO_SLOW = 4008
+from .frames import CloseCode
+from .framing import PING, EventBatch, Frame, FrameQueue
+
 CLOSE_TOO_SLOW_REASON = "too slow: reconnect and replay with ?after="
 EVENT_HOLD_SECONDS = 0.05
 # After a flush of BURST_EVENTS or more, the room holds its next events this long: in a
 # reconnect storm each flush is one write per socket, a sixth of the storm's CPU at 50 ms.
 BURST_EVENTS = 20
 BURST_HOLD_SECONDS = 0.25
-
-
-class Frame:
-    """Text to write to sockets; `seq` is the message's room sequence, 0 for events.
-
-    One Frame object goes to every socket of a room, so its WebSocket encoding (`wire`)
-    is made once, by the first socket that needs it, and shared by all.
-    """
-
-    __slots__ = ("_wire", "born", "seq", "text")
-
-    def __init__(self, seq: int, text: str) -> None:
-        self.seq = seq
-        self.text = text
-        self.born = monotonic()
-        self._wire: bytes | None = None
-
-    @property
-    def wire(self) -> bytes | memoryview:
-        """The whole server-to-client text frame: FIN, opcode 1, length, unmasked payload."""
-        if self._wire is None:
-            payload = self.text.encode()
-            size = len(payload)
-            if size < 126:
-                header = bytes((0x81, size))
-            elif size < 65536:
-                header = bytes((0x81, 126)) + size.to_bytes(2, "big")
-            else:
-                header = bytes((0x81, 127)) + size.to_bytes(8, "big")
-            self._wire = header + payload
-        return self._wire
-
-    def parts(self) -> Sequence[Frame]:
-        """The single frames this one stands for (itself; an EventBatch's events)."""
-        return (self,)
-
-    def __repr__(self) -> str:
-        return f"Frame({self.seq}, {self.text!r})"
-
-
-class EventBatch(Frame):
-    """Consecutive event frames `frames[start:stop]` written as one: `wire` is their
-    encodings concatenated, often a view into a larger batch's (shared, not copied)."""
-
-    __slots__ = ("_frames", "_start", "_stop", "_view")
-
-    def __init__(
-        self,
-        frames: list[Frame],
-        start: int = 0,
-        stop: int | None = None,
-        view: memoryview | None = None,
-    ) -> None:
-        super().__init__(0, "")
-        self._frames = frames
-        self._start = start
-        self._stop = len(frames) if stop is None else stop
-        self._view = view
-        self.born = frames[start].born
-
-    @property
-    def wire(self) -> bytes | memoryview:
-        if self._view is not None:
-            return self._view
-        if self._wire is None:
-            self._wire = b"".join([frame.wire for frame in self.parts()])
-        return self._wire
-
-    def parts(self) -> Sequence[Frame]:
-        return self._frames[self._start : self._stop]
-
-    def __repr__(self) -> str:
-        return f"EventBatch({self.parts()!r})"
-
-
-class _Ping(Frame):
-    """A WebSocket ping control frame (no payload) rather than a text frame."""
-
-    __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__(0, "")
-        self._wire = b"\x89\x00"
-
-
-PING = _Ping()
-
-
-class FrameQueue:
-    """A bounded FIFO of frames with one reader, lighter than asyncio.Queue (which holds
-    four deques and an Event): it exists once per open socket."""
-
-    __slots__ = ("_frames", "_limit", "_waiter")
-
-    # An empty deque already holds a 64-slot block: idle sockets, the most numerous
-    # kind, share this one until their first frame.
-    _NO_FRAMES: deque[Frame] = deque(maxlen=0)
-
-    def __init__(self, limit: int) -> None:
-        self._frames = self._NO_FRAMES
-        self._limit = limit
-        self._waiter: asyncio.Future[None] | None = None
-
-    def put_nowait(self, frame: Frame) -> bool:
-        """Append a frame; False (and nothing appended) when the queue is full."""
-        if len(self._frames) >= self._limit:
-            return False
-        if self._frames is self._NO_FRAMES:
-            self._frames = deque()
-        self._frames.append(frame)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-        return True
-
-    async def get(self) -> Frame:
-        while not self._frames:
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        return self.get_nowait()
-
-    def get_nowait(self) -> Frame:
-        frame = self._frames.popleft()
-        if not self._frames:
-            self._frames = self._NO_FRAMES  # a drained socket goes back to holding none
-        return frame
-
-    def empty(self) -> bool:
-        return not self._frames
-
-    def qsize(self) -> int:
-        return len(self._frames)
 
 
 class Sink(Protocol):
@@ -227,7 +93,7 @@ class Subscriber:
         if sink is not None and self.queue.empty() and sink.offer(frame):
             return
         if not self.queue.put_nowait(frame):
-            self.request_close(CLOSE_TOO_SLOW, CLOSE_TOO_SLOW_REASON)
+            self.request_close(CloseCode.TOO_SLOW, CLOSE_TOO_SLOW_REASON)
         elif sink is not None:
             sink.backlog()
 

@@ -14,8 +14,6 @@ from quart import Quart, current_app, request
 from .config import Settings
 from .errors import APIError
 
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_TOO_MANY_SOCKETS = 4429
 EXTENSION_KEY = "quartchat.limits"
 P = ParamSpec("P")
 R = TypeVar("R")

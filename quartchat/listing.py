@@ -19,7 +19,7 @@ from tortoise.expressions import Q
 
 from .errors import APIError
 from .models import ID_PATTERN, Room, User
-from .wire import format_timestamp
+from .payloads import format_timestamp
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 100

@@ -18,13 +18,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from time import monotonic
 
-from .hub import Frame, Subscriber
+from .frames import CloseCode
+from .framing import Frame
+from .hub import Subscriber
 from .metrics import Metrics
 from .transport import SocketWriter
 
 log = logging.getLogger(__name__)
 
-CLOSE_INTERNAL_ERROR = 1011
 # Frames written to one socket with a single write when they queued up meanwhile.
 MAX_WRITE_BATCH = 256
 
@@ -132,4 +133,4 @@ class Outbox:
         error = task.exception()
         if error is not None:
             log.error("socket writer failed", exc_info=error)
-            self._subscriber.request_close(CLOSE_INTERNAL_ERROR, "internal error; reconnect")
+            self._subscriber.request_close(CloseCode.INTERNAL_ERROR, "internal error; reconnect")

@@ -30,13 +30,11 @@ from hypercorn.protocol.ws_stream import FrameTooLargeError, WSStream
 from hypercorn.typing import ASGISendEvent
 from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping
-from wsproto.frame_protocol import CloseReason
 
+from .frames import CloseCode
 from .transport import abort_connection
 
 log = logging.getLogger(__name__)
-
-CLOSE_MESSAGE_TOO_BIG = CloseReason.MESSAGE_TOO_BIG.value
 
 
 class PromptCloseWSStream(WSStream):
@@ -74,10 +72,10 @@ class PromptCloseWSStream(WSStream):
     async def _refuse_too_big(self) -> None:
         self.refused_too_big = True
         self.buffer.clear()
-        await self._send_wsproto_event(CloseConnection(code=CLOSE_MESSAGE_TOO_BIG))
+        await self._send_wsproto_event(CloseConnection(code=CloseCode.MESSAGE_TOO_BIG))
         asyncio.get_running_loop().call_later(self.close_timeout, self._abort_unanswered)
         assert self.app_put is not None
-        await self.app_put({"type": "websocket.disconnect", "code": CLOSE_MESSAGE_TOO_BIG})
+        await self.app_put({"type": "websocket.disconnect", "code": CloseCode.MESSAGE_TOO_BIG})
 
     def _abort_unanswered(self) -> None:
         if not self.closed:

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from .broker import RESYNC, Broker, Envelope
-from .hub import Frame, Hub
+from .framing import Frame
+from .hub import Hub
+from .payloads import ChatMessage, message_frame
 from .store import MessageStore
-from .wire import ChatMessage, message_frame
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from .commit import Draft, Outcome, Stored, commit, message_from_row
 from .errors import APIError
 from .faults import describe, is_outage
 from .models import Message, Room
-from .wire import ChatMessage
+from .payloads import ChatMessage
 
 __all__ = ["Draft", "DraftRejectedError", "MessageStore", "Outcome", "Stored"]
 

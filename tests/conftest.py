@@ -8,7 +8,6 @@ import httpx
 import pytest
 from playwright.async_api import Browser
 
-from tests.browser import launch_chromium
 from tests.protocol_check import FrameCheck
 from tests.support import (
     RunningServer,
@@ -16,6 +15,7 @@ from tests.support import (
     drop_postgres_database,
     start_server,
 )
+from tests.support.browser import launch_chromium
 
 
 @pytest.fixture(autouse=True, name="frame_check")

@@ -170,6 +170,20 @@ async def test_an_empty_since_or_after_is_invalid_over_rest_and_on_the_socket(
         assert (await receive_type(ws, "error"))["code"] == code
 
 
+async def test_since_with_after_is_invalid_replay_over_rest_and_on_the_socket(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    room, user = await create_room(http), await create_user(http)
+    posted = await http.post(
+        f"/rooms/{room['id']}/messages", json={"user_id": user["id"], "content": "first"}
+    )
+    query = f"since=2025-01-01T00:00:00Z&after={posted.json()['id']}"
+    response = await http.get(f"/rooms/{room['id']}/messages?{query}")
+    assert (response.status_code, response.json()["code"]) == (400, "INVALID_REPLAY")
+    async with open_socket(server, room["id"], user["id"], query) as ws:
+        assert (await receive_type(ws, "error"))["code"] == "INVALID_REPLAY"
+
+
 @pytest.mark.parametrize("which", ["room", "user"])
 @pytest.mark.parametrize("bad_id", [LONG_ID, "x%00", "x%0Ay", "%ED%A0%80"])
 async def test_a_socket_url_id_no_row_can_have_closes_4404(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Mapping
+
 import pytest
 
 from quartchat.config import ConfigError, Settings
+from quartchat.proxies import RAILWAY_VARIABLES
+from tests.support import PROJECT_ROOT
 
 
 def test_defaults() -> None:
@@ -35,7 +40,8 @@ def test_environment_overrides() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("PORT", "http"), ("PORT", "-1"), ("MAX_MESSAGE_CHARS", "0")]
+    ("name", "value"),
+    [("PORT", "http"), ("PORT", "-1"), ("MAX_MESSAGE_CHARS", "0"), ("LOG_LEVEL", "loud")],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
@@ -51,3 +57,41 @@ def test_close_timeout_is_read_from_the_environment() -> None:
     assert Settings.from_env({"CLOSE_TIMEOUT": "0.5"}).close_timeout == 0.5
     with pytest.raises(ConfigError, match="CLOSE_TIMEOUT"):
         Settings.from_env({"CLOSE_TIMEOUT": "0"})
+
+
+def test_log_level_is_a_setting_in_any_case() -> None:
+    assert Settings.from_env({}).log_level == "INFO"
+    assert Settings.from_env({"LOG_LEVEL": "debug"}).log_level == "DEBUG"
+
+
+class _RecordingEnvironment(Mapping[str, str]):
+    """An empty environment that notes every variable the settings ask it for."""
+
+    def __init__(self) -> None:
+        self.asked: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.asked.add(name)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _readme_configuration_variables() -> set[str]:
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])}
+
+
+def test_the_readme_configuration_table_lists_every_variable_and_nothing_else() -> None:
+    environment = _RecordingEnvironment()
+    Settings.from_env(environment)
+    # Railway's own variables are read only to detect Railway; they are not settings.
+    read = environment.asked - set(RAILWAY_VARIABLES)
+    assert read, "the recording environment saw no variable"
+    assert _readme_configuration_variables() == read

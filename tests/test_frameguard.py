@@ -18,26 +18,12 @@ from tests.support import (
     start_server,
 )
 
-OPCODE_PING, OPCODE_PONG, OPCODE_CLOSE = 0x9, 0xA, 0x8
+OPCODE_PING, OPCODE_PONG = 0x9, 0xA
 
 
 async def raw_socket(server: RunningServer, http: httpx.AsyncClient) -> RawWebSocket:
     room, user = await create_room(http), await create_user(http)
     return RawWebSocket(server.port, f"/ws/{room['id']}/{user['id']}")
-
-
-def count_until_close(raw: RawWebSocket, timeout: float) -> tuple[int, int | None]:
-    """(pongs, close code) read until the close frame (code None: none came)."""
-    raw.sock.settimeout(timeout)
-    pongs = 0
-    while True:
-        try:
-            opcode, payload = raw.read_frame()
-        except ConnectionError:
-            return pongs, None
-        if opcode == OPCODE_CLOSE:
-            return pongs, int.from_bytes(payload[:2], "big")
-        pongs += opcode == OPCODE_PONG
 
 
 @pytest.mark.parametrize("opcode", [OPCODE_PING, OPCODE_PONG], ids=["ping", "pong"])
@@ -53,7 +39,7 @@ async def test_control_frame_flooder_is_closed_1008_and_its_neighbour_keeps_work
             # few enough for the server to read them all before it closes: unread bytes
             # would turn its close into a reset, and the close frame could be lost.
             await asyncio.to_thread(flooder.sock.sendall, _masked_control(opcode) * 500)
-            pongs, code = await asyncio.to_thread(count_until_close, flooder, 30)
+            pongs, code = await asyncio.to_thread(flooder.read_until_close, 30, OPCODE_PONG)
         finally:
             flooder.close()
         assert code == 1008

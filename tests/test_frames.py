@@ -4,6 +4,7 @@ the builders produce what the server schemas describe, every close code is liste
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any, get_args
@@ -14,20 +15,26 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from wsproto.frame_protocol import CloseReason
 
-from quartchat import auth, chat, hub, limits, oversized
-from quartchat.blueprints import ws
 from quartchat.errors import APIError
 from quartchat.frames import (
     CLIENT_FRAMES,
     CLOSE_CODES,
     ERROR_CODES,
     SERVER_FRAMES,
+    CloseCode,
     EventType,
     client_frame_schemas,
 )
+from quartchat.payloads import (
+    ChatMessage,
+    error_frame,
+    event_frame,
+    format_timestamp,
+    message_frame,
+)
 from quartchat.protocol import FrameType, parse_client_frame
-from quartchat.wire import ChatMessage, error_frame, event_frame, format_timestamp, message_frame
 from tests.protocol_check import check_frame
+from tests.support import PROJECT_ROOT
 
 MAX_CHARS = 50
 # White space, controls, zero-width and other invisible characters, and visible ones.
@@ -120,20 +127,23 @@ def test_the_builders_produce_documented_frames() -> None:
 
 
 def test_every_close_code_the_server_uses_is_documented() -> None:
-    used = {
-        auth.CLOSE_UNAUTHORIZED,
-        chat.CLOSE_SERVICE_RESTART,
-        hub.CLOSE_TOO_SLOW,
-        limits.CLOSE_POLICY_VIOLATION,
-        limits.CLOSE_TOO_MANY_SOCKETS,
-        ws.CLOSE_NOT_FOUND,
-        ws.CLOSE_INTERNAL_ERROR,
-        oversized.CLOSE_MESSAGE_TOO_BIG,
-        # wsproto's, for a frame it cannot parse, which frameguard makes Hypercorn send
-        CloseReason.INVALID_FRAME_PAYLOAD_DATA,
-        CloseReason.PROTOCOL_ERROR,
-    }
-    assert used == set(CLOSE_CODES)
+    assert set(CLOSE_CODES) == set(CloseCode)
+    # wsproto's own codes, which Hypercorn sends for a frame it cannot parse or too big
+    assert CloseCode.INVALID_FRAME_PAYLOAD_DATA == CloseReason.INVALID_FRAME_PAYLOAD_DATA
+    assert CloseCode.PROTOCOL_ERROR == CloseReason.PROTOCOL_ERROR
+    assert CloseCode.MESSAGE_TOO_BIG == CloseReason.MESSAGE_TOO_BIG
+
+
+def test_no_module_but_frames_declares_a_close_code() -> None:
+    declared = re.compile(r"^CLOSE_\w+ = \d+$|close\w*\(\s*\d{4}\b", re.MULTILINE)
+    package = PROJECT_ROOT / "quartchat"
+    offenders = [
+        f"{path.relative_to(package)}: {match[0]}"
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "frames.py"
+        for match in declared.finditer(path.read_text())
+    ]
+    assert offenders == []
 
 
 def test_the_builders_types_are_the_declared_frames() -> None:

@@ -14,13 +14,13 @@ from websockets.exceptions import ConnectionClosed
 
 from quartchat.config import Settings
 from quartchat.limits import Budgets, FrameBudget
-from tests.serving import served
 from tests.support import (
     create_room,
     create_user,
     open_socket,
     receive_messages,
     receive_type,
+    served,
 )
 
 

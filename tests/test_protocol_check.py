@@ -12,7 +12,6 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from tests.browser import launch_chromium
 from tests.protocol_check import (
     FrameCheck,
     UndocumentedFrameError,
@@ -20,6 +19,7 @@ from tests.protocol_check import (
     check_frame,
 )
 from tests.support import RawWebSocket
+from tests.support.browser import launch_chromium
 
 MESSAGE = {
     "type": "message",

@@ -14,9 +14,9 @@ from quartchat import db
 from quartchat.broker.memory import MemoryBroker
 from quartchat.hub import Hub, Subscriber
 from quartchat.models import Room, User
+from quartchat.payloads import ChatMessage, message_frame
 from quartchat.relay import Relay
 from quartchat.store import Draft, MessageStore
-from quartchat.wire import ChatMessage, message_frame
 
 
 @pytest.fixture(name="database")

@@ -11,8 +11,8 @@ import pytest
 
 from quartchat import db
 from quartchat.models import Room, User
+from quartchat.payloads import ChatMessage
 from quartchat.store import Draft, MessageStore, Outcome
-from quartchat.wire import ChatMessage
 
 
 @pytest.fixture(name="database")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -21,9 +20,9 @@ from ..limits import require_message_budget
 from ..lookups import room_or_404, user_or_404
 from ..protocol import parse_message_id, validate_content
 from ..readlimits import limit_reads
+from ..replay import parse_since, require_one_point, seq_of
 from ..schemas import ResourceId, Timestamp, errors
 from ..store import Draft, Outcome
-from ..wire import parse_timestamp
 
 blueprint = Blueprint("messages", __name__)
 
@@ -75,32 +74,6 @@ class MessageOut(BaseModel):
     seq: int
 
 
-def parse_since(raw: str) -> datetime:
-    try:
-        return parse_timestamp(raw)
-    except ValueError:
-        raise APIError(
-            400, "INVALID_SINCE", f"since={raw!r} is not an ISO 8601 timestamp of years 1-9999"
-        ) from None
-
-
-async def seq_after(room_id: str, raw: str) -> int:
-    """The seq of message `raw` in the room: replay starts after it."""
-    return await _seq_of(room_id, raw, "after")
-
-
-async def _seq_of(room_id: str, raw: str, parameter: str) -> int:
-    code = f"INVALID_{parameter.upper()}"
-    try:
-        message_id = UUID(raw)
-    except ValueError:
-        raise APIError(400, code, f"{parameter}={raw!r} is not a message id") from None
-    seq = await current_chat().store.seq_of(room_id, message_id)
-    if seq is None:
-        raise APIError(400, code, f"room {room_id!r} has no message {raw}")
-    return seq
-
-
 @blueprint.get("/rooms/<room_id>/messages")
 @limit_reads
 @security_scheme([{"bearer": []}])
@@ -117,17 +90,19 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
     AUTH_SECRET set, any user's `Authorization: Bearer` token is required.
     """
     current_chat().tokens.require_bearer()
-    given = [name for name in ("since", "after", "before") if getattr(query_args, name) is not None]
-    if len(given) > 1:
-        raise APIError(400, "INVALID_REQUEST", f"use one of since, after, before, not {given}")
+    since, after, before = query_args.since, query_args.after, query_args.before
+    require_one_point(since=since, after=after, before=before)
     await room_or_404(room_id)
-    since = parse_since(query_args.since) if query_args.since is not None else None
-    after = query_args.after
-    after_seq = await seq_after(room_id, after) if after is not None else None
-    before = query_args.before
-    before_seq = await _seq_of(room_id, before, "before") if before is not None else None
-    messages = await current_chat().store.history(
-        room_id, since=since, after_seq=after_seq, before_seq=before_seq, limit=query_args.limit
+    store = current_chat().store
+    since_time = parse_since(since) if since is not None else None
+    after_seq = await seq_of(store, room_id, after, "after") if after is not None else None
+    before_seq = await seq_of(store, room_id, before, "before") if before is not None else None
+    messages = await store.history(
+        room_id,
+        since=since_time,
+        after_seq=after_seq,
+        before_seq=before_seq,
+        limit=query_args.limit,
     )
     return jsonify([message.payload() for message in messages])
 

@@ -19,9 +19,9 @@ from ..limits import limit_creations
 from ..listing import ListQuery, NextPageHeaders, list_page
 from ..lookups import create_or_409, room_or_404
 from ..models import Room
+from ..payloads import format_timestamp
 from ..readlimits import limit_reads
 from ..schemas import ResourceId, Timestamp, bounded_text, errors
-from ..wire import format_timestamp
 
 blueprint = Blueprint("rooms", __name__)
 

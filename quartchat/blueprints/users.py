@@ -20,9 +20,9 @@ from ..limits import limit_creations
 from ..listing import ListQuery, NextPageHeaders, list_page
 from ..lookups import create_or_409, user_or_404
 from ..models import User
+from ..payloads import format_timestamp
 from ..readlimits import limit_reads
 from ..schemas import ResourceId, Timestamp, bounded_text, errors
-from ..wire import format_timestamp
 
 blueprint = Blueprint("users", __name__)
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from typing import Any
 from uuid import uuid4
@@ -20,43 +18,29 @@ from uuid import uuid4
 from quart import Blueprint, websocket
 from quart_cors import cors_exempt
 
-from ..auth import CLOSE_UNAUTHORIZED
 from ..chat import Chat, current_chat
 from ..errors import APIError
 from ..faults import describe
 from ..frameguard import guard_connection
-from ..hub import CLOSE_TOO_SLOW, Frame, Subscriber
-from ..limits import (
-    CLOSE_POLICY_VIOLATION,
-    CLOSE_TOO_MANY_SOCKETS,
-    FrameBudget,
-    address_key,
-    current_limits,
-)
-from ..outbox import CLOSE_INTERNAL_ERROR, Outbox
+from ..frames import CloseCode
+from ..framing import Frame
+from ..hub import Subscriber
+from ..limits import FrameBudget, address_key, current_limits
+from ..outbox import Outbox
+from ..payloads import error_frame, event_frame, format_timestamp, message_frame, utc_now
 from ..protocol import parse_client_frame, refused_message_id
+from ..replay import Replay, read_replay
 from ..store import Draft, Outcome, Stored
 from ..text import is_resource_id
 from ..transport import SocketWriter, refuse_compression
-from ..wire import error_frame, event_frame, format_timestamp, message_frame, utc_now
-from .messages import parse_since, seq_after
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("ws", __name__)
 
-CLOSE_NOT_FOUND = 4404
 REPLAY_PAGE = 500
 # Messages of one socket that may wait for their commit at once; past it the socket
 # simply stops being read, which pushes back on a flooding client.
 MAX_IN_FLIGHT = 256
-
-
-@dataclass(frozen=True, slots=True)
-class Replay:
-    """Where a reconnecting client's replay starts: after a timestamp or after a seq."""
-
-    since: datetime | None = None
-    after_seq: int = 0
 
 
 @blueprint.websocket("/ws/<room_id>/<user_id>")
@@ -73,12 +57,12 @@ async def ws_room(room_id: str, user_id: str) -> None:
     refusal = _token_refusal(chat, user_id, websocket.args.get("token"))
     if refusal:
         await websocket.accept()
-        await websocket.close(CLOSE_UNAUTHORIZED, refusal)
+        await websocket.close(CloseCode.UNAUTHORIZED, refusal)
         return
     invalid = _invalid_id(room_id, user_id)
     if invalid:
         await websocket.accept()
-        await websocket.close(CLOSE_NOT_FOUND, invalid)
+        await websocket.close(CloseCode.NOT_FOUND, invalid)
         return
     room_exists = await chat.directory.room_exists(room_id)
     username = await chat.directory.username(user_id)
@@ -86,7 +70,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
         missing = f"room {room_id!r}" if not room_exists else f"user {user_id!r}"
         # Browsers never see a handshake's HTTP status, only a close code.
         await websocket.accept()
-        await websocket.close(CLOSE_NOT_FOUND, _close_reason(f"{missing} not found"))
+        await websocket.close(CloseCode.NOT_FOUND, _close_reason(f"{missing} not found"))
         return
 
     owner = asyncio.current_task()
@@ -99,7 +83,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
     refusal = _socket_limit_reached(chat, user_id, address)
     if refusal:
         await websocket.accept()
-        await websocket.close(CLOSE_TOO_MANY_SOCKETS, refusal)
+        await websocket.close(CloseCode.TOO_MANY_SOCKETS, refusal)
         return
     if not chat.settings.ws_compression:
         refuse_compression()
@@ -121,7 +105,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
         owner.uncancel()
         if outbox is not None:
             outbox.close()
-        if subscriber.close_code == CLOSE_TOO_SLOW:
+        if subscriber.close_code == CloseCode.TOO_SLOW:
             chat.metrics.slow_closes.inc()
         # Out of the room (presence, metrics, broadcasts) as soon as it is being closed:
         # the close frame may wait behind a backlog for as long as `close_timeout`.
@@ -191,14 +175,10 @@ async def _replay_or_report(
     chat: Chat, subscriber: Subscriber, args: Mapping[str, str]
 ) -> Replay | None:
     """Read `?since=`/`?after=`; a bad value is reported in an error frame, not fatal."""
-    since, after = args.get("since"), args.get("after")
     try:
-        if since is not None and after is not None:
-            raise APIError(400, "INVALID_REPLAY", "use either since or after, not both")
-        if since is not None:
-            return Replay(since=parse_since(since))
-        if after is not None:
-            return Replay(after_seq=await seq_after(subscriber.room_id, after))
+        return await read_replay(
+            chat.store, subscriber.room_id, args.get("since"), args.get("after")
+        )
     except APIError as error:
         _send_error(chat, subscriber, error.code, error.detail)
     return None
@@ -234,7 +214,7 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
         wait = budget.take(loop.time())
         if wait:
             if budget.exhausted:
-                subscriber.request_close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+                subscriber.request_close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
                 continue
             detail = f"over {settings.rate_limit_per_second:g} frames per second; not handled"
             refused = refused_message_id(raw)
@@ -262,7 +242,7 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
             wait, detail = limits.message_refusal(subscriber.user_id)
             if wait:
                 if limits.message_flooding(subscriber.user_id):
-                    subscriber.request_close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+                    subscriber.request_close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
                     continue
                 extra = {"id": str(frame.message_id)} if frame.message_id else {}
                 _send_error(
@@ -313,7 +293,7 @@ async def _close(chat: Chat, subscriber: Subscriber, writer: SocketWriter | None
     server see the client's close reply behind them. A stalled client that cannot take
     even the close frame has its connection aborted after `close_timeout`.
     """
-    code = subscriber.close_code or CLOSE_INTERNAL_ERROR
+    code = subscriber.close_code or CloseCode.INTERNAL_ERROR
     try:
         async with asyncio.timeout(chat.settings.close_timeout):
             await websocket.close(code, _close_reason(subscriber.close_reason))

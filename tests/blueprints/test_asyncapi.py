@@ -8,9 +8,8 @@ import httpx
 from playwright.async_api import expect
 
 from quartchat.asyncapi import asyncapi_document
-from tests.browser import launch_chromium
-from tests.serving import served
-from tests.support import RunningServer
+from tests.support import RunningServer, served
+from tests.support.browser import launch_chromium
 
 
 async def test_serves_the_socket_protocol(server: RunningServer, http: httpx.AsyncClient) -> None:

@@ -12,13 +12,13 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
-from tests.serving import served
 from tests.support import (
     RunningServer,
     create_room,
     create_user,
     open_socket,
     receive_type,
+    served,
     start_server,
     unique_id,
     wait_until_healthy,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from playwright.async_api import expect
 
-from tests.browser import launch_chromium
 from tests.support import RunningServer
+from tests.support.browser import launch_chromium
 
 
 async def test_docs_render_with_nothing_from_outside(server: RunningServer) -> None:

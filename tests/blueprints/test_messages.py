@@ -211,6 +211,6 @@ async def test_before_pages_back_oldest_first(http: httpx.AsyncClient) -> None:
         assert response.status_code == 400, bad
         assert response.json()["code"] == "INVALID_BEFORE"
     both = await http.get(url, params={"before": posted[3]["id"], "after": posted[1]["id"]})
-    assert both.status_code == 400 and both.json()["code"] == "INVALID_REQUEST"
+    assert both.status_code == 400 and both.json()["code"] == "INVALID_REPLAY"
     missing = await http.get("/rooms/no-such-room/messages", params={"before": posted[3]["id"]})
     assert missing.status_code == 404

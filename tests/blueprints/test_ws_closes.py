@@ -21,7 +21,6 @@ from websockets.exceptions import ConnectionClosed
 
 from quartchat import create_app
 from quartchat.chat import EXTENSION_KEY
-from tests.browser import launch_chromium
 from tests.support import (
     RawWebSocket,
     RunningServer,
@@ -32,6 +31,7 @@ from tests.support import (
     receive_type,
     start_server,
 )
+from tests.support.browser import launch_chromium
 
 # Generous for a loaded 2-core machine; the figures printed are what matters.
 PROMPT = 1.5

@@ -12,7 +12,6 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from tests.serving import served
 from tests.support import (
     RawWebSocket,
     create_room,
@@ -22,6 +21,7 @@ from tests.support import (
     receive_json,
     receive_messages,
     receive_type,
+    served,
 )
 
 

@@ -14,12 +14,12 @@ from playwright.async_api import Page
 
 from tests.client.conftest import CONSOLE, PAGE_ORIGIN, OpenPage
 from tests.client.proxy import UpgradeRefusingProxy
-from tests.serving import served
 from tests.support import (
     RunningServer,
     create_room,
     create_user,
     open_socket,
+    served,
     start_server,
     unique_id,
     wait_until_healthy,

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import RunningServer, start_server
+from tests.support.servers import RunningServer, start_server
+
+__all__ = ["served"]
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from quartchat.wire import ChatMessage, format_timestamp, message_frame, parse_timestamp
+from quartchat.payloads import ChatMessage, format_timestamp, message_frame, parse_timestamp
 
 
 def test_format_always_has_microseconds_and_z() -> None:

@@ -1,0 +1,143 @@
+"""A real `quartchat serve` in a subprocess on a free port, and what tests read from it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "PROJECT_ROOT",
+    "RunningServer",
+    "free_port",
+    "metric",
+    "run_script",
+    "start_server",
+    "wait_until_healthy",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 15) -> int:
+        """Signal the server and wait for it to exit; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError(
+                    f"server did not exit within {timeout}s:\n{self.log()}"
+                ) from None
+        return self.process.returncode
+
+
+def start_server(
+    workdir: Path,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    port: int | None = None,
+    wait: bool = True,
+) -> RunningServer:
+    """Start `quartchat serve` on a free port with a fresh SQLite file in `workdir`."""
+    port = port or free_port()
+    server_env = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "DATABASE_URL": f"sqlite://{workdir / 'chat.sqlite3'}",
+        "PYTHONUNBUFFERED": "1",
+        # Tests of other features send faster than a person; the rate limit tests set
+        # their own limits.
+        "RATE_LIMIT_PER_SECOND": "100000",
+        "RATE_LIMIT_BURST": "100000",
+        "CREATIONS_PER_MINUTE": "6000000",
+        "CREATIONS_BURST": "100000",
+        "REST_READS_PER_MINUTE": "6000000",
+        "REST_READS_BURST": "100000",
+        **(env or {}),
+    }
+    log_path = workdir / f"server-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "quartchat.cli", "serve", *(args or [])],
+            cwd=workdir,
+            env=server_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = RunningServer(process, port, log_path, server_env)
+    if wait:
+        wait_until_healthy(server)
+    return server
+
+
+def wait_until_healthy(server: RunningServer, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise AssertionError(f"server exited with {server.process.returncode}:\n{server.log()}")
+        try:
+            with urllib.request.urlopen(f"{server.http_url}/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    server.stop(signal.SIGKILL)
+    raise AssertionError(f"server not healthy within {timeout}s:\n{server.log()}")
+
+
+def run_script(script: str, *args: str, cwd: Path) -> str:
+    """Run Python source in a fresh interpreter (Tortoise keeps the first engine it
+    opens for the life of a process); assert that it succeeded, return what it printed."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def metric(metrics_text: str, name: str) -> float:
+    """One sample of `GET /metrics` output, by its full name (labels included)."""
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", metrics_text, re.MULTILINE)
+    assert match, f"{name} not in metrics"
+    return float(match.group(1))
