@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 from bench.loadgen import Figures, parse_args, run  # noqa: E402
 from tests.support import (  # noqa: E402
     REDIS_TEST_URL,
-    RunningServer,
     create_postgres_database,
     drop_postgres_database,
     start_server,
@@ -92,12 +91,21 @@ def headline(name: str, figures: Figures) -> str:
     return f"p99 connect {rounds} s, errors {figures.connect_errors}"
 
 
-async def measure(server: RunningServer, quick: bool) -> dict[str, Figures]:
+async def measure(workdir: Path, env: dict[str, str], quick: bool) -> dict[str, Figures]:
+    """Every scenario against a server of its own: memory freed by a busy scenario would
+    otherwise be reused by the idle sockets that follow it, and hide their cost."""
     results = {}
-    for name, arguments in scenarios(quick).items():
+    for index, (name, arguments) in enumerate(scenarios(quick).items()):
         print(f"-- {name}", file=sys.stderr)
-        args = parse_args([server.http_url, *arguments, "--server-pid", str(server.process.pid)])
-        results[name] = await run(args)
+        scenario_dir = workdir / f"scenario-{index}"
+        scenario_dir.mkdir(parents=True, exist_ok=True)
+        server = start_server(scenario_dir, env=env)
+        try:
+            pid = str(server.process.pid)
+            args = parse_args([server.http_url, *arguments, "--server-pid", pid])
+            results[name] = await run(args)
+        finally:
+            server.stop()
     return results
 
 
@@ -108,30 +116,20 @@ async def main() -> None:
     options = parser.parse_args()
     options.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Figures]] = {}
-
-    sqlite_dir = options.out / "sqlite"
-    sqlite_dir.mkdir(exist_ok=True)
-    server = start_server(sqlite_dir, env=UNLIMITED)
-    try:
-        results["quartchat-sqlite"] = await measure(server, options.quick)
-    finally:
-        server.stop()
-
+    results["quartchat-sqlite"] = await measure(options.out / "sqlite", UNLIMITED, options.quick)
     if postgres_and_redis_answer():
         database = await create_postgres_database()
-        pg_dir = options.out / "pg-redis"
-        pg_dir.mkdir(exist_ok=True)
         env = {
             **UNLIMITED,
             "DATABASE_URL": database,
             "REDIS_URL": REDIS_TEST_URL,
             "REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
         }
-        server = start_server(pg_dir, env=env)
         try:
-            results["quartchat-pg-redis"] = await measure(server, options.quick)
+            results["quartchat-pg-redis"] = await measure(
+                options.out / "pg-redis", env, options.quick
+            )
         finally:
-            server.stop()
             await drop_postgres_database(database)
 
     names = list(results)
