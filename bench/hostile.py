@@ -365,8 +365,8 @@ async def run(args: argparse.Namespace) -> int:
         env = {
             # The good clients are set up from one address, as is the hostile client;
             # the per-socket limits are the defaults people get.
-            "REST_WRITES_PER_MINUTE": "6000000",
-            "REST_WRITES_BURST": "100000",
+            "CREATIONS_PER_MINUTE": "6000000",
+            "CREATIONS_BURST": "100000",
             "RATE_LIMIT_PER_SECOND": "10",
             "RATE_LIMIT_BURST": "20",
         }
