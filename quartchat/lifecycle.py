@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from quart import Quart
 
-from . import db, gc_tuning, oversized, shortcuts
+from . import db, frameguard, gc_tuning, shortcuts
 from .chat import Chat
 from .config import Settings
 
@@ -101,7 +101,7 @@ class Lifecycle:
     async def _use_shortcuts(self) -> None:
         shortcuts.report(
             needs_sqlite=not db.is_postgres(self._settings.database_url),
-            prompt_close_installed=oversized.install(self._settings.close_timeout),
+            frame_guard_installed=frameguard.install(self._settings),
         )
 
     async def _open_database(self) -> None:

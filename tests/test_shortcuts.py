@@ -48,12 +48,12 @@ def test_missing_sqlite_shortcut_is_named_and_fatal_only_for_sqlite(
 ) -> None:
     caplog.set_level(logging.INFO, logger="quartchat.shortcuts")
     monkeypatch.delattr(aiosqlite.Connection, "_execute")
-    shortcuts = report(needs_sqlite=False, prompt_close_installed=True)
+    shortcuts = report(needs_sqlite=False, frame_guard_installed=True)
     [sqlite_batch] = [shortcut for shortcut in shortcuts if shortcut.name == SQLITE_BATCH]
     assert sqlite_batch.missing == ("aiosqlite.core.Connection._execute",)
     assert "SQLite batch in one thread call: OFF (missing aiosqlite" in caplog.text
     with pytest.raises(ShortcutMissingError, match=r"lacks aiosqlite\.core\.Connection\._execute"):
-        report(needs_sqlite=True, prompt_close_installed=True)
+        report(needs_sqlite=True, frame_guard_installed=True)
 
 
 def test_a_sqlite_server_without_the_shortcut_refuses_to_start(tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ from quart_cors import cors_exempt
 from ..chat import Chat, current_chat
 from ..errors import APIError
 from ..faults import describe
-from ..frameguard import guard_connection
 from ..frames import CloseCode
 from ..framing import Frame
 from ..hub import Subscriber
@@ -94,7 +93,6 @@ async def ws_room(room_id: str, user_id: str) -> None:
         # client sees its 101 reaches it.
         await chat.join(subscriber)
         await websocket.accept()
-        _guard_control_frames(chat)
         writer = SocketWriter()
         outbox = Outbox(subscriber, writer, chat.metrics)
         outbox.open(partial(_send_replay, chat, subscriber.room_id, replay) if replay else None)
@@ -136,20 +134,6 @@ def _token_refusal(chat: Chat, user_id: str, token: str | None) -> str:
     except APIError as error:
         return error.detail
     return "" if owner == user_id else "the token belongs to another user"
-
-
-def _guard_control_frames(chat: Chat) -> None:
-    """PINGs and PONGs, which Hypercorn answers below the app, get a budget of their
-    own (CONTROL_FRAMES_PER_SECOND, _BURST); a sustained flood is closed with 1008."""
-    settings = chat.settings
-    loop = asyncio.get_running_loop()
-    budget = FrameBudget(
-        settings.control_frames_per_second,
-        settings.control_frames_burst,
-        settings.rate_limit_strikes,
-        loop.time(),
-    )
-    guard_connection(budget, loop.time)
 
 
 def _socket_limit_reached(chat: Chat, user_id: str, address: str) -> str:
