@@ -1,5 +1,6 @@
 """Abuse limits: token buckets for a socket's frames, a user's messages (socket and REST
-alike) and an address's creations of users and rooms."""
+alike), and an address's creations of users and rooms and its expensive REST reads (lists
+and history pages: far more frequent than creations, so with settings of their own)."""
 
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ class Budgets:
 
 
 class Limits:
-    """This instance's shared budgets: messages per user, creations per client address."""
+    """This instance's shared budgets: messages per user, creations and reads per client
+    address."""
 
     def __init__(self, settings: Settings) -> None:
         # REST posts and socket frames alike, so mixing transports gains nothing, and
@@ -102,6 +104,7 @@ class Limits:
         )
         self.message_rate = settings.rate_limit_per_second
         self.creations = Budgets(settings.creations_per_minute / 60, settings.creations_burst)
+        self.reads = Budgets(settings.rest_reads_per_minute / 60, settings.rest_reads_burst)
 
     def message_refusal(self, user_id: str) -> tuple[float, str]:
         """(0.0, "") if `user_id` may send a message now, else (seconds to wait, why)."""
@@ -146,24 +149,35 @@ def address_key(address: str) -> str:
     return str(IPv6Network((parsed, 64), strict=False))
 
 
-def limit_creations(
-    handler: Callable[P, Awaitable[R]],
-) -> Callable[P, Awaitable[R]]:
-    """Route decorator: anonymous creation draws from the client address's budget
-    (CREATIONS_PER_MINUTE, CREATIONS_BURST), else 429 with Retry-After."""
+def _limit_per_address(
+    pick: Callable[[Limits], Budgets], what: str
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Route decorator: the request draws from its client address's budget in `pick`,
+    else 429 with Retry-After."""
 
-    @wraps(handler)
-    async def limited(*args: P.args, **kwargs: P.kwargs) -> R:
-        wait = current_limits().creations.take(address_key(request.remote_addr or ""), monotonic())
-        if wait:
-            # Read the body anyway: one left unread makes Hypercorn drop the connection,
-            # and a client's next request already sent on it would fail with no answer.
-            await request.get_data()
-            detail = f"too many creations from this address; retry in {wait:.1f} s"
-            raise APIError(429, "RATE_LIMITED", detail, retry_after=wait)
-        return await handler(*args, **kwargs)
+    def decorate(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @wraps(handler)
+        async def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+            budgets = pick(current_limits())
+            wait = budgets.take(address_key(request.remote_addr or ""), monotonic())
+            if wait:
+                # Read the body anyway: one left unread makes Hypercorn drop the
+                # connection, and a client's next request already sent on it would fail
+                # with no answer.
+                await request.get_data()
+                detail = f"too many {what} from this address; retry in {wait:.1f} s"
+                raise APIError(429, "RATE_LIMITED", detail, retry_after=wait)
+            return await handler(*args, **kwargs)
 
-    return limited
+        return limited
+
+    return decorate
+
+
+# Anonymous creation of users and rooms (CREATIONS_PER_MINUTE, CREATIONS_BURST).
+limit_creations = _limit_per_address(lambda limits: limits.creations, "creations")
+# Lists and history pages (REST_READS_PER_MINUTE, REST_READS_BURST).
+limit_reads = _limit_per_address(lambda limits: limits.reads, "reads")
 
 
 def init_app(app: Quart, settings: Settings) -> None:
