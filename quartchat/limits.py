@@ -4,6 +4,7 @@ and history pages: far more frequent than creations, so with settings of their o
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from ipaddress import IPv6Address, IPv6Network, ip_address
@@ -59,37 +60,44 @@ class FrameBudget:
 
 
 class Budgets:
-    """One FrameBudget per key (a user id, a client address). Keys whose bucket is full
-    again are forgotten now and then, so the table stays as small as the traffic."""
+    """One FrameBudget per key (a user id, a client address), least recently used first.
 
-    def __init__(self, rate: float, burst: int, max_strikes: int = 1) -> None:
+    A key whose bucket is full again is forgotten when a new key comes, and so is the
+    least recently used beyond `max_keys`: a client that churns through addresses (an
+    IPv6 block of /64s, forwarded addresses) cannot grow the table without bound, and at
+    worst hands the keys idle the longest a full bucket early."""
+
+    def __init__(
+        self, rate: float, burst: int, max_strikes: int = 1, max_keys: int = 100_000
+    ) -> None:
         self._rate = rate
         self._burst = burst
         self._max_strikes = max_strikes
-        self._budgets: dict[str, FrameBudget] = {}
-        self._since_prune = 0
+        self._max_keys = max_keys
+        self._idle = burst / rate  # long enough for any bucket to be full again
+        self._budgets: OrderedDict[str, FrameBudget] = OrderedDict()
 
     def of(self, key: str, now: float) -> FrameBudget:
         """The budget of `key`, a full one if it had none."""
         budget = self._budgets.get(key)
-        if budget is None:
-            budget = FrameBudget(self._rate, self._burst, self._max_strikes, now)
-            self._budgets[key] = budget
-        self._since_prune += 1
-        if self._since_prune >= 1000:
-            self._prune(now)
+        if budget is not None:
+            self._budgets.move_to_end(key)
+            return budget
+        self._forget(now)
+        budget = FrameBudget(self._rate, self._burst, self._max_strikes, now)
+        self._budgets[key] = budget
         return budget
 
     def take(self, key: str, now: float) -> float:
         """0.0 if `key` may go ahead now, else seconds until it may."""
         return self.of(key, now).take(now)
 
-    def _prune(self, now: float) -> None:
-        self._since_prune = 0
-        idle = self._burst / self._rate  # long enough for any bucket to be full again
-        self._budgets = {
-            key: budget for key, budget in self._budgets.items() if now - budget.last_used < idle
-        }
+    def _forget(self, now: float) -> None:
+        while self._budgets:
+            oldest = next(iter(self._budgets.values()))
+            if len(self._budgets) < self._max_keys and now - oldest.last_used < self._idle:
+                return
+            self._budgets.popitem(last=False)
 
 
 class Limits:
