@@ -10,7 +10,7 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import ExternalDocumentation, Info, QuartSchema
 
-from . import chat, errors, lifecycle, limits, logs, proxies, readlimits, sockets
+from . import chat, errors, lifecycle, limits, logs, proxies, sockets
 from .blueprints import asyncapi, console, docs, health, messages, metrics, rooms, users, ws
 from .config import Settings
 from .protocol import refuse_deep_json
@@ -84,7 +84,6 @@ def create_app(
     errors.init_app(app)
     logs.init_app(app)
     limits.init_app(app, settings)
-    readlimits.init_app(app, settings)
     proxies.init_app(app, settings.forwarded_allow_ips)
     sockets.init_app(app)
 

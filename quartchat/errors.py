@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
-import traceback
 
-import asyncpg
 from jinja2 import TemplateNotFound
 from pydantic import ValidationError
 from quart import Quart, Response, jsonify, request
 from quart_schema import RequestSchemaValidationError
-from tortoise.exceptions import DBConnectionError, OperationalError
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed
+
+from .faults import describe, is_outage
 
 log = logging.getLogger(__name__)
 
-# What a database that does not answer raises: Tortoise's own errors, asyncpg's for a
-# lost, refused or shutting-down server, SQLite's "unable to open" or "locked".
-DATABASE_ERRORS: tuple[type[Exception], ...] = (
-    DBConnectionError,
-    OperationalError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.InsufficientResourcesError,
-    asyncpg.InterfaceError,
-    sqlite3.OperationalError,
-)
-DATABASE_MODULES = frozenset({"asyncpg", "tortoise", "aiosqlite", "sqlite3"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -48,23 +34,6 @@ class APIError(Exception):
 
 def error_response(status: int, code: str, detail: str) -> tuple[Response, int]:
     return jsonify({"code": code, "detail": detail}), status
-
-
-def is_database_failure(error: BaseException) -> bool:
-    """Whether `error` means the database did not answer (503), not a bug (500).
-
-    asyncpg lets the network's own errors through (connection refused, host unreachable,
-    reset, timed out): an `OSError` counts only when it was raised inside a database
-    driver, so a missing template or file is never reported as a database outage.
-    """
-    if isinstance(error, DATABASE_ERRORS):
-        return True
-    if not isinstance(error, OSError):
-        return False
-    return any(
-        str(frame.f_globals.get("__name__", "")).partition(".")[0] in DATABASE_MODULES
-        for frame, _ in traceback.walk_tb(error.__traceback__)
-    )
 
 
 def _validation_detail(error: RequestSchemaValidationError) -> str:
@@ -133,8 +102,8 @@ def init_app(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def handle_unexpected(error: Exception) -> tuple[Response, int]:
-        if is_database_failure(error):
-            log.warning("database unavailable: %r", error)
+        if is_outage(error):
+            log.warning("database unavailable: %s", describe(error))
             detail = "the database is not answering; retry shortly"
             return error_response(503, "UNAVAILABLE", detail)
         log.exception("unhandled error", exc_info=error)

@@ -1,4 +1,4 @@
-"""Telling a database outage from a database refusing one particular request.
+"""Telling a database outage (503, retry shortly) from a database refusing one request.
 
 When a batch (a group commit, a handshake lookup) fails, an outage fails every part of
 it alike, so its parts are not retried one by one; any other failure may be one part's
@@ -8,8 +8,11 @@ fault, so the parts are retried apart and only the guilty one fails.
 from __future__ import annotations
 
 import sqlite3
+import traceback
 
 from tortoise.exceptions import DBConnectionError
+
+_DATABASE_MODULES = frozenset({"asyncpg", "tortoise", "aiosqlite", "sqlite3"})
 
 # SQLSTATE classes of a server that cannot serve right now rather than of a bad
 # statement: connection exception, insufficient resources, operator intervention
@@ -45,14 +48,27 @@ def _is_client_side_data_error(error: BaseException) -> bool:
     return isinstance(error, ValueError)
 
 
+def _raised_by_database(error: OSError) -> bool:
+    # asyncpg lets the network's own errors through (e.g. host unreachable); any other
+    # OSError (a missing file or template) is not the database's.
+    return any(
+        str(frame.f_globals.get("__name__", "")).partition(".")[0] in _DATABASE_MODULES
+        for frame, _ in traceback.walk_tb(error.__traceback__)
+    )
+
+
 def is_outage(error: BaseException) -> bool:
-    """Whether `error` says the database could not be reached or could not work, as
-    opposed to refusing what it was asked to store or read."""
+    """Whether `error` says the database could not be reached or could not work (503),
+    as opposed to refusing what it was asked to store or read, or a bug (500)."""
     for cause in _chain(error):
         if _is_client_side_data_error(cause):
             return False
-        if isinstance(cause, DBConnectionError | OSError | TimeoutError):
+        if isinstance(cause, DBConnectionError):
             return True
+        if isinstance(cause, ConnectionError | TimeoutError):
+            return True
+        if isinstance(cause, OSError):
+            return _raised_by_database(cause)
         sqlstate = getattr(cause, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate:
             return sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES

@@ -1,8 +1,10 @@
 """Abuse limits: token buckets for a socket's frames, a user's messages (socket and REST
-alike) and an address's creations of users and rooms."""
+alike), and an address's creations of users and rooms and its expensive REST reads (lists
+and history pages: far more frequent than creations, so with settings of their own)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from ipaddress import IPv6Address, IPv6Network, ip_address
@@ -58,41 +60,49 @@ class FrameBudget:
 
 
 class Budgets:
-    """One FrameBudget per key (a user id, a client address). Keys whose bucket is full
-    again are forgotten now and then, so the table stays as small as the traffic."""
+    """One FrameBudget per key (a user id, a client address), least recently used first.
 
-    def __init__(self, rate: float, burst: int, max_strikes: int = 1) -> None:
+    A key whose bucket is full again is forgotten when a new key comes, and so is the
+    least recently used beyond `max_keys`: a client that churns through addresses (an
+    IPv6 block of /64s, forwarded addresses) cannot grow the table without bound, and at
+    worst hands the keys idle the longest a full bucket early."""
+
+    def __init__(
+        self, rate: float, burst: int, max_strikes: int = 1, max_keys: int = 100_000
+    ) -> None:
         self._rate = rate
         self._burst = burst
         self._max_strikes = max_strikes
-        self._budgets: dict[str, FrameBudget] = {}
-        self._since_prune = 0
+        self._max_keys = max_keys
+        self._idle = burst / rate  # long enough for any bucket to be full again
+        self._budgets: OrderedDict[str, FrameBudget] = OrderedDict()
 
     def of(self, key: str, now: float) -> FrameBudget:
         """The budget of `key`, a full one if it had none."""
         budget = self._budgets.get(key)
-        if budget is None:
-            budget = FrameBudget(self._rate, self._burst, self._max_strikes, now)
-            self._budgets[key] = budget
-        self._since_prune += 1
-        if self._since_prune >= 1000:
-            self._prune(now)
+        if budget is not None:
+            self._budgets.move_to_end(key)
+            return budget
+        self._forget(now)
+        budget = FrameBudget(self._rate, self._burst, self._max_strikes, now)
+        self._budgets[key] = budget
         return budget
 
     def take(self, key: str, now: float) -> float:
         """0.0 if `key` may go ahead now, else seconds until it may."""
         return self.of(key, now).take(now)
 
-    def _prune(self, now: float) -> None:
-        self._since_prune = 0
-        idle = self._burst / self._rate  # long enough for any bucket to be full again
-        self._budgets = {
-            key: budget for key, budget in self._budgets.items() if now - budget.last_used < idle
-        }
+    def _forget(self, now: float) -> None:
+        while self._budgets:
+            oldest = next(iter(self._budgets.values()))
+            if len(self._budgets) < self._max_keys and now - oldest.last_used < self._idle:
+                return
+            self._budgets.popitem(last=False)
 
 
 class Limits:
-    """This instance's shared budgets: messages per user, creations per client address."""
+    """This instance's shared budgets: messages per user, creations and reads per client
+    address."""
 
     def __init__(self, settings: Settings) -> None:
         # REST posts and socket frames alike, so mixing transports gains nothing, and
@@ -102,6 +112,7 @@ class Limits:
         )
         self.message_rate = settings.rate_limit_per_second
         self.creations = Budgets(settings.creations_per_minute / 60, settings.creations_burst)
+        self.reads = Budgets(settings.rest_reads_per_minute / 60, settings.rest_reads_burst)
 
     def message_refusal(self, user_id: str) -> tuple[float, str]:
         """(0.0, "") if `user_id` may send a message now, else (seconds to wait, why)."""
@@ -146,24 +157,35 @@ def address_key(address: str) -> str:
     return str(IPv6Network((parsed, 64), strict=False))
 
 
-def limit_creations(
-    handler: Callable[P, Awaitable[R]],
-) -> Callable[P, Awaitable[R]]:
-    """Route decorator: anonymous creation draws from the client address's budget
-    (CREATIONS_PER_MINUTE, CREATIONS_BURST), else 429 with Retry-After."""
+def _limit_per_address(
+    pick: Callable[[Limits], Budgets], what: str
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Route decorator: the request draws from its client address's budget in `pick`,
+    else 429 with Retry-After."""
 
-    @wraps(handler)
-    async def limited(*args: P.args, **kwargs: P.kwargs) -> R:
-        wait = current_limits().creations.take(address_key(request.remote_addr or ""), monotonic())
-        if wait:
-            # Read the body anyway: one left unread makes Hypercorn drop the connection,
-            # and a client's next request already sent on it would fail with no answer.
-            await request.get_data()
-            detail = f"too many creations from this address; retry in {wait:.1f} s"
-            raise APIError(429, "RATE_LIMITED", detail, retry_after=wait)
-        return await handler(*args, **kwargs)
+    def decorate(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @wraps(handler)
+        async def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+            budgets = pick(current_limits())
+            wait = budgets.take(address_key(request.remote_addr or ""), monotonic())
+            if wait:
+                # Read the body anyway: one left unread makes Hypercorn drop the
+                # connection, and a client's next request already sent on it would fail
+                # with no answer.
+                await request.get_data()
+                detail = f"too many {what} from this address; retry in {wait:.1f} s"
+                raise APIError(429, "RATE_LIMITED", detail, retry_after=wait)
+            return await handler(*args, **kwargs)
 
-    return limited
+        return limited
+
+    return decorate
+
+
+# Anonymous creation of users and rooms (CREATIONS_PER_MINUTE, CREATIONS_BURST).
+limit_creations = _limit_per_address(lambda limits: limits.creations, "creations")
+# Lists and history pages (REST_READS_PER_MINUTE, REST_READS_BURST).
+limit_reads = _limit_per_address(lambda limits: limits.reads, "reads")
 
 
 def init_app(app: Quart, settings: Settings) -> None:

@@ -9,8 +9,6 @@ does.
 
 from __future__ import annotations
 
-import re
-from typing import TypeVar
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
@@ -18,12 +16,12 @@ from quart import Response, jsonify, request
 from tortoise.expressions import Q
 
 from .errors import APIError
-from .models import ID_PATTERN, Room, User
+from .lookups import RoomOrUser
 from .payloads import format_timestamp
+from .text import is_resource_id
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
-RoomOrUser = TypeVar("RoomOrUser", Room, User)
 
 
 class ListQuery(BaseModel):
@@ -90,7 +88,7 @@ async def list_page(model: type[RoomOrUser], name_field: str, query: ListQuery) 
 
 
 async def _cursor_row(model: type[RoomOrUser], after: str) -> RoomOrUser:
-    row = await model.get_or_none(id=after) if re.fullmatch(ID_PATTERN, after) else None
+    row = await model.get_or_none(id=after) if is_resource_id(after) else None
     if row is None:
         noun = model.__name__.lower()
         raise APIError(400, "INVALID_AFTER", f"after={after!r} is no {noun}'s id")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -76,3 +78,16 @@ def test_the_description_does_not_quote_the_refused_value() -> None:
     assert describe(error) == "OperationalError <- DataError SQLSTATE 22000"
     nul = raised_from(OperationalError, asyncpg.exceptions.CharacterNotInRepertoireError("x"))
     assert describe(nul) == "OperationalError <- CharacterNotInRepertoireError SQLSTATE 22021"
+
+
+async def test_only_database_errors_count_as_an_outage() -> None:
+    with socket.socket() as probe:  # a port nobody listens on: refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(OSError) as refused:
+        await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{port}/test", timeout=10)
+    assert is_outage(refused.value)
+
+    with pytest.raises(OSError) as not_database:
+        (Path(__file__).parent / "no-such-file").read_text()
+    assert not is_outage(not_database.value)

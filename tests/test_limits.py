@@ -54,6 +54,18 @@ def test_budgets_are_separate_and_forgotten_when_idle() -> None:
     assert "a" not in budgets._budgets  # idle long enough to be full: dropped
 
 
+def test_budgets_stay_bounded_under_key_churn() -> None:
+    # One client cycling through /64s or forwarded addresses faster than buckets refill.
+    budgets = Budgets(rate=1, burst=100, max_keys=50)
+    budgets.take("steady", 0.0)
+    for i in range(10_000):
+        budgets.take(f"churn{i}", 1.0)
+        budgets.take("steady", 1.0)  # a key in use is never the one forgotten
+    assert len(budgets._budgets) == 50
+    assert "churn0" not in budgets._budgets
+    assert budgets.take("steady", 1.0) > 0  # still spent: its bucket was kept, not renewed
+
+
 async def test_creations_are_limited_per_address(tmp_path: Path) -> None:
     env = {"CREATIONS_PER_MINUTE": "1", "CREATIONS_BURST": "3"}
     async with served(tmp_path, env=env) as (_, http):

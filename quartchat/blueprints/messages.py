@@ -16,10 +16,9 @@ from quart_schema import (
 
 from ..chat import current_chat
 from ..errors import APIError
-from ..limits import require_message_budget
+from ..limits import limit_reads, require_message_budget
 from ..lookups import room_or_404, user_or_404
 from ..protocol import parse_message_id, validate_content
-from ..readlimits import limit_reads
 from ..replay import parse_since, require_one_point, seq_of
 from ..schemas import ResourceId, Timestamp, errors
 from ..store import Draft, Outcome

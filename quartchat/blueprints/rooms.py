@@ -15,12 +15,11 @@ from quart_schema import (
 )
 
 from ..chat import current_chat
-from ..limits import limit_creations
+from ..limits import limit_creations, limit_reads
 from ..listing import ListQuery, NextPageHeaders, list_page
 from ..lookups import create_or_409, room_or_404
 from ..models import Room
 from ..payloads import format_timestamp
-from ..readlimits import limit_reads
 from ..schemas import ResourceId, Timestamp, bounded_text, errors
 
 blueprint = Blueprint("rooms", __name__)

@@ -16,12 +16,11 @@ from quart_schema import (
 
 from ..chat import current_chat
 from ..errors import APIError
-from ..limits import limit_creations
+from ..limits import limit_creations, limit_reads
 from ..listing import ListQuery, NextPageHeaders, list_page
 from ..lookups import create_or_409, user_or_404
 from ..models import User
 from ..payloads import format_timestamp
-from ..readlimits import limit_reads
 from ..schemas import ResourceId, Timestamp, bounded_text, errors
 
 blueprint = Blueprint("users", __name__)
