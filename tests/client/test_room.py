@@ -22,7 +22,6 @@ from tests.support import (
     served,
     start_server,
     unique_id,
-    wait_until_healthy,
 )
 
 WAIT = 60_000  # ms: generous, for a loaded 2-core machine
@@ -145,8 +144,7 @@ async def test_redeploy_mid_conversation_loses_and_repeats_nothing(
                 )
             await pages[0].wait_for_function("log.sent.length >= 5", timeout=WAIT)
             assert server.stop() == 0
-            server = start_server(tmp_path, port=server.port, wait=False)
-            wait_until_healthy(server)
+            server = start_server(tmp_path, port=server.port)
             for page in pages:
                 await wait_until(page, f"log.sent.length === {per_page}")
                 assert await page.evaluate("log.sendErrors") == []
@@ -180,8 +178,7 @@ async def test_messages_sent_offline_are_delivered_once_when_the_server_returns(
             for i in range(3):
                 await sender.evaluate(f"send('offline {i}')")
             assert await sender.evaluate("log.sent.length") == 1
-            server = start_server(tmp_path, port=server.port, wait=False)
-            wait_until_healthy(server)
+            server = start_server(tmp_path, port=server.port)
             await wait_until(sender, "log.sent.length === 4")
             expected = ["before", "offline 0", "offline 1", "offline 2"]
             for page in (sender, reader):
