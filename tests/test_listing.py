@@ -17,6 +17,7 @@ from tests.support import (
     create_room,
     drop_postgres_database,
     run_script,
+    served,
     start_server,
 )
 
@@ -129,21 +130,17 @@ async def test_rooms_page_like_users(client: httpx.AsyncClient) -> None:
 
 async def test_reads_have_a_budget_per_address(tmp_path: Path) -> None:
     limits = {"REST_READS_PER_MINUTE": "60", "REST_READS_BURST": "3"}
-    server = start_server(tmp_path, env=limits)
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room = await create_room(http)
-            reads = ["/users", "/rooms", f"/rooms/{room['id']}/messages"]
-            for path in reads:
-                assert (await http.get(path)).status_code == 200
-            for path in reads:
-                refused = await http.get(path)
-                assert refused.status_code == 429
-                assert refused.json()["code"] == "RATE_LIMITED"
-                assert int(refused.headers["retry-after"]) >= 1
-            # Cheap reads and writes have budgets of their own.
-            assert (await http.get(f"/rooms/{room['id']}")).status_code == 200
-            assert (await http.get("/health")).status_code == 200
-            assert (await http.post("/users", json={"username": "still"})).status_code == 201
-    finally:
-        server.stop()
+    async with served(tmp_path, env=limits) as (_, http):
+        room = await create_room(http)
+        reads = ["/users", "/rooms", f"/rooms/{room['id']}/messages"]
+        for path in reads:
+            assert (await http.get(path)).status_code == 200
+        for path in reads:
+            refused = await http.get(path)
+            assert refused.status_code == 429
+            assert refused.json()["code"] == "RATE_LIMITED"
+            assert int(refused.headers["retry-after"]) >= 1
+        # Cheap reads and writes have budgets of their own.
+        assert (await http.get(f"/rooms/{room['id']}")).status_code == 200
+        assert (await http.get("/health")).status_code == 200
+        assert (await http.post("/users", json={"username": "still"})).status_code == 201

@@ -23,6 +23,7 @@ from tests.support import (
     receive_messages,
     receive_type,
     send_from_all,
+    served,
 )
 
 
@@ -311,39 +312,29 @@ async def test_origin_is_not_required(server: RunningServer, http: httpx.AsyncCl
 
 
 async def test_refused_origin_gets_403(tmp_path: Any) -> None:
-    from tests.support import start_server
-
-    server = start_server(tmp_path, env={"CORS_ORIGINS": "https://chat.example"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room, [user] = await room_and_users(http, "Ann")
-            with pytest.raises(InvalidStatus) as refused:
-                async with open_socket(
-                    server, room["id"], user["id"], origin="https://evil.example"
-                ):
-                    pass
-            assert refused.value.response.status_code == 403
-            async with open_socket(
-                server, room["id"], user["id"], origin="https://chat.example"
-            ) as ws:
-                await ws.send('{"type": "ping"}')
-                await receive_type(ws, "pong")
-            async with open_socket(server, room["id"], user["id"]) as ws:
-                await ws.send('{"type": "ping"}')
-                await receive_type(ws, "pong")
-            preflight = await http.options(
-                "/rooms",
-                headers={
-                    "Origin": "https://chat.example",
-                    "Access-Control-Request-Method": "POST",
-                    "Access-Control-Request-Headers": "content-type",
-                },
-            )
-            assert preflight.headers["access-control-allow-origin"] == "https://chat.example"
-            other = await http.get("/rooms", headers={"Origin": "https://evil.example"})
-            assert "access-control-allow-origin" not in other.headers
-    finally:
-        server.stop()
+    async with served(tmp_path, env={"CORS_ORIGINS": "https://chat.example"}) as (server, http):
+        room, [user] = await room_and_users(http, "Ann")
+        with pytest.raises(InvalidStatus) as refused:
+            async with open_socket(server, room["id"], user["id"], origin="https://evil.example"):
+                pass
+        assert refused.value.response.status_code == 403
+        async with open_socket(server, room["id"], user["id"], origin="https://chat.example") as ws:
+            await ws.send('{"type": "ping"}')
+            await receive_type(ws, "pong")
+        async with open_socket(server, room["id"], user["id"]) as ws:
+            await ws.send('{"type": "ping"}')
+            await receive_type(ws, "pong")
+        preflight = await http.options(
+            "/rooms",
+            headers={
+                "Origin": "https://chat.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://chat.example"
+        other = await http.get("/rooms", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
 
 
 async def test_compression_is_declined_by_default(
@@ -361,12 +352,8 @@ async def test_plain_and_compressed_sockets_get_the_same_frames(tmp_path: Any) -
     """Without permessage-deflate the server shares one encoding of each frame among
     sockets; with it (WS_COMPRESSION=true), each socket's own compressor frames it.
     Both must read the same."""
-    from tests.support import start_server
-
-    server = start_server(tmp_path, env={"WS_COMPRESSION": "true"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room, [plain_user, deflate_user] = await room_and_users(http, "Plain", "Deflate")
+    async with served(tmp_path, env={"WS_COMPRESSION": "true"}) as (server, http):
+        room, [plain_user, deflate_user] = await room_and_users(http, "Plain", "Deflate")
         contents = ["hi", "é" * 200, "😀" * 1000 + "end"]
         async with (
             open_socket(server, room["id"], plain_user["id"], compression=None) as plain,
@@ -377,8 +364,6 @@ async def test_plain_and_compressed_sockets_get_the_same_frames(tmp_path: Any) -
                 await deflated.send(json.dumps({"content": content}))
             got_plain = await receive_messages(plain, len(contents))
             got_deflated = await receive_messages(deflated, len(contents))
-    finally:
-        server.stop()
     assert got_plain == got_deflated
     assert [m["content"] for m in got_plain] == contents
 
