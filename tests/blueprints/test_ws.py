@@ -285,6 +285,35 @@ async def test_client_id_makes_socket_messages_idempotent(
     assert len((await http.get(f"/rooms/{room['id']}/messages")).json()) == 2
 
 
+async def test_a_socket_message_reusing_an_id_of_another_room_is_refused_by_id(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    room, [alice, bob] = await room_and_users(http, "Alice", "Bob")
+    other_room = await create_room(http)
+    message_id = str(uuid.uuid4())
+    stored = await http.post(
+        f"/rooms/{other_room['id']}/messages",
+        json={"user_id": alice["id"], "content": "first", "id": message_id},
+    )
+    assert stored.status_code == 201
+    async with (
+        open_socket(server, room["id"], alice["id"]) as alice_ws,
+        open_socket(server, room["id"], bob["id"]) as bob_ws,
+    ):
+        await alice_ws.send(json.dumps({"content": "again", "id": message_id}))
+        refused = await receive_type(alice_ws, "error")
+        assert (refused["code"], refused["id"]) == ("MESSAGE_ID_CONFLICT", message_id)
+        await alice_ws.send('{"content": "next"}')  # the socket stays open
+        [got] = await receive_messages(bob_ws, 1)
+        assert got["content"] == "next"
+        await assert_silent(bob_ws, "message", 0.3)
+    assert [m["content"] for m in (await http.get(f"/rooms/{room['id']}/messages")).json()] == [
+        "next"
+    ]
+    other = (await http.get(f"/rooms/{other_room['id']}/messages")).json()
+    assert [(m["id"], m["content"]) for m in other] == [(message_id, "first")]
+
+
 async def test_concurrent_senders_one_order_everywhere(
     server: RunningServer, http: httpx.AsyncClient
 ) -> None:
