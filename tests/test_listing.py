@@ -19,6 +19,7 @@ from tests.support import (
     run_script,
     served,
     start_server,
+    unique_id,
 )
 
 SEEDED = 3000
@@ -126,6 +127,19 @@ async def test_rooms_page_like_users(client: httpx.AsyncClient) -> None:
     second = await client.get(next_url(first) or "")
     assert second.json() == made[2:]
     assert next_url(second) is None
+
+
+async def test_rooms_are_searched_by_name_or_id_ignoring_case(client: httpx.AsyncClient) -> None:
+    name = unique_id("Atrium")
+    made = [await create_room(client, f"{name} {i}") for i in range(3)]
+    await create_room(client, f"Not {name}")
+    first = await client.get("/rooms", params={"q": name.upper(), "limit": 2})
+    assert first.json() == made[:2]
+    following = await client.get(next_url(first) or "")
+    assert following.json() == made[2:]
+    assert next_url(following) is None
+    by_id = await client.get("/rooms", params={"q": made[1]["id"].upper()})
+    assert by_id.json() == [made[1]]
 
 
 async def test_reads_have_a_budget_per_address(tmp_path: Path) -> None:
