@@ -227,6 +227,29 @@ def handshakes(server: RunningServer, room_id: str) -> int:
     return sum(f"/ws/{room_id}/" in line for line in server.log().splitlines())
 
 
+async def test_close_leaves_the_room_and_goes_quiet(
+    server: RunningServer, open_page: OpenPage, http: httpx.AsyncClient
+) -> None:
+    room = await create_room(http)
+    ann, bob = await create_user(http, "Ann"), await create_user(http, "Bob")
+    leaving, staying = await open_page(server.http_url), await open_page(server.http_url)
+    options = {"url": server.http_url, "roomId": room["id"], "userId": ann["id"]}
+    assert await leaving.evaluate("(o) => new quartchat.Room(o).status", options) == "closed"
+    assert await join(leaving, server.http_url, room["id"], ann["id"], keepAlive=300) == "opened"
+    assert await join(staying, server.http_url, room["id"], bob["id"]) == "opened"
+    await wait_until(staying, "room.presence.length === 2")
+    await leaving.evaluate("room.close()")
+    assert await leaving.evaluate("[room.status, log.statuses.at(-1)]") == ["closed", "closed"]
+    await wait_until(staying, "room.presence.length === 1")
+    present = (await http.get(f"/rooms/{room['id']}/presence")).json()
+    assert [user["user_id"] for user in present] == [bob["id"]]
+    frames = await leaving.evaluate("log.frames.length")
+    await staying.evaluate("send('after the close')")
+    await wait_for_messages(staying, 1)
+    await asyncio.sleep(1.5)  # five of the closed room's keep-alive intervals
+    assert await leaving.evaluate("[log.frames.length, log.messages.length]") == [frames, 0]
+
+
 async def test_unknown_room_closes_4404_without_retrying(
     server: RunningServer, open_page: OpenPage, http: httpx.AsyncClient
 ) -> None:
