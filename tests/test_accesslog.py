@@ -7,12 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from hypercorn.logging import AccessLogAtoms
 
 from quartchat.accesslog import LazyAccessLogAtoms
-from tests.support import create_room, create_user, open_socket, start_server
+from tests.support import create_room, create_user, open_socket, served
 
 # Any: Hypercorn types scopes as TypedDicts
 HTTP_SCOPE: Any = {
@@ -73,15 +72,11 @@ def test_a_log_call_formats_the_same_line() -> None:
 
 
 async def test_the_server_logs_each_request_and_socket(tmp_path: Path) -> None:
-    server = start_server(tmp_path)
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room, user = await create_room(http), await create_user(http)
-            await http.get(f"/rooms/{room['id']}/messages", headers={"User-Agent": "poller/1"})
+    async with served(tmp_path) as (server, http):
+        room, user = await create_room(http), await create_user(http)
+        await http.get(f"/rooms/{room['id']}/messages", headers={"User-Agent": "poller/1"})
         async with open_socket(server, room["id"], user["id"]):
             pass
-    finally:
-        server.stop()
     log = server.log()
     assert re.search(rf'"GET /rooms/{room["id"]}/messages 1.1" 200 \d+ "-" "poller/1"', log)
     assert re.search(rf'"GET /ws/{room["id"]}/{user["id"]} 1.1" 101 - "-" "Python/', log)

@@ -125,5 +125,6 @@ async def test_without_a_secret_nothing_is_required(http: httpx.AsyncClient) -> 
     user = (await http.post("/users", json={"username": "Open"})).json()
     assert "token" not in user
     assert (await http.post("/rooms", json={"name": "Open room"})).status_code == 201
-    assert (await http.post(f"/users/{user['id']}/token")).status_code == 404
+    renewal = await http.post(f"/users/{user['id']}/token")
+    assert (renewal.status_code, renewal.json()["code"]) == (404, "AUTH_DISABLED")
     assert (await http.get(f"/users/{user['id']}")).status_code == 200

@@ -6,44 +6,45 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
-
-from tests.support import create_room, create_user, metric, open_socket, receive_type, start_server
+from tests.support import (
+    create_room,
+    create_user,
+    metric,
+    open_socket,
+    receive_type,
+    served,
+)
 
 CYCLES = 10_000
 AT_ONCE = 25
 
 
 async def test_connect_disconnect_cycles_leave_the_hub_empty(tmp_path: Path) -> None:
-    server = start_server(tmp_path)
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            rooms = [await create_room(http) for _ in range(5)]
-            users = [await create_user(http) for _ in range(AT_ONCE)]
-            tasks_before = metric((await http.get("/metrics")).text, "quartchat_asyncio_tasks")
+    async with served(tmp_path) as (server, http):
+        rooms = [await create_room(http) for _ in range(5)]
+        users = [await create_user(http) for _ in range(AT_ONCE)]
+        tasks_before = metric((await http.get("/metrics")).text, "quartchat_asyncio_tasks")
 
-            async def cycle(index: int) -> None:
-                room = rooms[index % len(rooms)]
-                user = users[index % len(users)]
-                async with open_socket(server, room["id"], user["id"]) as ws:
-                    if index % 10 == 0:  # some also talk before leaving
-                        await ws.send('{"type": "ping"}')
-                        await receive_type(ws, "pong")
+        async def cycle(index: int) -> None:
+            room = rooms[index % len(rooms)]
+            user = users[index % len(users)]
+            async with open_socket(server, room["id"], user["id"]) as ws:
+                if index % 10 == 0:  # some also talk before leaving
+                    await ws.send('{"type": "ping"}')
+                    await receive_type(ws, "pong")
 
-            for start in range(0, CYCLES, AT_ONCE):
-                await asyncio.gather(*(cycle(i) for i in range(start, start + AT_ONCE)))
-            metrics = ""
-            for _ in range(50):  # the last leaves are processed right after the closes
-                metrics = (await http.get("/metrics")).text
-                if metric(metrics, "quartchat_open_sockets") == 0:
-                    break
-                await asyncio.sleep(0.1)
-            assert metric(metrics, "quartchat_open_sockets") == 0
-            assert metric(metrics, "quartchat_active_rooms") == 0
-            # A leak would leave thousands of tasks (three per socket); a handful of the
-            # last connections may still be finishing their TCP close.
-            assert metric(metrics, "quartchat_asyncio_tasks") <= tasks_before + 10
-            for room in rooms:
-                assert (await http.get(f"/rooms/{room['id']}/presence")).json() == []
-    finally:
-        server.stop()
+        for start in range(0, CYCLES, AT_ONCE):
+            await asyncio.gather(*(cycle(i) for i in range(start, start + AT_ONCE)))
+        metrics = ""
+        for _ in range(50):  # the last leaves are processed right after the closes
+            metrics = (await http.get("/metrics")).text
+            if metric(metrics, "quartchat_open_sockets") == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert metric(metrics, "quartchat_open_sockets") == 0
+        assert metric(metrics, "quartchat_active_rooms") == 0
+        # A leak would leave thousands of tasks (three per socket); a handful of the
+        # last connections may still be finishing their TCP close.
+        assert metric(metrics, "quartchat_asyncio_tasks") <= tasks_before + 10
+        for room in rooms:
+            assert (await http.get(f"/rooms/{room['id']}/presence")).json() == []

@@ -176,10 +176,11 @@ async def test_one_users_messages_share_one_budget_across_socket_and_rest(
             for i in range(2):  # ...the other half on the socket
                 await ws.send(json.dumps({"content": f"s{i}"}))
             await receive_messages(ws, 4)
-            await ws.send(json.dumps({"content": "over", "id": str(uuid.uuid4())}))
+            over_id = str(uuid.uuid4())
+            await ws.send(json.dumps({"content": "over", "id": over_id}))
             refused = await receive_type(ws, "error")
             assert refused["code"] == "RATE_LIMITED" and refused["retry_after"] > 0
-            assert "id" in refused
+            assert refused["id"] == over_id
             over_rest = await http.post(path, json={"user_id": flooder["id"], "content": "x"})
             assert over_rest.status_code == 429
             assert over_rest.json()["code"] == "RATE_LIMITED"

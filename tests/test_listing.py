@@ -17,7 +17,9 @@ from tests.support import (
     create_room,
     drop_postgres_database,
     run_script,
+    served,
     start_server,
+    unique_id,
 )
 
 SEEDED = 3000
@@ -127,23 +129,32 @@ async def test_rooms_page_like_users(client: httpx.AsyncClient) -> None:
     assert next_url(second) is None
 
 
+async def test_rooms_are_searched_by_name_or_id_ignoring_case(client: httpx.AsyncClient) -> None:
+    name = unique_id("Atrium")
+    made = [await create_room(client, f"{name} {i}") for i in range(3)]
+    await create_room(client, f"Not {name}")
+    first = await client.get("/rooms", params={"q": name.upper(), "limit": 2})
+    assert first.json() == made[:2]
+    following = await client.get(next_url(first) or "")
+    assert following.json() == made[2:]
+    assert next_url(following) is None
+    by_id = await client.get("/rooms", params={"q": made[1]["id"].upper()})
+    assert by_id.json() == [made[1]]
+
+
 async def test_reads_have_a_budget_per_address(tmp_path: Path) -> None:
     limits = {"REST_READS_PER_MINUTE": "60", "REST_READS_BURST": "3"}
-    server = start_server(tmp_path, env=limits)
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room = await create_room(http)
-            reads = ["/users", "/rooms", f"/rooms/{room['id']}/messages"]
-            for path in reads:
-                assert (await http.get(path)).status_code == 200
-            for path in reads:
-                refused = await http.get(path)
-                assert refused.status_code == 429
-                assert refused.json()["code"] == "RATE_LIMITED"
-                assert int(refused.headers["retry-after"]) >= 1
-            # Cheap reads and writes have budgets of their own.
-            assert (await http.get(f"/rooms/{room['id']}")).status_code == 200
-            assert (await http.get("/health")).status_code == 200
-            assert (await http.post("/users", json={"username": "still"})).status_code == 201
-    finally:
-        server.stop()
+    async with served(tmp_path, env=limits) as (_, http):
+        room = await create_room(http)
+        reads = ["/users", "/rooms", f"/rooms/{room['id']}/messages"]
+        for path in reads:
+            assert (await http.get(path)).status_code == 200
+        for path in reads:
+            refused = await http.get(path)
+            assert refused.status_code == 429
+            assert refused.json()["code"] == "RATE_LIMITED"
+            assert int(refused.headers["retry-after"]) >= 1
+        # Cheap reads and writes have budgets of their own.
+        assert (await http.get(f"/rooms/{room['id']}")).status_code == 200
+        assert (await http.get("/health")).status_code == 200
+        assert (await http.post("/users", json={"username": "still"})).status_code == 201

@@ -6,12 +6,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from quartchat.config import ConfigError, Settings
 from quartchat.proxies import ForwardedMiddleware, TrustedProxies, parse_address
-from tests.support import start_server
+from tests.support import served
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:
@@ -100,15 +99,17 @@ async def test_a_forwarded_zone_neither_splits_a_budget_nor_reaches_the_log(
 ) -> None:
     # A trusted proxy that passes on what the client wrote: varying the zone of one
     # address must not make one client look like many.
-    limits = {"FORWARDED_ALLOW_IPS": "127.0.0.1", "CREATIONS_BURST": "2"}
-    server = start_server(tmp_path, env={**limits, "CREATIONS_PER_MINUTE": "1"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as client:
-            statuses = []
-            for zone in ("1", "2", "\x85evil"):
-                headers = {"X-Real-IP": f"fe80::1%{zone}".encode("latin1")}
-                response = await client.post("/users", json={"username": "z"}, headers=headers)
-                statuses.append(response.status_code)
+    limits = {
+        "FORWARDED_ALLOW_IPS": "127.0.0.1",
+        "CREATIONS_BURST": "2",
+        "CREATIONS_PER_MINUTE": "1",
+    }
+    async with served(tmp_path, env=limits, timeout=30) as (server, client):
+        statuses = []
+        for zone in ("1", "2", "\x85evil"):
+            headers = {"X-Real-IP": f"fe80::1%{zone}".encode("latin1")}
+            response = await client.post("/users", json={"username": "z"}, headers=headers)
+            statuses.append(response.status_code)
         assert statuses == [201, 201, 429]
         deadline = asyncio.get_running_loop().time() + 10
         while server.log().count('"POST /users') < 3:
@@ -116,5 +117,3 @@ async def test_a_forwarded_zone_neither_splits_a_budget_nor_reaches_the_log(
             await asyncio.sleep(0.05)
         lines = [line for line in server.log().splitlines() if '"POST /users' in line]
         assert all("] fe80::1 - " in line for line in lines), lines
-    finally:
-        server.stop()

@@ -228,13 +228,13 @@ async def test_default_host_is_dual_stack(tmp_path: Path) -> None:
 
 
 def serve_until_refused(
-    tmp_path: Path, *args: str, port: str | None = None
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`quartchat serve ARGS` run to its end: for settings it must refuse at startup."""
     return subprocess.run(
         [sys.executable, "-m", "quartchat.cli", "serve", *args],
         cwd=tmp_path,
-        env={**os.environ, "PORT": port or str(free_port())},
+        env={**os.environ, "PORT": str(free_port()), **(env or {})},
         capture_output=True,
         text=True,
         timeout=30,
@@ -251,10 +251,19 @@ def test_more_than_one_worker_without_broker_is_refused(tmp_path: Path) -> None:
     assert "REDIS_URL" in result.stderr
 
 
-def test_bad_environment_is_a_clear_error(tmp_path: Path) -> None:
-    result = serve_until_refused(tmp_path, port="eighty")
+@pytest.mark.parametrize(
+    ("name", "value", "error"),
+    [
+        ("PORT", "eighty", "PORT must be an integer"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+    ],
+)
+def test_bad_environment_is_a_clear_error(
+    tmp_path: Path, name: str, value: str, error: str
+) -> None:
+    result = serve_until_refused(tmp_path, env={name: value})
     assert result.returncode == 2
-    assert "PORT must be an integer" in result.stderr
+    assert error in result.stderr
 
 
 async def test_ping_round_trip_after_restart_on_same_database(tmp_path: Path) -> None:

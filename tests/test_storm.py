@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 from websockets.asyncio.client import connect
 
-from tests.support import create_room, create_user, start_server
+from tests.support import create_room, create_user, served
 
 CLIENTS = 1000
 USERS = 100  # ten sockets each, under MAX_SOCKETS_PER_USER
@@ -30,34 +29,30 @@ async def messages_until(ws: Any, count: int) -> list[dict[str, Any]]:
 
 
 async def test_thousand_clients_replay_exactly_what_they_missed(tmp_path: Path) -> None:
-    server = start_server(tmp_path)
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
-            room = await create_room(http)
-            users = [await create_user(http) for _ in range(USERS)]
-            url = f"/rooms/{room['id']}/messages"
-            poster = users[0]["id"]
-            last_seen = (await http.post(url, json={"user_id": poster, "content": "seen"})).json()
-            for i in range(MISSED):  # posted while every client is away (the redeploy)
-                await http.post(url, json={"user_id": poster, "content": f"missed {i}"})
+    async with served(tmp_path, timeout=30) as (server, http):
+        room = await create_room(http)
+        users = [await create_user(http) for _ in range(USERS)]
+        url = f"/rooms/{room['id']}/messages"
+        poster = users[0]["id"]
+        last_seen = (await http.post(url, json={"user_id": poster, "content": "seen"})).json()
+        for i in range(MISSED):  # posted while every client is away (the redeploy)
+            await http.post(url, json={"user_id": poster, "content": f"missed {i}"})
 
-            base = f"{server.ws_url}/ws/{room['id']}/"
-            query = f"?after={last_seen['id']}"
+        base = f"{server.ws_url}/ws/{room['id']}/"
+        query = f"?after={last_seen['id']}"
 
-            async def client(index: int) -> list[dict[str, Any]]:
-                user = users[index % USERS]["id"]
-                async with connect(base + user + query, max_queue=None, open_timeout=30) as ws:
-                    return await messages_until(ws, MISSED + LIVE)
+        async def client(index: int) -> list[dict[str, Any]]:
+            user = users[index % USERS]["id"]
+            async with connect(base + user + query, max_queue=None, open_timeout=30) as ws:
+                return await messages_until(ws, MISSED + LIVE)
 
-            clients = [asyncio.create_task(client(i)) for i in range(CLIENTS)]
-            await asyncio.sleep(0.5)  # most are connecting or replaying now: the seam
-            for i in range(LIVE):
-                await http.post(url, json={"user_id": poster, "content": f"live {i}"})
-            streams = await asyncio.gather(*clients)
+        clients = [asyncio.create_task(client(i)) for i in range(CLIENTS)]
+        await asyncio.sleep(0.5)  # most are connecting or replaying now: the seam
+        for i in range(LIVE):
+            await http.post(url, json={"user_id": poster, "content": f"live {i}"})
+        streams = await asyncio.gather(*clients)
 
         expected = [f"missed {i}" for i in range(MISSED)] + [f"live {i}" for i in range(LIVE)]
         for stream in streams:
             assert [m["content"] for m in stream] == expected
             assert [m["seq"] for m in stream] == list(range(2, 2 + MISSED + LIVE))
-    finally:
-        server.stop()

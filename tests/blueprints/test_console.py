@@ -21,7 +21,6 @@ from tests.support import (
     served,
     start_server,
     unique_id,
-    wait_until_healthy,
 )
 
 
@@ -234,8 +233,7 @@ async def test_reconnects_after_restart_and_replays(page: Page, tmp_path: Path) 
             await expect(panel.get_by_role("region", name="Frames")).to_contain_text(
                 "1012 server restart"
             )
-            server = start_server(tmp_path, port=server.port, wait=False)
-            wait_until_healthy(server)
+            server = start_server(tmp_path, port=server.port)
             missed = await http.post(
                 f"/rooms/{room['id']}/messages", json={"user_id": ivy["id"], "content": "missed"}
             )

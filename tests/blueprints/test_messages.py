@@ -206,7 +206,7 @@ async def test_before_pages_back_oldest_first(http: httpx.AsyncClient) -> None:
     assert (await http.get(url, params={"before": posted[0]["id"]})).json() == []
     other = await create_room(http)
     foreign = (await post(http, other["id"], user["id"], "elsewhere")).json()
-    for bad in ("not-a-uuid", str(uuid.uuid4()), foreign["id"]):
+    for bad in ("not-a-uuid", str(uuid.uuid4()), foreign["id"], ""):
         response = await http.get(url, params={"before": bad})
         assert response.status_code == 400, bad
         assert response.json()["code"] == "INVALID_BEFORE"

@@ -14,7 +14,7 @@ from tests.support import (
     open_socket,
     receive_messages,
     receive_type,
-    start_server,
+    served,
 )
 
 
@@ -44,17 +44,13 @@ async def test_metrics_count_sockets_messages_and_errors(
 
 
 async def test_metrics_token_keeps_metrics_private(tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"METRICS_TOKEN": "scrape-secret"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            anonymous = await http.get("/metrics")
-            assert anonymous.status_code == 401
-            assert anonymous.json()["code"] == "UNAUTHORIZED"
-            wrong = await http.get("/metrics", headers={"Authorization": "Bearer guess"})
-            assert (wrong.status_code, wrong.json()["code"]) == (401, "INVALID_TOKEN")
-            scraper = await http.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
-            assert scraper.status_code == 200
-            assert metric(scraper.text, "quartchat_open_sockets") == 0
-            assert (await http.get("/health")).status_code == 200  # the rest stays public
-    finally:
-        server.stop()
+    async with served(tmp_path, env={"METRICS_TOKEN": "scrape-secret"}) as (_, http):
+        anonymous = await http.get("/metrics")
+        assert anonymous.status_code == 401
+        assert anonymous.json()["code"] == "UNAUTHORIZED"
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer guess"})
+        assert (wrong.status_code, wrong.json()["code"]) == (401, "INVALID_TOKEN")
+        scraper = await http.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+        assert scraper.status_code == 200
+        assert metric(scraper.text, "quartchat_open_sockets") == 0
+        assert (await http.get("/health")).status_code == 200  # the rest stays public

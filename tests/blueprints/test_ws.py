@@ -23,6 +23,7 @@ from tests.support import (
     receive_messages,
     receive_type,
     send_from_all,
+    served,
 )
 
 
@@ -284,6 +285,35 @@ async def test_client_id_makes_socket_messages_idempotent(
     assert len((await http.get(f"/rooms/{room['id']}/messages")).json()) == 2
 
 
+async def test_a_socket_message_reusing_an_id_of_another_room_is_refused_by_id(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    room, [alice, bob] = await room_and_users(http, "Alice", "Bob")
+    other_room = await create_room(http)
+    message_id = str(uuid.uuid4())
+    stored = await http.post(
+        f"/rooms/{other_room['id']}/messages",
+        json={"user_id": alice["id"], "content": "first", "id": message_id},
+    )
+    assert stored.status_code == 201
+    async with (
+        open_socket(server, room["id"], alice["id"]) as alice_ws,
+        open_socket(server, room["id"], bob["id"]) as bob_ws,
+    ):
+        await alice_ws.send(json.dumps({"content": "again", "id": message_id}))
+        refused = await receive_type(alice_ws, "error")
+        assert (refused["code"], refused["id"]) == ("MESSAGE_ID_CONFLICT", message_id)
+        await alice_ws.send('{"content": "next"}')  # the socket stays open
+        [got] = await receive_messages(bob_ws, 1)
+        assert got["content"] == "next"
+        await assert_silent(bob_ws, "message", 0.3)
+    assert [m["content"] for m in (await http.get(f"/rooms/{room['id']}/messages")).json()] == [
+        "next"
+    ]
+    other = (await http.get(f"/rooms/{other_room['id']}/messages")).json()
+    assert [(m["id"], m["content"]) for m in other] == [(message_id, "first")]
+
+
 async def test_concurrent_senders_one_order_everywhere(
     server: RunningServer, http: httpx.AsyncClient
 ) -> None:
@@ -311,39 +341,29 @@ async def test_origin_is_not_required(server: RunningServer, http: httpx.AsyncCl
 
 
 async def test_refused_origin_gets_403(tmp_path: Any) -> None:
-    from tests.support import start_server
-
-    server = start_server(tmp_path, env={"CORS_ORIGINS": "https://chat.example"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room, [user] = await room_and_users(http, "Ann")
-            with pytest.raises(InvalidStatus) as refused:
-                async with open_socket(
-                    server, room["id"], user["id"], origin="https://evil.example"
-                ):
-                    pass
-            assert refused.value.response.status_code == 403
-            async with open_socket(
-                server, room["id"], user["id"], origin="https://chat.example"
-            ) as ws:
-                await ws.send('{"type": "ping"}')
-                await receive_type(ws, "pong")
-            async with open_socket(server, room["id"], user["id"]) as ws:
-                await ws.send('{"type": "ping"}')
-                await receive_type(ws, "pong")
-            preflight = await http.options(
-                "/rooms",
-                headers={
-                    "Origin": "https://chat.example",
-                    "Access-Control-Request-Method": "POST",
-                    "Access-Control-Request-Headers": "content-type",
-                },
-            )
-            assert preflight.headers["access-control-allow-origin"] == "https://chat.example"
-            other = await http.get("/rooms", headers={"Origin": "https://evil.example"})
-            assert "access-control-allow-origin" not in other.headers
-    finally:
-        server.stop()
+    async with served(tmp_path, env={"CORS_ORIGINS": "https://chat.example"}) as (server, http):
+        room, [user] = await room_and_users(http, "Ann")
+        with pytest.raises(InvalidStatus) as refused:
+            async with open_socket(server, room["id"], user["id"], origin="https://evil.example"):
+                pass
+        assert refused.value.response.status_code == 403
+        async with open_socket(server, room["id"], user["id"], origin="https://chat.example") as ws:
+            await ws.send('{"type": "ping"}')
+            await receive_type(ws, "pong")
+        async with open_socket(server, room["id"], user["id"]) as ws:
+            await ws.send('{"type": "ping"}')
+            await receive_type(ws, "pong")
+        preflight = await http.options(
+            "/rooms",
+            headers={
+                "Origin": "https://chat.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://chat.example"
+        other = await http.get("/rooms", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
 
 
 async def test_compression_is_declined_by_default(
@@ -361,12 +381,8 @@ async def test_plain_and_compressed_sockets_get_the_same_frames(tmp_path: Any) -
     """Without permessage-deflate the server shares one encoding of each frame among
     sockets; with it (WS_COMPRESSION=true), each socket's own compressor frames it.
     Both must read the same."""
-    from tests.support import start_server
-
-    server = start_server(tmp_path, env={"WS_COMPRESSION": "true"})
-    try:
-        async with httpx.AsyncClient(base_url=server.http_url) as http:
-            room, [plain_user, deflate_user] = await room_and_users(http, "Plain", "Deflate")
+    async with served(tmp_path, env={"WS_COMPRESSION": "true"}) as (server, http):
+        room, [plain_user, deflate_user] = await room_and_users(http, "Plain", "Deflate")
         contents = ["hi", "é" * 200, "😀" * 1000 + "end"]
         async with (
             open_socket(server, room["id"], plain_user["id"], compression=None) as plain,
@@ -377,8 +393,6 @@ async def test_plain_and_compressed_sockets_get_the_same_frames(tmp_path: Any) -
                 await deflated.send(json.dumps({"content": content}))
             got_plain = await receive_messages(plain, len(contents))
             got_deflated = await receive_messages(deflated, len(contents))
-    finally:
-        server.stop()
     assert got_plain == got_deflated
     assert [m["content"] for m in got_plain] == contents
 

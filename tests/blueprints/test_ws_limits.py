@@ -103,10 +103,11 @@ async def test_flooding_socket_is_rate_limited_then_closed_1008(tmp_path: Path) 
             open_socket(server, room["id"], bystander["id"]) as calm,
             open_socket(server, room["id"], flooder["id"]) as flood,
         ):
-            for i in range(4):
-                await flood.send(json.dumps({"content": f"m{i}"}))
+            ids = [str(uuid.uuid4()) for _ in range(4)]
+            for i, message_id in enumerate(ids):
+                await flood.send(json.dumps({"content": f"m{i}", "id": message_id}))
             refused = await receive_type(flood, "error")
-            assert refused["code"] == "RATE_LIMITED"
+            assert (refused["code"], refused["id"]) == ("RATE_LIMITED", ids[3])
             assert 0 < refused["retry_after"] <= 0.5
             passed = await receive_messages(calm, 3)
             assert [m["content"] for m in passed] == ["m0", "m1", "m2"]
@@ -115,7 +116,11 @@ async def test_flooding_socket_is_rate_limited_then_closed_1008(tmp_path: Path) 
             with pytest.raises(ConnectionClosed) as closed:
                 while True:
                     await asyncio.wait_for(flood.recv(), 5)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+                1008,
+                "rate limit exceeded",
+            )
             await calm.send('{"type": "ping"}')
             await receive_type(calm, "pong")
         stored = [m["content"] for m in (await http.get(f"/rooms/{room['id']}/messages")).json()]

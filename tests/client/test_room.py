@@ -22,7 +22,6 @@ from tests.support import (
     served,
     start_server,
     unique_id,
-    wait_until_healthy,
 )
 
 WAIT = 60_000  # ms: generous, for a loaded 2-core machine
@@ -145,8 +144,7 @@ async def test_redeploy_mid_conversation_loses_and_repeats_nothing(
                 )
             await pages[0].wait_for_function("log.sent.length >= 5", timeout=WAIT)
             assert server.stop() == 0
-            server = start_server(tmp_path, port=server.port, wait=False)
-            wait_until_healthy(server)
+            server = start_server(tmp_path, port=server.port)
             for page in pages:
                 await wait_until(page, f"log.sent.length === {per_page}")
                 assert await page.evaluate("log.sendErrors") == []
@@ -180,8 +178,7 @@ async def test_messages_sent_offline_are_delivered_once_when_the_server_returns(
             for i in range(3):
                 await sender.evaluate(f"send('offline {i}')")
             assert await sender.evaluate("log.sent.length") == 1
-            server = start_server(tmp_path, port=server.port, wait=False)
-            wait_until_healthy(server)
+            server = start_server(tmp_path, port=server.port)
             await wait_until(sender, "log.sent.length === 4")
             expected = ["before", "offline 0", "offline 1", "offline 2"]
             for page in (sender, reader):
@@ -228,6 +225,29 @@ async def test_polls_through_a_proxy_refusing_upgrades_then_returns_to_the_socke
 
 def handshakes(server: RunningServer, room_id: str) -> int:
     return sum(f"/ws/{room_id}/" in line for line in server.log().splitlines())
+
+
+async def test_close_leaves_the_room_and_goes_quiet(
+    server: RunningServer, open_page: OpenPage, http: httpx.AsyncClient
+) -> None:
+    room = await create_room(http)
+    ann, bob = await create_user(http, "Ann"), await create_user(http, "Bob")
+    leaving, staying = await open_page(server.http_url), await open_page(server.http_url)
+    options = {"url": server.http_url, "roomId": room["id"], "userId": ann["id"]}
+    assert await leaving.evaluate("(o) => new quartchat.Room(o).status", options) == "closed"
+    assert await join(leaving, server.http_url, room["id"], ann["id"], keepAlive=300) == "opened"
+    assert await join(staying, server.http_url, room["id"], bob["id"]) == "opened"
+    await wait_until(staying, "room.presence.length === 2")
+    await leaving.evaluate("room.close()")
+    assert await leaving.evaluate("[room.status, log.statuses.at(-1)]") == ["closed", "closed"]
+    await wait_until(staying, "room.presence.length === 1")
+    present = (await http.get(f"/rooms/{room['id']}/presence")).json()
+    assert [user["user_id"] for user in present] == [bob["id"]]
+    frames = await leaving.evaluate("log.frames.length")
+    await staying.evaluate("send('after the close')")
+    await wait_for_messages(staying, 1)
+    await asyncio.sleep(1.5)  # five of the closed room's keep-alive intervals
+    assert await leaving.evaluate("[log.frames.length, log.messages.length]") == [frames, 0]
 
 
 async def test_unknown_room_closes_4404_without_retrying(
