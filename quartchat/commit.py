@@ -197,9 +197,10 @@ async def _commit_postgres(drafts: Sequence[Draft]) -> list[Stored]:
         already: dict[UUID, ChatMessage] = {}
         client_ids = [draft.id for draft in drafts if draft.client_id]
         if client_ids:
-            marks = ", ".join(f"${n}" for n in range(1, len(client_ids) + 1))
+            # One array parameter: a list of them would stop at 32767, and asyncpg's
+            # refusal looks like an outage, failing the whole batch of every sender.
             _, found = await connection.execute_query(
-                _SELECT_EXISTING.format(marks=marks), client_ids
+                _SELECT_EXISTING.format(marks="SELECT unnest($1::uuid[])"), [client_ids]
             )
             for row in found:
                 message = message_from_row(tuple(row.values()) if isinstance(row, dict) else row)

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 _COMMIT_ATTEMPTS = 3
 # How long a failed batch waits to learn whether the database still answers at all.
 _PROBE_TIMEOUT = 2.0
+# Rooms read with one query at most (the query's IN list).
+_READ_BATCH = 1000
 # The column order of commit.message_from_row.
 _ROW_FIELDS = ("id", "room_id", "user_id", "user__username", "content", "created_at", "seq")
 
@@ -120,8 +122,14 @@ class MessageStore:
 
     async def last_seqs(self, room_ids: Sequence[str]) -> dict[str, int]:
         """The newest seq of each of these rooms that has a row."""
-        rows = await Room.filter(id__in=list(room_ids)).values_list("id", "last_seq")
-        return {room_id: last_seq for room_id, last_seq in rows}
+        found: dict[str, int] = {}
+        # A few IN lists of bounded length: every room with a local socket is asked at
+        # each resync, and one list past 32767 ids is refused by PostgreSQL's driver.
+        for start in range(0, len(room_ids), _READ_BATCH):
+            batch = list(room_ids[start : start + _READ_BATCH])
+            rows = await Room.filter(id__in=batch).values_list("id", "last_seq")
+            found.update((room_id, last_seq) for room_id, last_seq in rows)
+        return found
 
     async def seq_of(self, room_id: str, message_id: UUID) -> int | None:
         """The room sequence number of a message, or None if the room has no such message."""

@@ -93,3 +93,34 @@ def test_a_draft_the_database_refuses_fails_alone_and_its_batch_is_stored(
     postgres_url: str, tmp_path: Path
 ) -> None:
     run_script(ISOLATION_SCRIPT, postgres_url, cwd=tmp_path)
+
+
+MANY_IDS_SCRIPT = """
+import asyncio, sys, uuid
+from quartchat import db
+from quartchat.commit import Draft, commit
+from quartchat.models import Message, Room, User
+
+async def main(url):
+    await db.connect(url)
+    await Room.create(id="here", name="Here")
+    await User.create(id="ann", username="Ann")
+    # More client-chosen ids than one statement may have parameters (32767): a batch
+    # this large, which many senders' bursts can make together, must still be stored.
+    drafts = [Draft(uuid.uuid4(), "here", "ann", "Ann", "hi", client_id=True)
+              for _ in range(33_000)]
+    stored = await commit(drafts)
+    assert [s.message.seq for s in stored] == list(range(1, 33_001))
+    assert await Message.all().count() == 33_000
+    again = await commit(drafts[:2])
+    assert [s.outcome.value for s in again] == ["duplicate", "duplicate"], again
+    await db.disconnect()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_a_batch_of_more_client_ids_than_a_statement_has_parameters_is_stored(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    run_script(MANY_IDS_SCRIPT, postgres_url, cwd=tmp_path)
