@@ -44,8 +44,10 @@ class Chat:
         )
         self.broker = broker
         self.presence: Presence = presence
-        self.metrics = Metrics(self.hub, self.directory)
-        self.store = MessageStore(publish=self._publish_stored)
+        self.store = MessageStore(
+            publish=self._publish_stored, commit_window=settings.commit_window
+        )
+        self.metrics = Metrics(self.hub, self.directory, self.store)
         self.relay = Relay(self.hub, broker, self.store, self.instance_id)
         self._background: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -26,6 +27,7 @@ class Settings:
     max_message_chars: int = 4000
     send_queue_size: int = 1024
     close_timeout: float = 2.0
+    commit_window: float = 0.005
     redis_url: str = ""
     redis_prefix: str = "quartchat"
     migrate_on_start: bool = True
@@ -65,6 +67,7 @@ class Settings:
             max_message_chars=_int(env, "MAX_MESSAGE_CHARS", defaults.max_message_chars),
             send_queue_size=_int(env, "SEND_QUEUE_SIZE", defaults.send_queue_size),
             close_timeout=_float(env, "CLOSE_TIMEOUT", defaults.close_timeout),
+            commit_window=_float(env, "COMMIT_WINDOW", defaults.commit_window, zero_allowed=True),
             redis_url=env.get("REDIS_URL", "").strip(),
             redis_prefix=env.get("REDIS_PREFIX", "").strip() or defaults.redis_prefix,
             migrate_on_start=_bool(env, "MIGRATE_ON_START", defaults.migrate_on_start),
@@ -150,7 +153,9 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(
+    env: Mapping[str, str], name: str, default: float, *, zero_allowed: bool = False
+) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -158,8 +163,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+        wanted = "0 or more" if zero_allowed else "positive"
+        raise ConfigError(f"{name} must be {wanted}, got {raw!r}")
     return value
 
 

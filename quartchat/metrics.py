@@ -11,15 +11,17 @@ from prometheus_client.registry import Collector
 
 from .directory import Directory
 from .hub import Hub
+from .store import MessageStore
 
 
 class _ScrapeTimeCollector(Collector):
-    """Read from the hub and the directory when scraped, so the per-frame and handshake
-    paths only bump plain ints."""
+    """Read from the hub, the directory and the store when scraped, so the per-frame,
+    handshake and commit paths only bump plain ints."""
 
-    def __init__(self, hub: Hub, directory: Directory) -> None:
+    def __init__(self, hub: Hub, directory: Directory, store: MessageStore) -> None:
         self._hub = hub
         self._directory = directory
+        self._store = store
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -30,7 +32,7 @@ class _ScrapeTimeCollector(Collector):
         )
         yield GaugeMetricFamily(
             "quartchat_asyncio_tasks",
-            "asyncio tasks alive in this process (sockets hold three each)",
+            "asyncio tasks alive in this process (an open socket holds two, Hypercorn's)",
             len(asyncio.all_tasks()),
         )
         yield CounterMetricFamily(
@@ -43,14 +45,20 @@ class _ScrapeTimeCollector(Collector):
             "Database reads for handshakes whose user or room this process had not cached",
             self._directory.queries,
         )
+        yield CounterMetricFamily(
+            "quartchat_commits",
+            "Transactions that stored messages (quartchat_messages_stored_total over this is "
+            "the messages per commit; COMMIT_WINDOW raises it while the server is busy)",
+            self._store.commits,
+        )
 
 
 class Metrics:
     """Counters and gauges of one Chat; each app has its own registry."""
 
-    def __init__(self, hub: Hub, directory: Directory) -> None:
+    def __init__(self, hub: Hub, directory: Directory, store: MessageStore) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_ScrapeTimeCollector(hub, directory))
+        self.registry.register(_ScrapeTimeCollector(hub, directory, store))
         self.messages_stored = Counter(
             "quartchat_messages_stored", "Messages stored by this process", registry=self.registry
         )

@@ -59,6 +59,15 @@ def test_close_timeout_is_read_from_the_environment() -> None:
         Settings.from_env({"CLOSE_TIMEOUT": "0"})
 
 
+def test_commit_window_may_be_zero_but_not_negative() -> None:
+    assert Settings.from_env({}).commit_window == 0.005
+    assert Settings.from_env({"COMMIT_WINDOW": "0"}).commit_window == 0
+    assert Settings.from_env({"COMMIT_WINDOW": "0.02"}).commit_window == 0.02
+    for bad in ("-0.001", "nan", "inf", "soon"):
+        with pytest.raises(ConfigError, match="COMMIT_WINDOW"):
+            Settings.from_env({"COMMIT_WINDOW": bad})
+
+
 def test_log_level_is_a_setting_in_any_case() -> None:
     assert Settings.from_env({}).log_level == "INFO"
     assert Settings.from_env({"LOG_LEVEL": "debug"}).log_level == "DEBUG"

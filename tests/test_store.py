@@ -52,6 +52,46 @@ async def test_burst_is_stored_in_order_and_published_after_commit() -> None:
 
 
 @pytest.mark.usefixtures("database")
+async def test_messages_coming_within_the_window_share_one_commit() -> None:
+    published: list[ChatMessage] = []
+    store = MessageStore(published.append, commit_window=0.3)
+    loop = asyncio.get_running_loop()
+    await store.submit(draft("m0"))  # nothing came before it: committed at once
+    started = loop.time()
+    second = store.submit(draft("m1"))  # within a window of m0: the writer waits one
+    await asyncio.sleep(0.05)
+    third = store.submit(draft("m2"))
+    stored = await asyncio.gather(second, third)
+    assert loop.time() - started >= 0.29
+    assert store.commits == 2
+    assert [result.message.seq for result in stored] == [2, 3]
+    assert [message.content for message in published] == ["m0", "m1", "m2"]
+
+
+@pytest.mark.usefixtures("database")
+async def test_a_message_after_a_quiet_spell_is_committed_at_once() -> None:
+    store = MessageStore(lambda message: None, commit_window=0.5)
+    loop = asyncio.get_running_loop()
+    for i in range(3):
+        started = loop.time()
+        await store.submit(draft(f"q{i}"))
+        assert loop.time() - started < 0.5  # no window waited
+        await asyncio.sleep(0.6)
+    assert store.commits == 3
+
+
+@pytest.mark.usefixtures("database")
+async def test_a_full_batch_does_not_wait_for_the_window() -> None:
+    store = MessageStore(lambda message: None, commit_window=2.0)
+    loop = asyncio.get_running_loop()
+    await store.submit(draft("first"))
+    started = loop.time()
+    await asyncio.gather(*(store.submit(draft(f"m{i}")) for i in range(40)))
+    assert loop.time() - started < 1.0
+    assert store.commits == 2
+
+
+@pytest.mark.usefixtures("database")
 async def test_history_windows() -> None:
     store = MessageStore(lambda message: None)
     messages = [(await store.submit(draft(f"m{i}"))).message for i in range(5)]

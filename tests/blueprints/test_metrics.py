@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -54,3 +55,21 @@ async def test_metrics_token_keeps_metrics_private(tmp_path: Path) -> None:
         assert scraper.status_code == 200
         assert metric(scraper.text, "quartchat_open_sockets") == 0
         assert (await http.get("/health")).status_code == 200  # the rest stays public
+
+
+async def test_messages_sent_close_together_share_commits(tmp_path: Path) -> None:
+    async with served(tmp_path, env={"COMMIT_WINDOW": "0.3"}) as (server, http):
+        room = await create_room(http)
+        user = await create_user(http)
+        async with open_socket(server, room["id"], user["id"]) as ws:
+            for i in range(5):
+                await ws.send(f'{{"content": "close together {i}"}}')
+                await asyncio.sleep(0.02)
+            received = await receive_messages(ws, 5)
+        assert [message["content"] for message in received] == [
+            f"close together {i}" for i in range(5)
+        ]
+        scraped = (await http.get("/metrics")).text
+        assert metric(scraped, "quartchat_messages_stored_total") == 5
+        # The first alone (nothing came before it), the other four in one commit.
+        assert metric(scraped, "quartchat_commits_total") < 5
