@@ -49,15 +49,15 @@ def test_migrate_sqlite_twice(tmp_path: Path) -> None:
     assert "schema is up to date" in result.stderr
 
 
-_PRINT_WAL_LIMIT = """
+_PRINT_PRAGMA = """
 import asyncio, sys
 from tortoise import connections
 from quartchat import db
 
 async def main() -> None:
     await db.connect(sys.argv[1])
-    rows = await connections.get("default").execute_query_dict("PRAGMA journal_size_limit")
-    print(rows[0]["journal_size_limit"])
+    rows = await connections.get("default").execute_query_dict(f"PRAGMA {sys.argv[2]}")
+    print(rows[0][sys.argv[2]])
     await db.disconnect()
 
 asyncio.run(main())
@@ -73,4 +73,18 @@ def test_sqlite_keeps_its_write_ahead_log_between_checkpoints(
     tmp_path: Path, query: str, expected: int
 ) -> None:
     url = f"sqlite://{tmp_path / 'wal.sqlite3'}{query}"
-    assert int(run_script(_PRINT_WAL_LIMIT, url, cwd=tmp_path).split()[-1]) == expected
+    printed = run_script(_PRINT_PRAGMA, url, "journal_size_limit", cwd=tmp_path)
+    assert int(printed.split()[-1]) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [("", 2), ("?synchronous=NORMAL", 1)],
+    ids=["full-by-default", "normal-from-the-url"],
+)
+def test_sqlite_syncs_every_commit_unless_the_url_says_otherwise(
+    tmp_path: Path, query: str, expected: int
+) -> None:
+    url = f"sqlite://{tmp_path / 'sync.sqlite3'}{query}"
+    printed = run_script(_PRINT_PRAGMA, url, "synchronous", cwd=tmp_path)
+    assert int(printed.split()[-1]) == expected
