@@ -51,6 +51,7 @@ class Settings:
     auth_secret: str = ""
     auth_token_ttl: int = 7 * 24 * 3600
     console_enabled: bool = True
+    access_log: bool = True
     metrics_token: str = ""
     log_level: str = "INFO"
 
@@ -107,6 +108,7 @@ class Settings:
             auth_secret=env.get("AUTH_SECRET", "").strip(),
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
             console_enabled=_bool(env, "CONSOLE_ENABLED", defaults.console_enabled),
+            access_log=_bool(env, "ACCESS_LOG", defaults.access_log),
             metrics_token=env.get("METRICS_TOKEN", "").strip(),
             log_level=_log_level(env, defaults.log_level),
         )

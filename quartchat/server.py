@@ -65,6 +65,8 @@ def load_config(path: Path | None, settings: Settings) -> Config:
     config = Config.from_toml(str(config_path))
     config.bind = [bind_address(settings.host, settings.port)]
     config.logger_class = AccessLogger
+    if not settings.access_log:
+        config.accesslog = None
     return config
 
 

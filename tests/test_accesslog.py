@@ -80,3 +80,15 @@ async def test_the_server_logs_each_request_and_socket(tmp_path: Path) -> None:
     log = server.log()
     assert re.search(rf'"GET /rooms/{room["id"]}/messages 1.1" 200 \d+ "-" "poller/1"', log)
     assert re.search(rf'"GET /ws/{room["id"]}/{user["id"]} 1.1" 101 - "-" "Python/', log)
+
+
+async def test_access_log_false_leaves_requests_and_sockets_out(tmp_path: Path) -> None:
+    async with served(tmp_path, env={"ACCESS_LOG": "false"}) as (server, http):
+        room, user = await create_room(http), await create_user(http)
+        await http.get(f"/rooms/{room['id']}/messages")
+        async with open_socket(server, room["id"], user["id"]):
+            pass
+    log = server.log()
+    assert "startup: sockets" in log  # the application's own lines stay
+    assert f"/rooms/{room['id']}/messages" not in log
+    assert f"/ws/{room['id']}/{user['id']}" not in log
