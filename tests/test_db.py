@@ -65,26 +65,21 @@ asyncio.run(main())
 
 
 @pytest.mark.parametrize(
-    ("query", "expected"),
-    [("", 32 * 1024 * 1024), ("?journal_size_limit=65536", 65536)],
-    ids=["ours", "the-url-s"],
+    ("pragma", "query", "expected"),
+    [
+        # A write-ahead log that keeps its size between checkpoints (ours), unless the URL
+        # sets its own limit.
+        ("journal_size_limit", "", 32 * 1024 * 1024),
+        ("journal_size_limit", "?journal_size_limit=65536", 65536),
+        # Every commit synced to disk (FULL), unless the URL trades that away.
+        ("synchronous", "", 2),
+        ("synchronous", "?synchronous=NORMAL", 1),
+    ],
+    ids=["wal-limit-ours", "wal-limit-the-url-s", "sync-full-by-default", "sync-normal-from-url"],
 )
-def test_sqlite_keeps_its_write_ahead_log_between_checkpoints(
-    tmp_path: Path, query: str, expected: int
+def test_sqlite_pragmas_are_ours_unless_the_url_sets_them(
+    tmp_path: Path, pragma: str, query: str, expected: int
 ) -> None:
-    url = f"sqlite://{tmp_path / 'wal.sqlite3'}{query}"
-    printed = run_script(_PRINT_PRAGMA, url, "journal_size_limit", cwd=tmp_path)
-    assert int(printed.split()[-1]) == expected
-
-
-@pytest.mark.parametrize(
-    ("query", "expected"),
-    [("", 2), ("?synchronous=NORMAL", 1)],
-    ids=["full-by-default", "normal-from-the-url"],
-)
-def test_sqlite_syncs_every_commit_unless_the_url_says_otherwise(
-    tmp_path: Path, query: str, expected: int
-) -> None:
-    url = f"sqlite://{tmp_path / 'sync.sqlite3'}{query}"
-    printed = run_script(_PRINT_PRAGMA, url, "synchronous", cwd=tmp_path)
+    url = f"sqlite://{tmp_path / 'pragmas.sqlite3'}{query}"
+    printed = run_script(_PRINT_PRAGMA, url, pragma, cwd=tmp_path)
     assert int(printed.split()[-1]) == expected
