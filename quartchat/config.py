@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from .proxies import TrustedProxies, default_forwarded_allow_ips
 
@@ -63,12 +64,14 @@ class Settings:
         return cls(
             port=_int(env, "PORT", defaults.port, minimum=0),
             host=env.get("HOST", defaults.host).strip() or defaults.host,
-            database_url=env.get("DATABASE_URL", "").strip() or defaults.database_url,
+            database_url=_database_url(env, defaults.database_url),
             cors_origins=_origins(env.get("CORS_ORIGINS", "*")),
             max_message_chars=_int(env, "MAX_MESSAGE_CHARS", defaults.max_message_chars),
             send_queue_size=_int(env, "SEND_QUEUE_SIZE", defaults.send_queue_size),
             close_timeout=_float(env, "CLOSE_TIMEOUT", defaults.close_timeout),
-            commit_window=_float(env, "COMMIT_WINDOW", defaults.commit_window, zero_allowed=True),
+            commit_window=_float(
+                env, "COMMIT_WINDOW", defaults.commit_window, zero_allowed=True, maximum=1.0
+            ),
             redis_url=env.get("REDIS_URL", "").strip(),
             redis_prefix=env.get("REDIS_PREFIX", "").strip() or defaults.redis_prefix,
             migrate_on_start=_bool(env, "MIGRATE_ON_START", defaults.migrate_on_start),
@@ -156,7 +159,12 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
 
 
 def _float(
-    env: Mapping[str, str], name: str, default: float, *, zero_allowed: bool = False
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    zero_allowed: bool = False,
+    maximum: float = math.inf,
 ) -> float:
     raw = env.get(name, "").strip()
     if not raw:
@@ -165,10 +173,33 @@ def _float(
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
-        wanted = "0 or more" if zero_allowed else "positive"
-        raise ConfigError(f"{name} must be {wanted}, got {raw!r}")
+    too_low = value < 0 or (value == 0 and not zero_allowed)
+    if not math.isfinite(value) or too_low or value > maximum:
+        raise ConfigError(f"{name} must be {_float_range(zero_allowed, maximum)}, got {raw!r}")
     return value
+
+
+# What SQLite takes for `synchronous`: it reads any other value as NORMAL, so a typo
+# of FULL would quietly stop syncing commits.
+_SQLITE_SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA", "0", "1", "2", "3"}
+
+
+def _database_url(env: Mapping[str, str], default: str) -> str:
+    url = env.get("DATABASE_URL", "").strip() or default
+    if url.startswith("sqlite:"):
+        for value in parse_qs(urlsplit(url).query, keep_blank_values=True).get("synchronous", []):
+            if value.upper() not in _SQLITE_SYNCHRONOUS:
+                raise ConfigError(
+                    "DATABASE_URL: SQLite's synchronous must be OFF, NORMAL, FULL or EXTRA, "
+                    f"got {value!r}"
+                )
+    return url
+
+
+def _float_range(zero_allowed: bool, maximum: float) -> str:
+    if math.isfinite(maximum):
+        return f"a number from {0 if zero_allowed else 'above 0'} to {maximum:g}"
+    return "a finite number of 0 or more" if zero_allowed else "a finite positive number"
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

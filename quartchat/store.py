@@ -4,11 +4,12 @@ Submitted messages queue up behind a single writer task, which stores everything
 waiting (of every room) in one transaction and only then publishes it, each room in
 `seq` order. A burst of senders therefore costs one commit, every message is stored
 before anyone sees it, and no two messages of a room are ever published out of order.
-While messages keep coming (the last one came within `commit_window` of the one
-before), the writer waits one window before a commit that would hold few of them, so
-that the ones arriving meanwhile share it: a commit costs the database thread or
-server far more than a message in it, and a room's messages committed together also
-leave in one write per socket. A quiet server commits each message at once.
+While messages keep coming to this process (the last one came within `commit_window`
+of the one before), the writer waits up to one window before a commit that would hold
+few of them, so that the ones arriving meanwhile share it: a commit costs the database
+thread or server far more than a message in it, and a room's messages committed
+together also leave in one write per socket. The wait ends early once enough messages
+wait, or when the server drains at shutdown; a quiet server commits each message at once.
 One sender's message that the database refuses costs the others nothing: a batch that
 fails for anything but an outage is split until only the drafts at fault fail.
 """
@@ -40,7 +41,8 @@ _COMMIT_ATTEMPTS = 3
 _PROBE_TIMEOUT = 2.0
 # Rooms read with one query at most (the query's IN list).
 _READ_BATCH = 1000
-# A batch this large commits at once: the window would only delay it.
+# A batch this large commits at once (or ends the window's wait): the window would only
+# delay it.
 _FULL_ENOUGH = 16
 # The column order of commit.message_from_row.
 _ROW_FIELDS = ("id", "room_id", "user_id", "user__username", "content", "created_at", "seq")
@@ -81,6 +83,8 @@ class MessageStore:
         self._writer: asyncio.Task[None] | None = None
         self._last_submit = -math.inf
         self._busy = False  # the last message came within a window of the one before
+        self._waiting: asyncio.Future[None] | None = None  # the writer's window, if open
+        self._draining = False
         self.commits = 0  # transactions that stored messages (metrics)
 
     def submit(self, draft: Draft) -> asyncio.Future[Stored]:
@@ -94,12 +98,17 @@ class MessageStore:
         self._busy = now - self._last_submit < self._window
         self._last_submit = now
         self._pending.append((draft, accepted))
+        if len(self._pending) >= _FULL_ENOUGH:
+            self._end_window()
         if self._writer is None:
             self._writer = asyncio.create_task(self._write())
         return accepted
 
     async def drain(self) -> None:
-        """Wait until every submitted message is committed and published (shutdown)."""
+        """Wait until every submitted message is committed and published (shutdown);
+        from now on no commit waits for a window."""
+        self._draining = True
+        self._end_window()
         while self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
 
@@ -159,12 +168,26 @@ class MessageStore:
     async def _write(self) -> None:
         try:
             while self._pending:
-                if self._busy and len(self._pending) < _FULL_ENOUGH:
-                    await asyncio.sleep(self._window)
+                if self._busy and not self._draining and len(self._pending) < _FULL_ENOUGH:
+                    await self._wait_window()
                 batch, self._pending = self._pending, []
                 await self._commit_batch(batch)
         finally:
             self._writer = None
+
+    async def _wait_window(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._waiting = loop.create_future()
+        timer = loop.call_later(self._window, self._end_window)
+        try:
+            await self._waiting
+        finally:
+            timer.cancel()
+            self._waiting = None
+
+    def _end_window(self) -> None:
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.set_result(None)
 
     async def _commit_batch(
         self, batch: list[tuple[Draft, asyncio.Future[Stored]]], *, probe: bool = True
@@ -192,7 +215,8 @@ class MessageStore:
             for part in parts:  # in order, so each room's messages are published in order
                 await self._commit_batch(part, probe=False)
             return
-        self.commits += 1
+        if any(stored.outcome is Outcome.CREATED for stored in results):
+            self.commits += 1  # resends of stored ids alone do not count
         log.debug("committed a batch of %d drafts", len(batch))
         for (_, accepted), stored in zip(batch, results, strict=True):
             if stored.outcome is Outcome.CREATED:

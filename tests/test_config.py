@@ -63,9 +63,19 @@ def test_commit_window_may_be_zero_but_not_negative() -> None:
     assert Settings.from_env({}).commit_window == 0.005
     assert Settings.from_env({"COMMIT_WINDOW": "0"}).commit_window == 0
     assert Settings.from_env({"COMMIT_WINDOW": "0.02"}).commit_window == 0.02
-    for bad in ("-0.001", "nan", "inf", "soon"):
+    assert Settings.from_env({"COMMIT_WINDOW": "1"}).commit_window == 1
+    # "5" meant as milliseconds would hold every busy commit five seconds.
+    for bad in ("-0.001", "nan", "inf", "soon", "5"):
         with pytest.raises(ConfigError, match="COMMIT_WINDOW"):
             Settings.from_env({"COMMIT_WINDOW": bad})
+
+
+def test_a_sqlite_synchronous_that_sqlite_would_misread_is_refused() -> None:
+    url = "sqlite://chat.sqlite3?synchronous=normal"
+    assert Settings.from_env({"DATABASE_URL": url}).database_url == url
+    # SQLite reads any value it does not know as NORMAL: a typo of FULL stops syncing.
+    with pytest.raises(ConfigError, match=r"DATABASE_URL.*synchronous.*'FULLL'"):
+        Settings.from_env({"DATABASE_URL": "sqlite://chat.sqlite3?synchronous=FULLL"})
 
 
 def test_log_level_is_a_setting_in_any_case() -> None:

@@ -92,6 +92,45 @@ async def test_a_full_batch_does_not_wait_for_the_window() -> None:
 
 
 @pytest.mark.usefixtures("database")
+async def test_a_window_already_waited_ends_once_enough_messages_wait() -> None:
+    store = MessageStore(lambda message: None, commit_window=2.0)
+    loop = asyncio.get_running_loop()
+    await store.submit(draft("first"))
+    started = loop.time()
+    waiting = store.submit(draft("busy"))  # right after "first": the writer waits
+    await asyncio.sleep(0.1)
+    more = [store.submit(draft(f"m{i}")) for i in range(20)]
+    await asyncio.gather(waiting, *more)
+    assert loop.time() - started < 1.0
+    assert store.commits == 2
+
+
+@pytest.mark.usefixtures("database")
+async def test_draining_ends_the_window_and_stores_what_waited() -> None:
+    published: list[ChatMessage] = []
+    store = MessageStore(published.append, commit_window=5.0)
+    loop = asyncio.get_running_loop()
+    await store.submit(draft("first"))
+    waiting = store.submit(draft("last"))
+    await asyncio.sleep(0.1)
+    started = loop.time()
+    await store.drain()
+    assert loop.time() - started < 1.0
+    assert waiting.done() and waiting.result().message.seq == 2
+    assert [message.content for message in published] == ["first", "last"]
+
+
+@pytest.mark.usefixtures("database")
+async def test_a_commit_of_resent_ids_alone_is_not_counted() -> None:
+    store = MessageStore(lambda message: None)
+    message_id = uuid.uuid4()
+    assert (await store.submit(draft("once", message_id=message_id))).outcome is Outcome.CREATED
+    again = await store.submit(draft("once", message_id=message_id))
+    assert again.outcome is Outcome.DUPLICATE
+    assert store.commits == 1
+
+
+@pytest.mark.usefixtures("database")
 async def test_history_windows() -> None:
     store = MessageStore(lambda message: None)
     messages = [(await store.submit(draft(f"m{i}"))).message for i in range(5)]

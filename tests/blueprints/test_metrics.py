@@ -71,5 +71,5 @@ async def test_messages_sent_close_together_share_commits(tmp_path: Path) -> Non
         ]
         scraped = (await http.get("/metrics")).text
         assert metric(scraped, "quartchat_messages_stored_total") == 5
-        # The first alone (nothing came before it), the other four in one commit.
+        # The first alone (nothing came before it), the others sharing commits.
         assert metric(scraped, "quartchat_commits_total") < 5
