@@ -8,7 +8,6 @@ in `payloads`; `transport` writes these bytes to the connection.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Sequence
 from time import monotonic
@@ -101,10 +100,11 @@ PING = _Ping()
 
 
 class FrameQueue:
-    """A bounded FIFO of frames with one reader, lighter than asyncio.Queue (which holds
-    four deques and an Event): it exists once per open socket."""
+    """A bounded FIFO of frames, lighter than asyncio.Queue (which holds four deques and
+    an Event): it exists once per open socket, and its reader (the socket's outbox) takes
+    frames without waiting, when told they are there."""
 
-    __slots__ = ("_frames", "_limit", "_waiter")
+    __slots__ = ("_frames", "_limit")
 
     # An empty deque already holds a 64-slot block: idle sockets, the most numerous
     # kind, share this one until their first frame.
@@ -113,7 +113,6 @@ class FrameQueue:
     def __init__(self, limit: int) -> None:
         self._frames = self._NO_FRAMES
         self._limit = limit
-        self._waiter: asyncio.Future[None] | None = None
 
     def put_nowait(self, frame: Frame) -> bool:
         """Append a frame; False (and nothing appended) when the queue is full."""
@@ -122,18 +121,7 @@ class FrameQueue:
         if self._frames is self._NO_FRAMES:
             self._frames = deque()
         self._frames.append(frame)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
         return True
-
-    async def get(self) -> Frame:
-        while not self._frames:
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        return self.get_nowait()
 
     def get_nowait(self) -> Frame:
         frame = self._frames.popleft()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from quartchat.framing import PING, EventBatch, Frame, FrameQueue
 
 
@@ -33,13 +31,12 @@ def test_ping_is_an_empty_ping_control_frame() -> None:
     assert bytes(PING.wire) == b"\x89\x00"
 
 
-async def test_a_frame_queue_is_bounded_first_in_first_out_and_wakes_its_reader() -> None:
+def test_a_frame_queue_is_bounded_first_in_first_out() -> None:
     queue = FrameQueue(2)
-    reader = asyncio.create_task(queue.get())
-    await asyncio.sleep(0)  # the reader waits on the empty queue
+    assert queue.empty()
     first, second, third = Frame(1, "a"), Frame(2, "b"), Frame(3, "c")
     assert queue.put_nowait(first)
-    assert await asyncio.wait_for(reader, 10) is first
+    assert queue.get_nowait() is first
     assert queue.put_nowait(second) and queue.put_nowait(third)
     assert not queue.put_nowait(Frame(4, "d"))  # full: refused, not dropped silently
     assert queue.qsize() == 2
