@@ -44,6 +44,10 @@ _READ_BATCH = 1000
 # A batch this large commits at once (or ends the window's wait): the window would only
 # delay it.
 _FULL_ENOUGH = 16
+# Drafts per transaction at most: a flood of senders (each within its own limits) then
+# makes several commits, each published as soon as it is stored, rather than one that
+# holds every sender in it until the last row is written.
+_MAX_BATCH = 1000
 # The column order of commit.message_from_row.
 _ROW_FIELDS = ("id", "room_id", "user_id", "user__username", "content", "created_at", "seq")
 
@@ -170,7 +174,8 @@ class MessageStore:
             while self._pending:
                 if self._busy and not self._draining and len(self._pending) < _FULL_ENOUGH:
                     await self._wait_window()
-                batch, self._pending = self._pending, []
+                batch = self._pending[:_MAX_BATCH]
+                del self._pending[:_MAX_BATCH]
                 await self._commit_batch(batch)
         finally:
             self._writer = None

@@ -131,6 +131,16 @@ async def test_a_commit_of_resent_ids_alone_is_not_counted() -> None:
 
 
 @pytest.mark.usefixtures("database")
+async def test_a_flood_is_committed_a_thousand_drafts_at_a_time_in_order() -> None:
+    published: list[ChatMessage] = []
+    store = MessageStore(published.append)
+    results = await asyncio.gather(*(store.submit(draft(f"m{i}")) for i in range(2500)))
+    assert store.commits == 3
+    assert [result.message.seq for result in results] == list(range(1, 2501))
+    assert [message.content for message in published] == [f"m{i}" for i in range(2500)]
+
+
+@pytest.mark.usefixtures("database")
 async def test_history_windows() -> None:
     store = MessageStore(lambda message: None)
     messages = [(await store.submit(draft(f"m{i}"))).message for i in range(5)]
