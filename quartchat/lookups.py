@@ -1,5 +1,6 @@
 """Fetching the rooms and users a request names (404, without asking the database for
-an id no row can have), and creating them (409)."""
+an id no row can have), and creating them (409). Requests that only need to know a room
+exists or a user's name ask the directory's cache, as socket handshakes do."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
 
+from .directory import Directory
 from .errors import APIError
 from .models import Room, User
 from .text import is_resource_id
@@ -26,19 +28,38 @@ async def create_or_409(model: type[RoomOrUser], code: str, **fields: Any) -> Ro
         raise APIError(409, code, f"{noun} {fields['id']!r} already exists") from None
 
 
+def _not_found(noun: str, code: str, key: str) -> APIError:
+    if not is_resource_id(key):
+        return APIError(404, code, f"no {noun} has this id: {_NO_SUCH_ID}")
+    return APIError(404, code, f"{noun} {key!r} does not exist")
+
+
+async def _row_or_404(model: type[RoomOrUser], code: str, key: str) -> RoomOrUser:
+    row = await model.get_or_none(id=key) if is_resource_id(key) else None
+    if row is None:
+        raise _not_found(model.__name__.lower(), code, key)
+    return row
+
+
 async def room_or_404(room_id: str) -> Room:
-    if not is_resource_id(room_id):
-        raise APIError(404, "ROOM_NOT_FOUND", f"no room has this id: {_NO_SUCH_ID}")
-    room = await Room.get_or_none(id=room_id)
-    if room is None:
-        raise APIError(404, "ROOM_NOT_FOUND", f"room {room_id!r} does not exist")
-    return room
+    """The room's row (for answers that show it)."""
+    return await _row_or_404(Room, "ROOM_NOT_FOUND", room_id)
 
 
 async def user_or_404(user_id: str) -> User:
-    if not is_resource_id(user_id):
-        raise APIError(404, "USER_NOT_FOUND", f"no user has this id: {_NO_SUCH_ID}")
-    user = await User.get_or_none(id=user_id)
-    if user is None:
-        raise APIError(404, "USER_NOT_FOUND", f"user {user_id!r} does not exist")
-    return user
+    """The user's row (for answers that show it)."""
+    return await _row_or_404(User, "USER_NOT_FOUND", user_id)
+
+
+async def require_room(directory: Directory, room_id: str) -> None:
+    """404 unless the room exists, asked of the directory's cache (as sockets do)."""
+    if not await directory.room_exists(room_id):
+        raise _not_found("room", "ROOM_NOT_FOUND", room_id)
+
+
+async def username_or_404(directory: Directory, user_id: str) -> str:
+    """The user's name from the directory's cache (as sockets get it), else 404."""
+    username = await directory.username(user_id)
+    if username is None:
+        raise _not_found("user", "USER_NOT_FOUND", user_id)
+    return username

@@ -17,7 +17,7 @@ from quart_schema import (
 from ..chat import current_chat
 from ..errors import APIError
 from ..limits import limit_reads, require_message_budget
-from ..lookups import room_or_404, user_or_404
+from ..lookups import require_room, username_or_404
 from ..protocol import parse_message_id, validate_content
 from ..replay import parse_since, require_one_point, seq_of
 from ..schemas import ResourceId, Timestamp, errors
@@ -88,11 +88,12 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
     Poll with the timestamp of the last message received to miss nothing. With
     AUTH_SECRET set, any user's `Authorization: Bearer` token is required.
     """
-    current_chat().tokens.require_bearer()
+    chat = current_chat()
+    chat.tokens.require_bearer()
     since, after, before = query_args.since, query_args.after, query_args.before
     require_one_point(since=since, after=after, before=before)
-    await room_or_404(room_id)
-    store = current_chat().store
+    await require_room(chat.directory, room_id)
+    store = chat.store
     since_time = parse_since(since) if since is not None else None
     after_seq = await seq_of(store, room_id, after, "after") if after is not None else None
     before_seq = await seq_of(store, room_id, before, "before") if before is not None else None
@@ -124,15 +125,15 @@ async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int
     chat.tokens.require_bearer(data.user_id)
     content = validate_content(data.content, chat.settings.max_message_chars)
     message_id = parse_message_id(data.id)
-    await room_or_404(room_id)
-    user = await user_or_404(data.user_id)
-    require_message_budget(user.id)
+    await require_room(chat.directory, room_id)
+    username = await username_or_404(chat.directory, data.user_id)
+    require_message_budget(data.user_id)
     stored = await chat.store.submit(
         Draft(
             id=message_id or uuid4(),
             room_id=room_id,
-            user_id=user.id,
-            username=user.username,
+            user_id=data.user_id,
+            username=username,
             content=content,
             client_id=message_id is not None,
         )

@@ -17,7 +17,7 @@ from quart_schema import (
 from ..chat import current_chat
 from ..limits import limit_creations, limit_reads
 from ..listing import ListQuery, NextPageHeaders, list_page
-from ..lookups import create_or_409, room_or_404
+from ..lookups import create_or_409, require_room, room_or_404
 from ..models import Room
 from ..payloads import format_timestamp
 from ..schemas import ResourceId, Timestamp, bounded_text, errors
@@ -101,7 +101,7 @@ async def get_presence(room_id: str) -> list[PresenceOut]:
     user's Bearer token is required)."""
     chat = current_chat()
     chat.tokens.require_bearer()
-    await room_or_404(room_id)
+    await require_room(chat.directory, room_id)
     return [
         PresenceOut(user_id=user_id, username=username)
         for user_id, username in await chat.members(room_id)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,8 +16,10 @@ from tests.support import (
     RunningServer,
     create_room,
     create_user,
+    metric,
     open_socket,
     receive_messages,
+    served,
 )
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -214,3 +218,32 @@ async def test_before_pages_back_oldest_first(http: httpx.AsyncClient) -> None:
     assert both.status_code == 400 and both.json()["code"] == "INVALID_REPLAY"
     missing = await http.get("/rooms/no-such-room/messages", params={"before": posted[3]["id"]})
     assert missing.status_code == 404
+
+
+async def test_rest_messages_ask_the_directory_not_the_database_each_time(
+    tmp_path: Path,
+) -> None:
+    async with served(tmp_path) as (_, http):
+        room = await create_room(http)
+        # A user this server did not create (another instance did): unknown to its cache.
+        with sqlite3.connect(tmp_path / "chat.sqlite3") as database:
+            database.execute(
+                "INSERT INTO users (id, username, created_at) VALUES (?, ?, ?)",
+                ("elsewhere", "Elsewhere", "2026-12-02 00:00:00+00:00"),
+            )
+        before = metric((await http.get("/metrics")).text, "quartchat_directory_queries_total")
+        for i in range(3):
+            posted = await http.post(
+                f"/rooms/{room['id']}/messages", json={"user_id": "elsewhere", "content": f"{i}"}
+            )
+            assert posted.status_code == 201
+            assert posted.json()["username"] == "Elsewhere"
+            assert (await http.get(f"/rooms/{room['id']}/messages")).status_code == 200
+        after = metric((await http.get("/metrics")).text, "quartchat_directory_queries_total")
+        assert after - before == 1  # the user's first post read it; the rest were cached
+        missing = await http.get("/rooms/nowhere/messages")
+        assert (missing.status_code, missing.json()["code"]) == (404, "ROOM_NOT_FOUND")
+        ghost = await http.post(
+            f"/rooms/{room['id']}/messages", json={"user_id": "ghost", "content": "hi"}
+        )
+        assert (ghost.status_code, ghost.json()["code"]) == (404, "USER_NOT_FOUND")
