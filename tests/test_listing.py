@@ -158,3 +158,16 @@ async def test_reads_have_a_budget_per_address(tmp_path: Path) -> None:
         assert (await http.get(f"/rooms/{room['id']}")).status_code == 200
         assert (await http.get("/health")).status_code == 200
         assert (await http.post("/users", json={"username": "still"})).status_code == 201
+
+
+async def test_a_search_costs_ten_reads(tmp_path: Path) -> None:
+    # A search no index can serve may read the whole table: it draws ten reads.
+    limits = {"REST_READS_PER_MINUTE": "60", "REST_READS_BURST": "25"}
+    async with served(tmp_path, env=limits) as (_, http):
+        for path in ("/users", "/rooms"):
+            assert (await http.get(path, params={"q": "nobody"})).status_code == 200
+        refused = await http.get("/users", params={"q": "nobody"})
+        assert (refused.status_code, refused.json()["code"]) == (429, "RATE_LIMITED")
+        assert int(refused.headers["retry-after"]) >= 4  # ~5 reads left, 10 wanted, 1/s
+        for _ in range(4):  # what is left still serves plain reads
+            assert (await http.get("/users")).status_code == 200
