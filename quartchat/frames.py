@@ -200,8 +200,8 @@ class ErrorFrame(TypedDict):
                 pattern=UUID_PATTERN,
                 json_schema_extra={"format": "uuid"},
                 description="the message this error is about (UNAVAILABLE, "
-                "MESSAGE_ID_CONFLICT, MESSAGE_REJECTED, and RATE_LIMITED when the refused "
-                "frame had one)",
+                "MESSAGE_ID_CONFLICT, MESSAGE_REJECTED; and any refusal of a frame that "
+                "carried a valid id, such as RATE_LIMITED or INVALID_CONTENT)",
             ),
         ]
     ]

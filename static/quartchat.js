@@ -536,7 +536,8 @@ export class Room extends EventTarget {
     } else if (entry) {
       this._unqueue(entry).reject(new QuartchatError(frame.code, frame.detail));
     } else if (["INVALID_CONTENT", "INVALID_ID", "INVALID_JSON"].includes(frame.code)) {
-      // Such a refusal names no message: REST tells which of those in flight it was.
+      // A refusal the server could not name (the frame's id was unreadable): REST tells
+      // which of those in flight it was.
       for (const e of this._outbox) if (e.state === "sent") Object.assign(e, { state: "queued", viaRest: true });
       this._pump();
     }

@@ -201,16 +201,15 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
                 subscriber.request_close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
                 continue
             detail = f"over {settings.rate_limit_per_second:g} frames per second; not handled"
-            refused = refused_message_id(raw)
-            named = {"id": refused} if refused else {}
             _send_error(
-                chat, subscriber, "RATE_LIMITED", detail, retry_after=round(wait, 3), **named
+                chat, subscriber, "RATE_LIMITED", detail, retry_after=round(wait, 3), **_named(raw)
             )
             continue
         try:
             frame = parse_client_frame(raw, max_chars)
         except APIError as error:
-            _send_error(chat, subscriber, error.code, error.detail)
+            # Naming the message lets a client with several in flight tell which one.
+            _send_error(chat, subscriber, error.code, error.detail, **_named(raw))
             continue
         if frame.type == "ping":
             subscriber.deliver(Frame(0, event_frame("pong", timestamp=format_timestamp(utc_now()))))
@@ -244,6 +243,12 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
             )
             accepted = chat.store.submit(draft)
             accepted.add_done_callback(partial(_report_failure, chat, subscriber, in_flight, draft))
+
+
+def _named(raw: str | bytes) -> dict[str, str]:
+    """`{"id": …}` of the refused frame's message when it carried a valid id, else {}."""
+    refused = refused_message_id(raw)
+    return {"id": refused} if refused else {}
 
 
 def _report_failure(

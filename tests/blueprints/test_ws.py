@@ -138,6 +138,10 @@ async def test_bad_frames_get_error_frames_and_the_socket_stays(
             error = await receive_json(ws)
             assert error["type"] == "error" and error["code"] == code, raw
             assert error["detail"]
+        named = str(uuid.uuid4())
+        await ws.send(json.dumps({"id": named, "content": " "}))
+        error = await receive_json(ws)
+        assert (error["code"], error["id"]) == ("INVALID_CONTENT", named)  # which one failed
         await ws.send(json.dumps({"content": "x" * 4000}))
         [message] = await receive_messages(ws, 1)
         assert message["seq"] == 1

@@ -75,7 +75,7 @@ class _AppPage(BaseHTTPRequestHandler):
         module = parse_qs(urlsplit(self.path).query)["module"][0]
         script = PAGE_SCRIPT % {"module": module}
         body = (
-            '<!doctype html><meta charset="utf-8"><title>app</title>'
+            '<!doctype html><meta charset="utf-8"><title>app</title><link rel="icon" href="data:,">'
             f'<script type="module">{script}</script>'
         ).encode()
         self.send_response(200)

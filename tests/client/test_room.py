@@ -362,6 +362,23 @@ async def test_outbox_resends_what_the_rate_limit_refused(
         assert await wait_for_messages(page, 15) == stored
 
 
+async def test_a_refused_message_fails_alone_and_nothing_is_resent_over_rest(
+    open_page: OpenPage, tmp_path: Path
+) -> None:
+    async with served(tmp_path) as (server, http):
+        room = await create_room(http)
+        user = await create_user(http, "Ola")
+        page = await open_page(server.http_url)
+        assert await join(page, server.http_url, room["id"], user["id"]) == "opened"
+        await page.evaluate("send('ok 1'); send('\\u200b'); send('ok 2')")
+        await wait_until(page, "log.sent.length === 2 && log.sendErrors.length === 1")
+        assert "INVALID_CONTENT" in (await page.evaluate("log.sendErrors"))[0]
+        stored = await stored_messages(http, room["id"])
+        assert [m["content"] for m in stored] == ["ok 1", "ok 2"]
+    # The server named the blank one, so the others were not sent again over REST.
+    assert "POST /rooms/" not in server.log()
+
+
 async def test_a_socket_without_pongs_is_dropped_and_replaced(
     server: RunningServer, open_page: OpenPage, http: httpx.AsyncClient
 ) -> None:
