@@ -268,7 +268,10 @@ async def test_unknown_room_closes_4404_without_retrying(
     assert handshakes(server, missing) == 1
 
 
-async def test_4401_asks_the_token_function_again(open_page: OpenPage, tmp_path: Path) -> None:
+async def test_a_refused_token_asks_the_token_function_again(
+    open_page: OpenPage, tmp_path: Path
+) -> None:
+    # open() reads history first, so here the REST 401 is what asks again.
     async with served(tmp_path, env={"AUTH_SECRET": "client-secret"}) as (server, http):
         user = (await http.post("/users", json={"username": "Ida"})).json()
         headers = {"Authorization": f"Bearer {user['token']}"}
@@ -288,6 +291,33 @@ async def test_4401_asks_the_token_function_again(open_page: OpenPage, tmp_path:
         )
         assert await refused.evaluate("log.tokenCalls") == 2
         assert await refused.evaluate("room.status") == "closed"
+
+
+async def test_a_token_that_expired_while_open_is_replaced_on_the_4401(
+    open_page: OpenPage, tmp_path: Path
+) -> None:
+    env = {"AUTH_SECRET": "client-secret", "AUTH_TOKEN_TTL": "6"}
+    async with served(tmp_path, env=env) as (server, http):
+        user = (await http.post("/users", json={"username": "Ivo"})).json()
+        loop = asyncio.get_running_loop()
+        first_issued = loop.time()
+        headers = {"Authorization": f"Bearer {user['token']}"}
+        room = (await http.post("/rooms", json={"name": "Locked"}, headers=headers)).json()
+        page = await open_page(server.http_url)
+        await asyncio.sleep(3)
+        renewed = await http.post(f"/users/{user['id']}/token", headers=headers)
+        tokens = [user["token"], renewed.json()["token"]]
+        options = {"tokens": tokens, "pollInterval": 600_000}  # no REST reads meanwhile
+        assert await join(page, server.http_url, room["id"], user["id"], **options) == "opened"
+        await page.evaluate("room.setPolling(true)")  # off the socket, as when one drops
+        await asyncio.sleep(max(0.0, first_issued + 6.5 - loop.time()))  # the first expired
+        await page.evaluate("room.setPolling(false)")  # the reconnect still holds it
+        await wait_until(
+            page, "room.status === 'open' && log.frames.some((f) => f.startsWith('close 4401'))"
+        )
+        assert await page.evaluate("log.tokenCalls") == 2
+        await page.evaluate("send('after the renewal')")
+        await wait_until(page, "log.sent.length === 1")
 
 
 async def test_load_older_pages_back_to_the_first_message(
