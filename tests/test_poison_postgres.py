@@ -24,6 +24,7 @@ from tests.support import (
     open_socket,
     receive_type,
     start_server,
+    stored_messages,
     unique_id,
 )
 
@@ -100,7 +101,7 @@ async def test_an_attacker_among_twenty_senders_costs_them_no_message(
         finally:
             for socket in sockets:
                 await socket.__aexit__(None, None, None)
-    stored = (await pg_http.get(f"/rooms/{room['id']}/messages", params={"limit": 500})).json()
+    stored = await stored_messages(pg_http, room["id"])
     assert sorted(message["content"] for message in stored) == sorted(
         f"{index}:{i}" for index in range(SENDERS) for i in range(PER_SENDER)
     )

@@ -27,6 +27,7 @@ from tests.support import (
     receive_type,
     send_from_all,
     start_server,
+    stored_messages,
     unique_id,
 )
 
@@ -136,7 +137,7 @@ async def test_ten_senders_on_two_instances_one_order(
         async with open_sockets(targets) as connections:
             await send_from_all(connections, per_sender)
             streams = await asyncio.gather(*(receive_messages(ws, total, 30) for ws in connections))
-        stored = (await http.get(f"/rooms/{room['id']}/messages", params={"limit": 500})).json()
+        stored = await stored_messages(http, room["id"])
     assert [m["seq"] for m in stored] == list(range(1, total + 1))
     for stream in streams:
         assert stream == stored

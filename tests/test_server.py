@@ -29,6 +29,7 @@ from tests.support import (
     receive_messages,
     receive_type,
     start_server,
+    stored_messages,
     wait_until_healthy,
 )
 
@@ -169,12 +170,7 @@ async def test_sigterm_stops_intake_before_any_1012_and_exits_promptly(tmp_path:
     restarted = start_server(tmp_path, port=server.port)
     try:
         async with httpx.AsyncClient(base_url=restarted.http_url) as http:
-            stored = {
-                m["content"]
-                for m in (
-                    await http.get(f"/rooms/{room['id']}/messages", params={"limit": 500})
-                ).json()
-            }
+            stored = {m["content"] for m in await stored_messages(http, room["id"])}
         assert acknowledged and set(acknowledged) <= stored
     finally:
         restarted.stop()

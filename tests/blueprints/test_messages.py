@@ -20,6 +20,7 @@ from tests.support import (
     open_socket,
     receive_messages,
     served,
+    stored_messages,
 )
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -196,7 +197,7 @@ async def test_polling_with_since_misses_and_repeats_nothing(
     done.set()
     seen = await poller
     assert [m["seq"] for m in seen] == list(range(1, 5 * per_sender + 1))
-    assert seen == (await http.get(f"/rooms/{room['id']}/messages", params={"limit": 500})).json()
+    assert seen == await stored_messages(http, room["id"])
 
 
 async def test_before_pages_back_oldest_first(http: httpx.AsyncClient) -> None:

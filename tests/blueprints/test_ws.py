@@ -24,6 +24,7 @@ from tests.support import (
     receive_type,
     send_from_all,
     served,
+    stored_messages,
 )
 
 
@@ -328,7 +329,7 @@ async def test_concurrent_senders_one_order_everywhere(
     async with open_sockets([(server, room["id"], user["id"]) for user in users]) as connections:
         await send_from_all(connections, per_sender)
         streams = await asyncio.gather(*(receive_messages(ws, total, 20) for ws in connections))
-    stored = (await http.get(f"/rooms/{room['id']}/messages", params={"limit": 500})).json()
+    stored = await stored_messages(http, room["id"])
     assert [m["seq"] for m in stored] == list(range(1, total + 1))
     for stream in streams:
         assert stream == stored

@@ -21,6 +21,7 @@ from tests.support import (
     open_socket,
     served,
     start_server,
+    stored_messages,
     unique_id,
 )
 
@@ -70,13 +71,6 @@ async def wait_for_messages(page: Page, count: int) -> list[dict[str, Any]]:
 
 async def wait_for_status(page: Page, status: str) -> None:
     await wait_until(page, f"room.status === {status!r}")
-
-
-async def stored_messages(http: httpx.AsyncClient, room_id: str) -> list[dict[str, Any]]:
-    response = await http.get(f"/rooms/{room_id}/messages", params={"limit": 500})
-    assert response.status_code == 200
-    messages: list[dict[str, Any]] = response.json()
-    return messages
 
 
 def assert_in_seq_order(messages: list[dict[str, Any]], first_seq: int = 1) -> None:
@@ -342,14 +336,8 @@ async def test_load_older_pages_back_to_the_first_message(
     assert [m["seq"] for p in reversed(pages) for m in p] == list(range(1, 151))
     everything = await page.evaluate("room.messages")
     assert [m["content"] for m in everything] == [f"m{i}" for i in range(200)]
-    assert everything == await stored_messages_all(http, room["id"])
+    assert everything == await stored_messages(http, room["id"])
     assert await page.evaluate("room.loadOlder(60)") == []
-
-
-async def stored_messages_all(http: httpx.AsyncClient, room_id: str) -> list[dict[str, Any]]:
-    response = await http.get(f"/rooms/{room_id}/messages", params={"limit": 200})
-    messages: list[dict[str, Any]] = response.json()
-    return messages
 
 
 async def test_a_gap_is_read_over_rest_before_later_messages(

@@ -26,6 +26,7 @@ __all__ = [
     "receive_messages",
     "receive_type",
     "send_from_all",
+    "stored_messages",
     "unique_id",
 ]
 
@@ -46,6 +47,14 @@ async def create_room(http: httpx.AsyncClient, name: str = "General") -> dict[st
     assert response.status_code == 201, response.text
     room: dict[str, Any] = response.json()
     return room
+
+
+async def stored_messages(http: httpx.AsyncClient, room_id: str) -> list[dict[str, Any]]:
+    """What the room has stored, oldest first (up to a page of 500)."""
+    response = await http.get(f"/rooms/{room_id}/messages", params={"limit": 500})
+    assert response.status_code == 200, response.text
+    messages: list[dict[str, Any]] = response.json()
+    return messages
 
 
 class TimedConnection(ClientConnection):
