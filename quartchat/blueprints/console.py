@@ -25,13 +25,23 @@ async def get_console() -> Response:
     return await render_page("console.html", CONTENT_SECURITY_POLICY)
 
 
+# Browsers refuse a module script served under another type (nosniff is on), and
+# Python's mimetypes says application/javascript or text/javascript by platform, and
+# takes `.ts` (quartchat.d.ts) for a Qt translation file.
+_STATIC_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".ts": "application/typescript; charset=utf-8",
+}
+
+
 async def serve_scripts_as_javascript(response: Response) -> Response:
     """An app-wide after-request hook (the static files are served with the console
-    switched off too: frontends import quartchat.js)."""
-    # Browsers refuse a module script served under another type (nosniff is on), and
-    # Python's mimetypes says application/javascript or text/javascript by platform.
-    if request.path.startswith("/static/") and request.path.endswith(".js"):
-        response.headers["Content-Type"] = "text/javascript; charset=utf-8"
+    switched off too: frontends import quartchat.js). Only a file served is retyped: a
+    404 stays the JSON error it is."""
+    if request.endpoint == "static" and response.status_code < 400:
+        extension = request.path[request.path.rfind(".") :]
+        if extension in _STATIC_TYPES:
+            response.headers["Content-Type"] = _STATIC_TYPES[extension]
     return response
 
 

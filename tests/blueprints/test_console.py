@@ -352,7 +352,19 @@ async def test_console_can_be_switched_off(tmp_path: Path) -> None:
             response = await http.get(path)
             assert response.status_code == 404
             assert response.json()["code"] == "NOT_FOUND"
+            assert response.headers["content-type"].startswith("application/json")
         assert (await http.get("/docs")).status_code == 200  # from the same static folder
         assert (await http.get("/static/docs.js")).status_code == 200
         room = await create_room(http)  # the API itself is untouched
         assert (await http.get(f"/rooms/{room['id']}")).status_code == 200
+
+
+async def test_static_files_are_served_with_their_own_types(http: httpx.AsyncClient) -> None:
+    module = await http.get("/static/quartchat.js")
+    assert module.headers["content-type"] == "text/javascript; charset=utf-8"
+    declarations = await http.get("/static/quartchat.d.ts")
+    assert declarations.status_code == 200
+    assert declarations.headers["content-type"] == "application/typescript; charset=utf-8"
+    missing = await http.get("/static/nothing-here.js")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/json")
