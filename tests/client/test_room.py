@@ -368,10 +368,7 @@ async def test_outbox_resends_what_the_rate_limit_refused(
 ) -> None:
     limits = {"RATE_LIMIT_PER_SECOND": "4", "RATE_LIMIT_BURST": "3", "RATE_LIMIT_STRIKES": "1000"}
     async with served(tmp_path, env=limits) as (server, http):
-        room = await create_room(http)
-        user = await create_user(http, "Lee")
-        page = await open_page(server.http_url)
-        assert await join(page, server.http_url, room["id"], user["id"]) == "opened"
+        room, _, [page] = await pages_in_a_room(open_page, http, server.http_url, "Lee")
         await page.evaluate("for (let i = 0; i < 15; i++) send(`burst ${i}`)")
         await wait_until(page, "log.sent.length === 15")
         assert await page.evaluate("log.sendErrors") == []
@@ -386,10 +383,7 @@ async def test_a_refused_message_fails_alone_and_nothing_is_resent_over_rest(
     open_page: OpenPage, tmp_path: Path
 ) -> None:
     async with served(tmp_path) as (server, http):
-        room = await create_room(http)
-        user = await create_user(http, "Ola")
-        page = await open_page(server.http_url)
-        assert await join(page, server.http_url, room["id"], user["id"]) == "opened"
+        room, _, [page] = await pages_in_a_room(open_page, http, server.http_url, "Ola")
         await page.evaluate("send('ok 1'); send('\\u200b'); send('ok 2')")
         await wait_until(page, "log.sent.length === 2 && log.sendErrors.length === 1")
         assert "INVALID_CONTENT" in (await page.evaluate("log.sendErrors"))[0]
