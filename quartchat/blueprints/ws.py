@@ -55,22 +55,15 @@ async def ws_room(room_id: str, user_id: str) -> None:
         raise APIError(403, "ORIGIN_NOT_ALLOWED", f"origin {origin!r} may not open sockets")
     refusal = _token_refusal(chat, user_id, websocket.args.get("token"))
     if refusal:
-        await websocket.accept()
-        await websocket.close(CloseCode.UNAUTHORIZED, refusal)
-        return
+        return await _refuse(chat, CloseCode.UNAUTHORIZED, refusal)
     invalid = _invalid_id(room_id, user_id)
     if invalid:
-        await websocket.accept()
-        await websocket.close(CloseCode.NOT_FOUND, invalid)
-        return
+        return await _refuse(chat, CloseCode.NOT_FOUND, invalid)
     room_exists = await chat.directory.room_exists(room_id)
     username = await chat.directory.username(user_id)
     if not room_exists or username is None:
         missing = f"room {room_id!r}" if not room_exists else f"user {user_id!r}"
-        # Browsers never see a handshake's HTTP status, only a close code.
-        await websocket.accept()
-        await websocket.close(CloseCode.NOT_FOUND, _close_reason(f"{missing} not found"))
-        return
+        return await _refuse(chat, CloseCode.NOT_FOUND, _close_reason(f"{missing} not found"))
 
     owner = asyncio.current_task()
     assert owner is not None
@@ -81,9 +74,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
     replay = await _replay_or_report(chat, subscriber, websocket.args)
     refusal = _socket_limit_reached(chat, user_id, address)
     if refusal:
-        await websocket.accept()
-        await websocket.close(CloseCode.TOO_MANY_SOCKETS, refusal)
-        return
+        return await _refuse(chat, CloseCode.TOO_MANY_SOCKETS, refusal)
     if not chat.settings.ws_compression:
         refuse_compression()
     outbox: Outbox | None = None
@@ -113,6 +104,24 @@ async def ws_room(room_id: str, user_id: str) -> None:
         if outbox is not None:
             outbox.close()
         chat.leave(subscriber)
+
+
+async def _refuse(chat: Chat, code: int, reason: str) -> None:
+    """Accept, then close with `code` (browsers never see a handshake's HTTP status, only
+    a close code), reading and dropping what the client sent until its close reply.
+
+    Returning at once would close the connection with the client's first frames unread
+    (quartchat.js pings the moment a socket opens), which makes the kernel reset it; a
+    browser that had not yet read the close frame then loses it, reports 1006 and
+    retries. A client that does not answer within `close_timeout` is reset."""
+    await websocket.accept()
+    await websocket.close(code, reason)
+    try:
+        async with asyncio.timeout(chat.settings.close_timeout):
+            while True:
+                await websocket.receive()  # ends with the client's reply (ClientDisconnected)
+    except TimeoutError:
+        SocketWriter().abort()
 
 
 def _invalid_id(room_id: str, user_id: str) -> str:

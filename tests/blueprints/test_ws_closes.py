@@ -338,3 +338,25 @@ async def test_handshakes_are_refused_once_the_server_is_going_away(tmp_path: Pa
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
     assert (await response.get_json())["code"] == "UNAVAILABLE"
+
+
+@pytest.mark.parametrize("refusal", ["unknown room", "impossible id"])
+async def test_a_refused_socket_reads_what_the_client_sent_before_its_close(
+    server: RunningServer, http: httpx.AsyncClient, refusal: str
+) -> None:
+    # quartchat.js pings the moment a socket opens. A server that closed the connection
+    # with that ping unread would reset it (RST), and a client that had not read the
+    # close frame yet would lose it: a browser then sees 1006 and retries.
+    user = await create_user(http)
+    room_id = "no-such-room" if refusal == "unknown room" else "bad%20id"
+    client = await asyncio.to_thread(RawWebSocket, server.port, f"/ws/{room_id}/{user['id']}")
+    client.send_text('{"type": "ping"}')
+    await asyncio.sleep(0.5)  # the server has long refused it; nothing read yet
+    _, code = await asyncio.to_thread(client.read_until_close, 10)
+    assert code == 4404
+    # The server waited for this reply, and then ends the connection cleanly (FIN, not
+    # a reset that would have dropped whatever the client had not read yet).
+    client.send_close(4404)
+    client.sock.settimeout(10)
+    assert await asyncio.to_thread(client.sock.recv, 1024) == b""
+    client.close()
