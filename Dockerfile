@@ -1,5 +1,5 @@
 # The image Railway builds (railway.json) and any container host runs: Python 3.11 like
-# the tests, the dependencies of requirements.lock with their hashes, quartchat
+# the tests, the dependencies of requirements.lock (scripts/lock) with their hashes, quartchat
 # installed non-editable by scripts/docker-install (tests/test_install.py runs these
 # same steps), served by a user without privileges.
 FROM python:3.11-slim-bookworm

@@ -20,7 +20,9 @@ def checkout_with_ready_venv(tmp_path: Path) -> Path:
     test exercises the scripts without installing anything."""
     root = tmp_path / "checkout"
     shutil.copytree(PROJECT_ROOT / "scripts", root / "scripts")
-    shutil.copy2(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
+    locked = ("pyproject.toml", "requirements.lock", "requirements-test.lock")
+    for name in locked:
+        shutil.copy2(PROJECT_ROOT / name, root / name)
     venv = root / ".venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     [site_packages] = venv.glob("lib/python*/site-packages")
@@ -29,8 +31,9 @@ def checkout_with_ready_venv(tmp_path: Path) -> Path:
     command = venv / "bin" / "quartchat"
     command.write_text(f"#!{venv / 'bin' / 'python'}\nfrom quartchat.cli import main\nmain()\n")
     command.chmod(0o755)
-    digest = hashlib.sha256((root / "pyproject.toml").read_bytes()).hexdigest()[:16]
-    (venv / f".installed-base-{digest}").touch()
+    key = hashlib.sha256(b"".join((root / name).read_bytes() for name in locked))
+    (venv / ".lock-key").write_text(key.hexdigest()[:16] + "\n")
+    (venv / ".installed-base").touch()
     return root
 
 

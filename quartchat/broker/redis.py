@@ -61,7 +61,7 @@ class RedisBroker(Broker):
 
     async def disconnect(self) -> None:
         if self._pubsub is not None:
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._pubsub.aclose()
             self._pubsub = None
         await self._client.aclose()
 
@@ -122,7 +122,7 @@ class RedisBroker(Broker):
                     pass
         except BaseException:
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
             raise
         self._pubsub = pubsub
         self._healthy = True
@@ -136,7 +136,7 @@ class RedisBroker(Broker):
         self._healthy = False
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._pubsub.aclose()
             self._pubsub = None
         delay = RECONNECT_DELAYS[min(self._failures, len(RECONNECT_DELAYS) - 1)]
         self._failures += 1
