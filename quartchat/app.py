@@ -10,9 +10,10 @@ from quart import Quart, Response
 from quart_cors import cors
 from quart_schema import ExternalDocumentation, Info, QuartSchema
 
-from . import chat, errors, lifecycle, limits, logs, proxies, sockets
+from . import chat, errors, lifecycle, limits, logs, proxies
 from .blueprints import asyncapi, console, docs, health, messages, metrics, rooms, users, ws
 from .config import Settings
+from .internals import inline_socket
 from .protocol import refuse_deep_json
 
 
@@ -85,7 +86,7 @@ def create_app(
     logs.init_app(app)
     limits.init_app(app, settings)
     proxies.init_app(app, settings.forwarded_allow_ips)
-    sockets.init_app(app)
+    inline_socket.init_app(app)
 
     @app.after_request
     async def forbid_content_sniffing(response: Response) -> Response:

@@ -24,9 +24,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.transactions import in_transaction
 
+from .internals.shortcuts import sqlite_thread
 from .models import Message
 from .payloads import ChatMessage, utc_now
-from .shortcuts import sqlite_thread
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _MESSAGE_ID = Message._meta.fields_map["id"]

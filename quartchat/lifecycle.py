@@ -4,7 +4,7 @@ Startup runs the steps below in order, shutdown stops them in reverse, and each 
 one line (`startup: database`, `shutdown: database`), so a server's log shows the order.
 
 0. framework shortcuts: check (and log) the shortcuts into Hypercorn, Quart, wsproto
-   and aiosqlite (shortcuts.py); stop here if the SQLite one is needed and gone.
+   and aiosqlite (internals/shortcuts.py); stop here if the SQLite one is needed and gone.
 1. database: connect (and migrate); everything after may read it.
 2. directory: preload usernames and rooms, so a redeploy's reconnect storm finds
    them warm.
@@ -31,9 +31,10 @@ from dataclasses import dataclass
 
 from quart import Quart
 
-from . import db, frameguard, gc_tuning, shortcuts
+from . import db, gc_tuning
 from .chat import Chat
 from .config import Settings
+from .internals import frameguard, shortcuts
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from time import monotonic
 from .frames import CloseCode
 from .framing import Frame
 from .hub import Subscriber
+from .internals.transport import SocketWriter
 from .metrics import Metrics
-from .transport import SocketWriter
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from hypercorn.config import Config
 from hypercorn.utils import wrap_app
 from quart import Quart
 
-from .accesslog import AccessLogger
 from .app import PROJECT_ROOT, MissingFileError, create_app
 from .chat import EXTENSION_KEY, Chat
 from .config import Settings
+from .internals.accesslog import AccessLogger
 from .lifecycle import lifecycle_of
 
 log = logging.getLogger(__name__)

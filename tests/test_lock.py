@@ -83,7 +83,7 @@ def test_the_runtime_lock_is_the_test_lock_less_the_tools() -> None:
 def test_early_311_gets_what_redis_needs_there() -> None:
     """Debian 12's python3 is 3.11.2: redis needs async-timeout below 3.11.3."""
     for lock in LOCKS:
-        pinned, marker = pins(lock)["async-timeout"]
+        _, marker = pins(lock)["async-timeout"]
         assert marker is not None
         assert Marker(marker).evaluate({"python_full_version": "3.11.2"})
         assert not Marker(marker).evaluate({"python_full_version": "3.11.7"})

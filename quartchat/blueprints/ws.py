@@ -24,6 +24,7 @@ from ..faults import describe
 from ..frames import CloseCode
 from ..framing import Frame
 from ..hub import Subscriber
+from ..internals.transport import SocketWriter, refuse_compression
 from ..limits import FrameBudget, address_key, current_limits
 from ..outbox import Outbox
 from ..payloads import error_frame, event_frame, format_timestamp, message_frame, utc_now
@@ -31,7 +32,6 @@ from ..protocol import parse_client_frame, refused_message_id
 from ..replay import Replay, read_replay
 from ..store import Draft, Outcome, Stored
 from ..text import is_resource_id
-from ..transport import SocketWriter, refuse_compression
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("ws", __name__)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypercorn.logging import AccessLogAtoms
 
-from quartchat.accesslog import LazyAccessLogAtoms
+from quartchat.internals.accesslog import LazyAccessLogAtoms
 from tests.support import create_room, create_user, open_socket, served
 
 # Any: Hypercorn types scopes as TypedDicts

@@ -21,7 +21,7 @@ from hypercorn.config import Config
 from hypercorn.logging import Logger
 from hypercorn.typing import ResponseSummary, WWWScope
 
-from .logs import OneLineFormatter, escape_controls
+from ..logs import OneLineFormatter, escape_controls
 
 
 class AccessLogger(Logger):

@@ -22,7 +22,7 @@
 All fall back to the public behaviour when the objects are not what they were when
 this was written (another ASGI server, another Hypercorn): sending goes through
 `websocket.send`, and abort and declining do nothing but report they could not.
-Startup logs which of them the installed versions allow (shortcuts.py).
+Startup logs which of them the installed versions allow (internals/shortcuts.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import Ping, TextMessage
 from wsproto.utilities import LocalProtocolError
 
-from .framing import PING, Frame
+from ..framing import PING, Frame
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ _warned: set[str] = set()
 
 
 def _warn_once(problem: str) -> None:
-    """A shortcut that startup found (shortcuts.py) failed on a real connection."""
+    """A shortcut that startup found (internals/shortcuts.py) failed on a real connection."""
     if problem not in _warned:
         _warned.add(problem)
         log.warning("socket shortcut off: %s", problem)

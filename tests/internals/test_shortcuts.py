@@ -15,7 +15,7 @@ import pytest
 
 from quartchat import db
 from quartchat.commit import Draft, commit
-from quartchat.shortcuts import SQLITE_BATCH, ShortcutMissingError, check, report
+from quartchat.internals.shortcuts import SQLITE_BATCH, ShortcutMissingError, check, report
 from tests.support import free_port, start_server
 
 # `quartchat serve` under an aiosqlite that lost the private call commit.py uses.
@@ -46,7 +46,7 @@ def test_a_served_process_logs_the_shortcuts_in_use_once(tmp_path: Path) -> None
 def test_missing_sqlite_shortcut_is_named_and_fatal_only_for_sqlite(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="quartchat.shortcuts")
+    caplog.set_level(logging.INFO, logger="quartchat.internals.shortcuts")
     monkeypatch.delattr(aiosqlite.Connection, "_execute")
     shortcuts = report(needs_sqlite=False, frame_guard_installed=True)
     [sqlite_batch] = [shortcut for shortcut in shortcuts if shortcut.name == SQLITE_BATCH]

@@ -42,9 +42,9 @@ from hypercorn.typing import ASGISendEvent
 from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping, Pong
 
-from .config import Settings
-from .frames import CloseCode
-from .limits import FrameBudget
+from ..config import Settings
+from ..frames import CloseCode
+from ..limits import FrameBudget
 from .transport import abort_connection
 
 log = logging.getLogger(__name__)
