@@ -29,6 +29,8 @@ place: the stream class Hypercorn's HTTP/1.1 protocol builds each WebSocket from
    `websocket_max_message_size`; the socket is then refused 1009 as in 1., and nothing
    more it sends is inflated.
 
+`install` also closes the doors around the guard: HTTP/2 (http11.py).
+
 Without the Hypercorn it was written for, `install` installs nothing and Hypercorn's own
 behaviour stays (startup's shortcut line says so).
 """
@@ -50,6 +52,7 @@ from wsproto.extensions import PerMessageDeflate
 from ..config import Settings
 from ..frames import CloseCode
 from ..limits import FrameBudget
+from . import http11
 from .deflate import BoundedDeflate, limit
 from .transport import abort_connection
 
@@ -141,8 +144,8 @@ class GuardedWSStream(WSStream):
 
 def install(settings: Settings) -> bool:
     """Have Hypercorn build its HTTP/1.1 WebSocket streams as `GuardedWSStream`, with
-    `BoundedDeflate`; False (Hypercorn's own behaviour stays) under a Hypercorn it was
-    not written for."""
+    `BoundedDeflate`, and serve HTTP/1.1 only (http11.py); False (Hypercorn's own
+    behaviour stays) under a Hypercorn it was not written for."""
     GuardedWSStream.close_timeout = settings.close_timeout
     GuardedWSStream.control_rate = settings.control_frames_per_second
     GuardedWSStream.control_burst = settings.control_frames_burst
@@ -153,4 +156,5 @@ def install(settings: Settings) -> bool:
         return False
     setattr(h11, "WSStream", GuardedWSStream)  # noqa: B010 (not re-exported)
     setattr(ws_stream, "PerMessageDeflate", BoundedDeflate)  # noqa: B010 (not re-exported)
-    return True
+    # A guard that HTTP/2 goes around guards nothing.
+    return http11.install()
