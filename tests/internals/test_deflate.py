@@ -5,6 +5,8 @@ test_frameguard.py and blueprints/test_ws_closes.py."""
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import random
 import zlib
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
 from hypercorn.protocol import ws_stream
 from hypercorn.protocol.events import Data, Request, StreamClosed
+from hypercorn.protocol.ws_stream import Handshake, WSStream
 from hypercorn.typing import ConnectionState
 from wsproto.connection import CLIENT, SERVER, Connection
 from wsproto.events import BytesMessage, CloseConnection, Event, Message, TextMessage
@@ -262,3 +265,23 @@ async def test_guarded_stream_refuses_a_deflate_bomb_1009_and_inflates_no_more(
     # The client answers the close: the connection ends.
     await stream.handle(Data(stream_id=1, data=client.send(CloseConnection(code=1009))))
     assert any(isinstance(call.args[0], StreamClosed) for call in send.call_args_list)
+
+
+# The upstream code deflate.py forks or relies on, as it was when it was written
+# (wsproto 1.3.2, Hypercorn 0.18.0): sha256 of each function's source, first 16 digits.
+UPSTREAM = {
+    PerMessageDeflate.frame_inbound_payload_data: "93bc8692346aa787",
+    PerMessageDeflate.frame_inbound_complete: "15ecc689b99856b3",
+    Handshake.accept: "e163533bf7919793",  # builds `PerMessageDeflate()` by that name
+    WSStream._accept: "144623ad2e13fc56",  # GuardedWSStream._accept extends it
+}
+
+
+@pytest.mark.parametrize("function", UPSTREAM, ids=lambda function: function.__qualname__)
+def test_upstream_is_what_deflate_py_was_written_against(function: Any) -> None:
+    digest = hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
+    assert digest == UPSTREAM[function], (
+        f"{function.__module__}.{function.__qualname__} changed upstream: re-read it against "
+        "quartchat/internals/deflate.py (BoundedDeflate forks the two inflating methods) and "
+        "frameguard.py (GuardedWSStream._accept), then update this fingerprint"
+    )

@@ -7,8 +7,11 @@ server's send (as Hypercorn tests its protocols); the rest send raw bytes to a r
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import inspect
 import json
 import socket
+from typing import Any
 from unittest.mock import AsyncMock
 
 import h2.config
@@ -26,7 +29,8 @@ from hypercorn.protocol.h11 import H2CProtocolRequiredError, H2ProtocolAssumedEr
 from hypercorn.protocol.http_stream import HTTPStream
 from hypercorn.typing import ConnectionState
 
-from quartchat.internals import http11
+from quartchat.config import Settings
+from quartchat.internals import frameguard, http11
 from quartchat.internals.http11 import HTTP11Protocol
 from tests.support import RunningServer, create_room, create_user, open_socket, receive_type
 
@@ -140,6 +144,35 @@ def test_install_refuses_an_unknown_hypercorn(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(protocol, "H2Protocol", H2Protocol)
     assert not http11.install()
     assert getattr(protocol, "H2Protocol") is H2Protocol  # noqa: B009 (not re-exported)
+
+
+def test_the_frame_guard_is_reported_off_while_http2_stays_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(protocol, "H11Protocol", type("H11Protocol", (), {}))
+    monkeypatch.setattr(protocol, "H2Protocol", H2Protocol)
+    for module, name in ((protocol.h11, "WSStream"), (protocol.ws_stream, "PerMessageDeflate")):
+        monkeypatch.setattr(module, name, getattr(module, name))
+    assert not frameguard.install(Settings())
+
+
+# The upstream code http11.py replaces, as it was when it was written (Hypercorn 0.18.0):
+# sha256 of each function's source, first 16 digits.
+UPSTREAM = {
+    H11Protocol._check_protocol: "f95f6b38f43c62aa",
+    ProtocolWrapper.__init__: "df25e181b9e2e64d",  # builds by the names install replaces
+    ProtocolWrapper.handle: "b03e2962872c85e8",  # switches to HTTP/2 on the two errors
+}
+
+
+@pytest.mark.parametrize("function", UPSTREAM, ids=lambda function: function.__qualname__)
+def test_upstream_is_what_http11_py_was_written_against(function: Any) -> None:
+    digest = hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
+    assert digest == UPSTREAM[function], (
+        f"{function.__module__}.{function.__qualname__} changed upstream: re-read it against "
+        "quartchat/internals/http11.py (which HTTP/2 paths does it open now?), then update "
+        "this fingerprint"
+    )
 
 
 def exchange(port: int, data: bytes, timeout: float = 10) -> bytes:
