@@ -11,6 +11,10 @@ import hashlib
 import inspect
 import json
 import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock
 
@@ -32,7 +36,15 @@ from hypercorn.typing import ConnectionState
 from quartchat.config import Settings
 from quartchat.internals import frameguard, http11
 from quartchat.internals.http11 import HTTP11Protocol
-from tests.support import RunningServer, create_room, create_user, open_socket, receive_type
+from tests.support import (
+    PROJECT_ROOT,
+    RunningServer,
+    create_room,
+    create_user,
+    open_socket,
+    receive_type,
+    start_server,
+)
 
 SETTINGS_FRAME = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # an empty SETTINGS frame (RFC 9113 6.5)
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SETTINGS_FRAME
@@ -252,3 +264,65 @@ async def test_websockets_still_work_after_http2_was_refused(
     async with open_socket(server, room["id"], user["id"]) as ws:
         await ws.send('{"type": "ping"}')
         await receive_type(ws, "pong", timeout=10)
+
+
+def tls_exchange(port: int, cafile: Path, data: bytes) -> tuple[str | None, bytes]:
+    """Over TLS offering h2 and http/1.1 by ALPN: the protocol the server picked, and
+    everything it sends in answer to `data` until it closes (or stays silent 5 s)."""
+    context = ssl.create_default_context(cafile=str(cafile))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    deadline = time.monotonic() + 30
+    while True:  # until the server listens
+        try:
+            raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+            break
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline, "the TLS server never listened"
+            time.sleep(0.05)
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(data)
+        received = b""
+        try:
+            while chunk := tls.recv(65536):
+                received += chunk
+        except TimeoutError:
+            pass
+        return tls.selected_alpn_protocol(), received
+
+
+@pytest.mark.parametrize("listed", [False, True], ids=["default-alpn", "h2-listed-in-toml"])
+async def test_tls_never_serves_http2(tmp_path: Path, listed: bool) -> None:
+    # Not how quartchat is deployed (TLS ends at the edge), but a hypercorn.toml may name
+    # a certificate: ALPN then offers http/1.1 only, and a toml that lists h2 gets the 400.
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem"),
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    settings = (PROJECT_ROOT / "hypercorn.toml").read_text()
+    settings += f'certfile = "{tmp_path / "cert.pem"}"\nkeyfile = "{tmp_path / "key.pem"}"\n'
+    if listed:
+        settings += 'alpn_protocols = ["h2", "http/1.1"]\n'
+    (tmp_path / "hypercorn.toml").write_text(settings)
+    server = start_server(tmp_path, args=["--config", str(tmp_path / "hypercorn.toml")], wait=False)
+    try:
+        if listed:
+            picked, answer = await asyncio.to_thread(
+                tls_exchange, server.port, tmp_path / "cert.pem", PREFACE
+            )
+            assert picked == "h2"
+            assert_refused_in_http11(answer)
+        else:
+            request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            picked, answer = await asyncio.to_thread(
+                tls_exchange, server.port, tmp_path / "cert.pem", request
+            )
+            assert picked == "http/1.1"
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    finally:
+        server.stop()
