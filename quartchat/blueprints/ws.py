@@ -113,7 +113,12 @@ async def _refuse(chat: Chat, code: int, reason: str) -> None:
     Returning at once would close the connection with the client's first frames unread
     (quartchat.js pings the moment a socket opens), which makes the kernel reset it; a
     browser that had not yet read the close frame then loses it, reports 1006 and
-    retries. A client that does not answer within `close_timeout` is reset."""
+    retries. A client that does not answer within `close_timeout` is reset.
+
+    Never with compression, whatever WS_COMPRESSION says: the server would inflate
+    whatever the client streams until its close reply, and a refused client (no token,
+    no such room) may not cost more than reading its bytes."""
+    refuse_compression()
     await websocket.accept()
     await websocket.close(code, reason)
     try:
