@@ -20,15 +20,14 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
-from hypercorn.utils import wrap_app
 from quart import Quart
 
 from .app import PROJECT_ROOT, MissingFileError, create_app
 from .chat import EXTENSION_KEY, Chat
 from .config import Settings
 from .internals.accesslog import AccessLogger
+from .internals.worker import serve_on
 from .lifecycle import lifecycle_of
 
 log = logging.getLogger(__name__)
@@ -108,12 +107,7 @@ async def serve(app: Quart, config: Config) -> None:
         # graceful_timeout) for the connections, which end as their clients answer.
         closing.append(asyncio.create_task(close_sockets_once_not_listening()))
 
-    await worker_serve(
-        wrap_app(app, config.wsgi_max_body_size, "asgi"),
-        config,
-        sockets=sockets,
-        shutdown_trigger=shutdown_trigger,
-    )
+    await serve_on(app, config, sockets, shutdown_trigger)
 
 
 async def _listeners_closed(listening: list[socket.socket]) -> None:
