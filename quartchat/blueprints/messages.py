@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from quart import Blueprint, Response, jsonify
 from quart_schema import (
     document_response,
+    operation_id,
     security_scheme,
     validate_querystring,
     validate_request,
@@ -63,6 +64,8 @@ class MessageCreate(BaseModel):
 
 
 class MessageOut(BaseModel):
+    """A stored message, as sockets receive it."""
+
     type: str = "message"
     id: UUID
     user_id: str
@@ -74,6 +77,7 @@ class MessageOut(BaseModel):
 
 
 @blueprint.get("/rooms/<room_id>/messages")
+@operation_id("listMessages")
 @limit_reads
 @security_scheme([{"bearer": []}])
 @validate_querystring(HistoryQuery)
@@ -108,6 +112,7 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
 
 
 @blueprint.post("/rooms/<room_id>/messages")
+@operation_id("createMessage")
 @security_scheme([{"bearer": []}])
 @validate_request(MessageCreate)
 @document_response(MessageOut, 201)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from quart import Blueprint, Response
 from quart_schema import (
     document_response,
+    operation_id,
     security_scheme,
     validate_querystring,
     validate_request,
@@ -32,6 +33,8 @@ class UserCreate(BaseModel):
 
 
 class UserOut(BaseModel):
+    """A user: its id, username and creation time."""
+
     id: str
     username: str
     created_at: Timestamp
@@ -42,17 +45,22 @@ class UserOut(BaseModel):
 
 
 class UserCreated(UserOut):
+    """The user created, with its token when the server has AUTH_SECRET."""
+
     token: str | None = Field(
         default=None, description="only when the server has AUTH_SECRET: the user's token"
     )
 
 
 class TokenOut(BaseModel):
+    """A fresh token for the user."""
+
     user_id: str
     token: str
 
 
 @blueprint.post("/users")
+@operation_id("createUser")
 @limit_creations
 @validate_request(UserCreate)
 @validate_response(UserCreated, 201)
@@ -75,12 +83,15 @@ async def post_user(data: UserCreate) -> tuple[UserCreated, int]:
 
 
 @blueprint.post("/users/<user_id>/token")
+@operation_id("renewToken")
 @security_scheme([{"bearer": []}])
 @validate_response(TokenOut)
 @errors(401, 403, 404)
 async def post_token(user_id: str) -> TokenOut:
-    """A fresh token for `user_id`, in exchange for a still valid one of the same user
-    (404 when authentication is off)."""
+    """A fresh token for `user_id`.
+
+    In exchange for a still valid token of the same user (`Authorization: Bearer`);
+    404 `AUTH_DISABLED` when the server has no AUTH_SECRET."""
     tokens = current_chat().tokens
     if not tokens.enabled:
         raise APIError(404, "AUTH_DISABLED", "the server has no AUTH_SECRET")
@@ -89,6 +100,7 @@ async def post_token(user_id: str) -> TokenOut:
 
 
 @blueprint.get("/users")
+@operation_id("listUsers")
 @limit_reads
 @security_scheme([{"bearer": []}])
 @validate_querystring(ListQuery)
@@ -107,6 +119,7 @@ async def get_users(query_args: ListQuery) -> Response:
 
 
 @blueprint.get("/users/<user_id>")
+@operation_id("getUser")
 @security_scheme([{"bearer": []}])
 @validate_response(UserOut)
 @errors(401, 404)
