@@ -82,4 +82,22 @@ brought each reach and the closing notes (`issues stops`); A-E are bench/'s scen
    Not speed reaches, gain not measured: commit.py converts what its plain SQL reads and
    writes with Tortoise's own fields, and Hypercorn's connection tasks see the database
    the lifespan task opened. Without them: startup fails.
+10. `http11.HTTP11Protocol`: hypercorn/protocol/h11.py `H11Protocol._check_protocol`
+   overridden so that neither `Upgrade: h2c` nor HTTP/2's preface switches a connection
+   to HTTP/2 (h2c is served as HTTP/1.1; the preface is answered 400 and closed);
+   installed as `hypercorn.protocol.H11Protocol` and `.H2Protocol`, the names
+   `ProtocolWrapper.__init__` builds from, and `Config.alpn_protocols` set to http/1.1.
+   Not a speed reach: HTTP/2 streams (RFC 8441 sockets) went around `GuardedWSStream`
+   and transport.py (2 sockets had 358,000-451,000 PINGs answered in 6 s, a neighbour's
+   round trip 0.65-2 s). Without it: `frameguard.install` reports the guard OFF.
+11. `deflate.BoundedDeflate`: a fork of wsproto/extensions.py
+   `PerMessageDeflate.frame_inbound_payload_data` and `frame_inbound_complete`,
+   inflating at most `websocket_max_message_size` + 1 bytes per message (zlib
+   `max_length`); installed as `hypercorn.protocol.ws_stream.PerMessageDeflate` (the
+   name `Handshake.accept` uses), its limit set through wsproto's private
+   `Connection._proto.extensions`; `GuardedWSStream` also overrides `WSStream._accept`
+   to bound the negotiated extension and closes 1009 when it refuses. Not a speed
+   reach: upstream inflated whole frames before Hypercorn checked the size (18-33 GB
+   after a 1009; a 1 GiB bomb now costs 0.01 s of CPU). Without it: compressed sockets
+   (`WS_COMPRESSION=true`) inflate without bound.
 """
