@@ -64,7 +64,7 @@ async def post_room(data: RoomCreate) -> tuple[RoomOut, int]:
     With AUTH_SECRET set, any user's `Authorization: Bearer` token is required.
     """
     chat = current_chat()
-    chat.tokens.require_bearer()
+    await chat.tokens.require_creator(user_needed=True)
     room = await create_or_409(Room, "ROOM_EXISTS", id=data.id or str(uuid4()), name=data.name)
     chat.directory.add_room(room.id)
     return RoomOut.of(room), 201
@@ -85,7 +85,7 @@ async def get_rooms(query_args: ListQuery) -> Response:
     whose name or id starts with it, ignoring case. With AUTH_SECRET set, any user's
     `Authorization: Bearer` token is required.
     """
-    current_chat().tokens.require_bearer()
+    await current_chat().tokens.require_bearer()
     return await list_page(Room, "name", query_args)
 
 
@@ -96,7 +96,7 @@ async def get_rooms(query_args: ListQuery) -> Response:
 @errors(401, 404)
 async def get_room(room_id: str) -> RoomOut:
     """Fetch one room (with AUTH_SECRET set, any user's Bearer token is required)."""
-    current_chat().tokens.require_bearer()
+    await current_chat().tokens.require_bearer()
     return RoomOut.of(await room_or_404(room_id))
 
 
@@ -110,7 +110,7 @@ async def get_presence(room_id: str) -> list[PresenceOut]:
 
     With AUTH_SECRET set, any user's `Authorization: Bearer` token is required."""
     chat = current_chat()
-    chat.tokens.require_bearer()
+    await chat.tokens.require_bearer()
     await require_room(chat.directory, room_id)
     return [
         PresenceOut(user_id=user_id, username=username)
