@@ -30,6 +30,7 @@ from .chat import EXTENSION_KEY, Chat
 from .config import Settings
 from .internals.accesslog import AccessLogger
 from .lifecycle import lifecycle_of
+from .probe import FastPathBroken
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ DEFAULT_HYPERCORN_CONFIG = PROJECT_ROOT / "hypercorn.toml"
 # Hypercorn closes its listeners a few loop turns after the shutdown trigger returns; the
 # 1012s wait for that, but never longer than this.
 LISTENERS_CLOSE_WITHIN = 0.5
+# A process's exit status when a fast path failed the startup probe: a worker that
+# exits with it is not restarted (it would fail the same way).
+FAST_PATH_BROKEN = 3
 
 
 def ipv6_available() -> bool:
@@ -85,7 +89,12 @@ async def serve(app: Quart, config: Config) -> None:
     closing: list[asyncio.Task[None]] = []
     sockets = config.create_sockets()
     listening = [*sockets.secure_sockets, *sockets.insecure_sockets]
-    lifecycle_of(app).tunes_garbage_collector = True
+    asgi_app = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    lifecycle = lifecycle_of(app)
+    lifecycle.tunes_garbage_collector = True
+    # The sockets are bound, not listening: worker_serve listens once startup, the
+    # probe included, is over.
+    lifecycle.prove_fast_paths(asgi_app, config)
 
     def quiet_cancelled_connections(
         loop: asyncio.AbstractEventLoop, context: dict[str, object]
@@ -109,7 +118,7 @@ async def serve(app: Quart, config: Config) -> None:
         closing.append(asyncio.create_task(close_sockets_once_not_listening()))
 
     await worker_serve(
-        wrap_app(app, config.wsgi_max_body_size, "asgi"),
+        asgi_app,
         config,
         sockets=sockets,
         shutdown_trigger=shutdown_trigger,
@@ -144,7 +153,11 @@ def serve_one(config_path: Path | None, settings: Settings) -> None:
     config = load_config(config_path, settings)
     app = create_app(settings)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve(app, config))
+        try:
+            runner.run(serve(app, config))
+        except FastPathBroken as broken:
+            log.critical("%s", broken.line())
+            raise SystemExit(FAST_PATH_BROKEN) from None
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -169,6 +182,7 @@ def run_workers(config_path: Path | None, settings: Settings, count: int) -> int
         return worker
 
     workers = [start_worker() for _ in range(count)]
+    broken = False
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -182,9 +196,14 @@ def run_workers(config_path: Path | None, settings: Settings, count: int) -> int
     while not stopping:
         for index, worker in enumerate(workers):
             worker.join(timeout=0.2)
-            if worker.exitcode is not None and not stopping:
+            if worker.exitcode == FAST_PATH_BROKEN and not stopping:
+                broken = True  # its log line says why; the others would fail the same way
+                stop(signal.SIGTERM, None)
+            elif worker.exitcode is not None and not stopping:
                 log.error("worker %s exited with %s; starting another", worker.pid, worker.exitcode)
                 workers[index] = start_worker()
     for worker in workers:
         worker.join()
+    if broken:
+        return FAST_PATH_BROKEN
     return 0 if all(worker.exitcode == 0 for worker in workers) else 1
