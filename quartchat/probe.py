@@ -146,6 +146,8 @@ class SocketProbe:
             raise self._broken(f"no answer within {PROBE_TIMEOUT:g} s") from None
         except ConnectionEndedError:
             raise self._broken("the server closed the connection") from None
+        except Exception as error:  # whatever went wrong, the answer is one line
+            raise self._broken(f"failed: {error!r}") from None
         finally:
             directory.forget_room(self._room)
             directory.forget_user(self._user)
@@ -190,7 +192,7 @@ class SocketProbe:
             raise self._broken("permessage-deflate was accepted though WS_COMPRESSION is off")
         self._step(INLINE_SOCKET, "the route's outbox after the handshake")
         while True:  # the route opens it once the 101 is written
-            [*mine] = self._chat.hub.subscribers_of(self._room)
+            mine = self._chat.hub.subscribers_of(self._room)
             if mine and mine[0].sink is not None:
                 return mine[0]
             await asyncio.sleep(0.001)

@@ -8,6 +8,7 @@ import os
 from collections import deque
 
 from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
 from wsproto.events import Event, Ping
 from wsproto.utilities import LocalProtocolError
 
@@ -35,8 +36,8 @@ class ProbeSocket:
         """Bytes wsproto would refuse to make (a broken frame)."""
         self._writer.write(data)
 
-    async def next_event(self, answer_pings: bool = True) -> Event:
-        """The next event the server sent; pings are answered (and returned)."""
+    async def next_event(self) -> Event:
+        """The next event the server sent; pings are answered while open (and returned)."""
         while not self._events:
             data = await self._reader.read(READ_SIZE)
             if not data:
@@ -47,7 +48,7 @@ class ProbeSocket:
             if self.ended and not self._events:
                 raise ConnectionEndedError
         event = self._events.popleft()
-        if answer_pings and isinstance(event, Ping):
+        if isinstance(event, Ping) and self._connection.state is ConnectionState.OPEN:
             self.send(event.response())
         return event
 

@@ -236,3 +236,27 @@ def test_workers_are_not_restarted_after_a_broken_fast_path(tmp_path: Path) -> N
     assert refusal.returncode == FAST_PATH_BROKEN, refusal.log
     assert "starting another" not in refusal.log
     assert refusal.accepted == 0
+
+
+async def test_the_probe_passes_while_the_pinger_pings_every_socket(tmp_path: Path) -> None:
+    app = create_app(
+        overrides={
+            "database_url": f"sqlite://{tmp_path / 'pings.sqlite3'}",
+            "ping_interval": 0.001,
+        }
+    )
+    async with app.test_app():
+        for _ in range(3):
+            await prove_in_process(app)
+
+
+async def test_an_unexpected_failure_is_still_one_named_refusal(
+    app: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(_first_byte: int, _payload: bytes) -> bytes:
+        raise ValueError("no frame today")
+
+    monkeypatch.setattr(probe, "masked_frame", fails)
+    with pytest.raises(FastPathBroken, match="failed: ValueError") as raised:
+        await prove_in_process(app)
+    assert raised.value.shortcut == FRAME_GUARD
