@@ -6,6 +6,10 @@ sends 1011 (or hangs, on Python 3.12.1+). A redeploy should instead tell every c
 first: handshakes are refused (503) from the signal on, and the listening sockets are
 closed before any socket gets its 1012, so a client reconnecting at once reaches
 another instance (or fails fast and retries) instead of the one going away.
+
+Driving the worker also lets startup prove the fast paths with the app and settings
+that serve clients before the listeners accept (lifecycle's "fast paths" step); if one
+fails, the process logs one line and exits with FAST_PATH_BROKEN.
 """
 
 from __future__ import annotations
