@@ -231,6 +231,11 @@ class Hub:
             return []
         return [(user_id, username) for user_id, (username, _) in room.users.items()]
 
+    def subscribers_of(self, room_id: str) -> list[Subscriber]:
+        """The room's open sockets here (the startup probe finds its own)."""
+        room = self._rooms.get(room_id)
+        return list(room.subscribers) if room is not None else []
+
     def members(self) -> dict[str, dict[str, str]]:
         """{room_id: {user_id: username}} of every socket here."""
         return {

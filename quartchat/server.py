@@ -6,6 +6,10 @@ sends 1011 (or hangs, on Python 3.12.1+). A redeploy should instead tell every c
 first: handshakes are refused (503) from the signal on, and the listening sockets are
 closed before any socket gets its 1012, so a client reconnecting at once reaches
 another instance (or fails fast and retries) instead of the one going away.
+
+Driving the worker also lets startup prove the fast paths with the app and settings
+that serve clients before the listeners accept (lifecycle's "fast paths" step); if one
+fails, the process logs one line and exits with FAST_PATH_BROKEN.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from .app import PROJECT_ROOT, MissingFileError, create_app
 from .chat import EXTENSION_KEY, Chat
 from .config import Settings
 from .internals.accesslog import AccessLogger
-from .internals.worker import serve_on
+from .internals.worker import serve_on, wrapped
 from .lifecycle import lifecycle_of
+from .probe import FastPathBroken
 from .worker_metrics import forget_worker
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,9 @@ DEFAULT_HYPERCORN_CONFIG = PROJECT_ROOT / "hypercorn.toml"
 # Hypercorn closes its listeners a few loop turns after the shutdown trigger returns; the
 # 1012s wait for that, but never longer than this.
 LISTENERS_CLOSE_WITHIN = 0.5
+# A process's exit status when a fast path failed the startup probe: a worker that
+# exits with it is not restarted (it would fail the same way).
+FAST_PATH_BROKEN = 3
 
 
 def ipv6_available() -> bool:
@@ -87,7 +95,12 @@ async def serve(app: Quart, config: Config) -> None:
     closing: list[asyncio.Task[None]] = []
     sockets = config.create_sockets()
     listening = [*sockets.secure_sockets, *sockets.insecure_sockets]
-    lifecycle_of(app).tunes_garbage_collector = True
+    asgi_app = wrapped(app, config)
+    lifecycle = lifecycle_of(app)
+    lifecycle.tunes_garbage_collector = True
+    # The sockets are bound, not listening: worker_serve listens once startup, the
+    # probe included, is over.
+    lifecycle.prove_fast_paths(asgi_app, config)
 
     def quiet_cancelled_connections(
         loop: asyncio.AbstractEventLoop, context: dict[str, object]
@@ -110,7 +123,7 @@ async def serve(app: Quart, config: Config) -> None:
         # graceful_timeout) for the connections, which end as their clients answer.
         closing.append(asyncio.create_task(close_sockets_once_not_listening()))
 
-    await serve_on(app, config, sockets, shutdown_trigger)
+    await serve_on(asgi_app, config, sockets, shutdown_trigger)
 
 
 async def _listeners_closed(listening: list[socket.socket]) -> None:
@@ -147,7 +160,11 @@ def serve_one(
         chat: Chat = app.extensions[EXTENSION_KEY]
         chat.metrics.share_with_workers(metrics_folder)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve(app, config))
+        try:
+            runner.run(serve(app, config))
+        except FastPathBroken as broken:
+            log.critical("%s", broken.line())
+            raise SystemExit(FAST_PATH_BROKEN) from None
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -176,6 +193,7 @@ def run_workers(config_path: Path | None, settings: Settings, count: int) -> int
         return worker
 
     workers = [start_worker() for _ in range(count)]
+    broken = False
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -189,7 +207,10 @@ def run_workers(config_path: Path | None, settings: Settings, count: int) -> int
     while not stopping:
         for index, worker in enumerate(workers):
             worker.join(timeout=0.2)
-            if worker.exitcode is not None and not stopping:
+            if worker.exitcode == FAST_PATH_BROKEN and not stopping:
+                broken = True  # its log line says why; the others would fail the same way
+                stop(signal.SIGTERM, None)
+            elif worker.exitcode is not None and not stopping:
                 log.error("worker %s exited with %s; starting another", worker.pid, worker.exitcode)
                 if worker.pid is not None:
                     forget_worker(metrics_folder, worker.pid)
@@ -197,4 +218,6 @@ def run_workers(config_path: Path | None, settings: Settings, count: int) -> int
     for worker in workers:
         worker.join()
     shutil.rmtree(metrics_folder, ignore_errors=True)
+    if broken:
+        return FAST_PATH_BROKEN
     return 0 if all(worker.exitcode == 0 for worker in workers) else 1

@@ -224,6 +224,7 @@ async def test_redis_restart_loses_nothing_stored(tmp_path: Path, postgres_url: 
                 "status": "ok",
                 "database": "ok",
                 "broker": "ok",
+                "fast_paths": "ok",
             }
     finally:
         a.stop()

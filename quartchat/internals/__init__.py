@@ -6,7 +6,9 @@ settings, limits and wire-format types. The reaches were written against the loc
 Quart 0.22.0, Hypercorn 0.18.0, wsproto 1.3.2, aiosqlite 0.22.1 and tortoise-orm 1.1.9.
 Each upstream function or class one forks or depends on by shape is hashed in
 `fingerprints` (tests/internals/test_fingerprints.py names what to re-read when one
-changes); `shortcuts` checks at startup what the installed libraries still have; each
+changes); `shortcuts` checks at startup what the installed libraries still have and,
+under `quartchat serve`, the startup probe (quartchat/probe.py) proves the socket and
+SQLite paths by behaviour before listening, refusing to start if one fails; each
 module has unit tests with fakes in tests/internals/. Gains come from the commits that
 brought each reach and the closing notes (`issues stops`); A-E are bench/'s scenarios.
 
@@ -56,7 +58,9 @@ brought each reach and the closing notes (`issues stops`); A-E are bench/'s scen
    idle socket 36.7 -> 30.9 KiB and 4.9 -> 2.9 tasks, and no second task and queue per
    received frame (76bd68d). Without it: Quart's own connection, at that cost. Under a
    Quart that receives otherwise (0.23 did) the handshake succeeds and the route never
-   reads a frame: hence the fingerprints.
+   reads a frame: hence the fingerprints, the name check of `ASGIWebsocketConnection.queue`,
+   `_create_websocket_from_scope`, `handle_websocket` and `Websocket._receive`, and the
+   startup probe.
 6. `accesslog.AccessLogger`: Hypercorn's `Logger` (`Config.logger_class`) whose `atoms`
    reproduce hypercorn/logging.py `AccessLogAtoms`, each computed on lookup. Replaces
    `AccessLogAtoms`, which copies every header and `os.environ` per line. Gain: 6-10% of
@@ -100,4 +104,9 @@ brought each reach and the closing notes (`issues stops`); A-E are bench/'s scen
    reach: upstream inflated whole frames before Hypercorn checked the size (18-33 GB
    after a 1009; a 1 GiB bomb now costs 0.01 s of CPU). Without it: compressed sockets
    (`WS_COMPRESSION=true`) inflate without bound.
+12. `loopback`: Hypercorn 0.18's `TCPServer(app, loop, config, context, state, reader,
+   writer)` and `WorkerContext`, built as hypercorn/asyncio/run.py `worker_serve` builds
+   each accepted connection, to serve the startup probe's loopback connection
+   (quartchat/probe.py) with the very code that serves clients. Runs once at startup,
+   no speed gain; without it the probe cannot prove the socket path.
 """

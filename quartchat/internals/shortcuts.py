@@ -1,19 +1,21 @@
 """The shortcuts into framework internals, checked once at startup.
 
-Three modules reach past public APIs because measurement said it pays: transport.py
-(Hypercorn's stream, TCP writer and handshake, wsproto's connection), frameguard.py (a
-Hypercorn WSStream subclass) and commit.py (aiosqlite's private `_execute` and `_conn`).
-They were written against the versions pinned in pyproject.toml. This module looks at
-the installed libraries for what each shortcut uses and logs one line saying which are
-active. A socket shortcut that is missing falls back to the public behaviour, which is
-slower but right; the SQLite one has no right fallback (its SQL is SQLite's own), so
-with a SQLite database a missing one stops the server at startup, naming what is gone.
+The modules of this package reach past public APIs because measurement said it pays
+(see its docstring); commit.py uses aiosqlite's private `_execute` and `_conn` through
+`sqlite_thread`. They were written against the versions the lock pins. This module looks
+at the installed libraries for the names each shortcut uses and logs one line saying
+which are active. A socket shortcut that is missing falls back to the public behaviour,
+which is slower but right; the SQLite one has no right fallback (its SQL is SQLite's
+own), so with a SQLite database a missing one stops the server at startup, naming what
+is gone. Names are not behaviour: under `quartchat serve` every shortcut must also pass
+the startup probe (`quartchat/probe.py`), and a missing one stops the server too.
 """
 
 from __future__ import annotations
 
 import dis
 import logging
+import platform
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +35,11 @@ log = logging.getLogger(__name__)
 
 SqliteRun = Callable[..., Awaitable[Any]]
 LIBRARIES = ("quart", "hypercorn", "wsproto", "aiosqlite")
+SOCKET_WRITES = "socket frames written at once"
+STALLED_RESET = "reset of stalled connections"
+COMPRESSION_REFUSED = "compression refused"
+FRAME_GUARD = "frame guard (1009, control frames, protocol errors)"
+INLINE_SOCKET = "one task per socket"
 SQLITE_BATCH = "SQLite batch in one thread call"
 
 
@@ -83,22 +90,34 @@ def check(frame_guard_installed: bool = True) -> list[Shortcut]:
     frame_guard = _lacking(WSStream, "_handle_events", "_send_wsproto_event", "buffer", "app_put")
     if not frame_guard_installed:
         frame_guard.append("hypercorn.protocol.h11.WSStream (not the class it was written for)")
+    # Quart 0.23 dropped both: its websocket reads a buffer of its own (see inline_socket).
+    inline = [
+        *_lacking(ASGIWebsocketConnection, "queue", "_create_websocket_from_scope"),
+        *_lacking(ASGIWebsocketConnection, "handle_websocket"),
+        *_lacking(Websocket, "_receive"),
+    ]
     sqlite_batch = _lacking(aiosqlite.Connection, "_execute", "_conn")
     return [
-        Shortcut("socket frames written at once", (*reach_stream, *reach_tcp, *framing)),
-        Shortcut("reset of stalled connections", (*reach_stream, *reach_tcp)),
-        Shortcut("compression refused", (*reach_stream, *handshake)),
-        Shortcut("frame guard (1009, control frames, protocol errors)", tuple(frame_guard)),
+        Shortcut(SOCKET_WRITES, (*reach_stream, *reach_tcp, *framing)),
+        Shortcut(STALLED_RESET, (*reach_stream, *reach_tcp)),
+        Shortcut(COMPRESSION_REFUSED, (*reach_stream, *handshake)),
+        Shortcut(FRAME_GUARD, tuple(frame_guard)),
+        Shortcut(INLINE_SOCKET, tuple(inline)),
         Shortcut(SQLITE_BATCH, tuple(sqlite_batch)),
     ]
+
+
+def versions() -> str:
+    """The installed versions the shortcuts depend on, for log lines."""
+    installed = ", ".join(f"{name} {version(name)}" for name in LIBRARIES)
+    return f"{installed}, Python {platform.python_version()}"
 
 
 def report(*, needs_sqlite: bool, frame_guard_installed: bool) -> list[Shortcut]:
     """Log which shortcuts are active (one line); raise if SQLite's is needed and gone."""
     shortcuts = check(frame_guard_installed)
-    versions = ", ".join(f"{name} {version(name)}" for name in LIBRARIES)
     states = "; ".join(f"{shortcut.name}: {_state(shortcut)}" for shortcut in shortcuts)
-    log.info("framework shortcuts (%s): %s", versions, states)
+    log.info("framework shortcuts (%s): %s", versions(), states)
     sqlite_batch = next(shortcut for shortcut in shortcuts if shortcut.name == SQLITE_BATCH)
     if needs_sqlite and not sqlite_batch.active:
         raise ShortcutMissingError(_sqlite_missing(", ".join(sqlite_batch.missing)))

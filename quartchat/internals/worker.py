@@ -17,19 +17,25 @@ from collections.abc import Awaitable, Callable
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
-from hypercorn.typing import Framework
+from hypercorn.typing import AppWrapper, Framework
 from hypercorn.utils import wrap_app
 
 
+def wrapped(app: Framework, config: Config) -> AppWrapper:
+    """The app as Hypercorn serves it (the startup probe serves the very same object)."""
+    return wrap_app(app, config.wsgi_max_body_size, "asgi")
+
+
 async def serve_on(
-    app: Framework,
+    app: AppWrapper,
     config: Config,
     sockets: Sockets,
     shutdown_trigger: Callable[[], Awaitable[None]],
 ) -> None:
-    """`hypercorn.asyncio.serve` for an ASGI app, on listening sockets opened beforehand."""
+    """`hypercorn.asyncio.serve` for a `wrapped` app, on listening sockets opened
+    beforehand."""
     await worker_serve(
-        wrap_app(app, config.wsgi_max_body_size, "asgi"),
+        app,
         config,
         sockets=sockets,
         shutdown_trigger=shutdown_trigger,
