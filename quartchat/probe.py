@@ -178,7 +178,7 @@ class SocketProbe:
         self._step(INLINE_SOCKET, "the handshake")
         target = f"/ws/{self._room}/{self._user}"
         if self._chat.tokens.enabled:
-            target += f"?token={self._chat.tokens.issue(self._user)}"
+            target += f"?token={self._chat.tokens.single_use(self._user)}"
         offer = offer_compression and not self._chat.settings.ws_compression
         extensions = [PerMessageDeflate()] if offer else []
         client.send(Request(host="localhost", target=target, extensions=extensions))

@@ -69,11 +69,13 @@ async def test_serve_on_runs_hypercorns_worker_on_the_given_sockets(
     app, config = Quart(__name__), Config()
     with socket.socket() as listening:
         sockets = Sockets(secure_sockets=[], insecure_sockets=[listening], quic_sockets=[])
-        await worker.serve_on(app, config, sockets, shutdown_trigger)
+        served = worker.wrapped(app, config)
+        await worker.serve_on(served, config, sockets, shutdown_trigger)
     [call] = calls
     expected_app = wrap_app(app, config.wsgi_max_body_size, "asgi")
-    assert type(call["app"]) is type(expected_app)
-    assert vars(call["app"]) == vars(expected_app)  # the ASGI app, wrapped as serve() does
+    assert type(served) is type(expected_app)
+    assert vars(served) == vars(expected_app)  # the ASGI app, wrapped as serve() does
+    assert call["app"] is served
     assert call["config"] is config
     assert call["sockets"] is sockets
     assert call["shutdown_trigger"] is shutdown_trigger
