@@ -18,7 +18,10 @@ TOKEN_TTL = 3
 
 @pytest.fixture(name="secured", scope="module")
 def _secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    env = {"AUTH_SECRET": "test-secret", "AUTH_TOKEN_TTL": str(TOKEN_TTL)}
+    env = {
+        "AUTH_SECRET": "test-secret-d41d8cd98f00b204e9800998ecf8427e",
+        "AUTH_TOKEN_TTL": str(TOKEN_TTL),
+    }
     server = start_server(tmp_path_factory.mktemp("auth"), env=env)
     yield server
     server.stop()

@@ -26,6 +26,7 @@ from tests.support import (
 )
 
 WAIT = 60_000  # ms: generous, for a loaded 2-core machine
+CLIENT_SECRET = "client-secret-e4d909c290d0fb1ca068ffaddf22cbd0"
 
 
 async def join(page: Page, url: str, room_id: str, user_id: str, **options: Any) -> str:
@@ -266,7 +267,7 @@ async def test_a_refused_token_asks_the_token_function_again(
     open_page: OpenPage, tmp_path: Path
 ) -> None:
     # open() reads history first, so here the REST 401 is what asks again.
-    async with served(tmp_path, env={"AUTH_SECRET": "client-secret"}) as (server, http):
+    async with served(tmp_path, env={"AUTH_SECRET": CLIENT_SECRET}) as (server, http):
         user = (await http.post("/users", json={"username": "Ida"})).json()
         headers = {"Authorization": f"Bearer {user['token']}"}
         room = (await http.post("/rooms", json={"name": "Locked"}, headers=headers)).json()
@@ -292,7 +293,7 @@ async def test_a_token_that_expired_while_open_is_replaced_on_the_4401(
 ) -> None:
     # Token ages count whole seconds: one is refused once more than TTL seconds have
     # passed since the second it was issued in, so up to TTL + 2 s after.
-    env = {"AUTH_SECRET": "client-secret", "AUTH_TOKEN_TTL": "8"}
+    env = {"AUTH_SECRET": CLIENT_SECRET, "AUTH_TOKEN_TTL": "8"}
     async with served(tmp_path, env=env) as (server, http):
         user = (await http.post("/users", json={"username": "Ivo"})).json()
         loop = asyncio.get_running_loop()
