@@ -149,7 +149,8 @@ class Chat:
             room_id=room_id,
             timestamp=format_timestamp(utc_now()),
         )
-        self.relay.publish_event(room_id, text, exclude=exclude)
+        change = (user_id, event_type == "user_joined")
+        self.relay.publish_event(room_id, text, exclude=exclude, presence=change)
 
     async def _ping_sockets(self) -> None:
         # One task pings every socket: a timer per socket (Hypercorn's

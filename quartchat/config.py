@@ -44,6 +44,12 @@ class Settings:
     control_frames_burst: int = 20
     max_sockets_per_user: int = 20
     max_sockets_per_ip: int = 0
+    socket_opens_per_user_per_minute: float = 60.0
+    socket_opens_per_user_burst: int = 40
+    socket_opens_per_ip_per_minute: float = 600.0
+    socket_opens_per_ip_burst: int = 2000
+    typing_per_second: float = 1.0
+    typing_burst: int = 3
     creations_per_minute: float = 300.0
     creations_burst: int = 100
     forwarded_allow_ips: str = ""
@@ -95,6 +101,26 @@ class Settings:
             max_sockets_per_ip=_int(
                 env, "MAX_SOCKETS_PER_IP", defaults.max_sockets_per_ip, minimum=0
             ),
+            socket_opens_per_user_per_minute=_float(
+                env,
+                "SOCKET_OPENS_PER_USER_PER_MINUTE",
+                defaults.socket_opens_per_user_per_minute,
+                zero_allowed=True,
+            ),
+            socket_opens_per_user_burst=_int(
+                env, "SOCKET_OPENS_PER_USER_BURST", defaults.socket_opens_per_user_burst
+            ),
+            socket_opens_per_ip_per_minute=_float(
+                env,
+                "SOCKET_OPENS_PER_IP_PER_MINUTE",
+                defaults.socket_opens_per_ip_per_minute,
+                zero_allowed=True,
+            ),
+            socket_opens_per_ip_burst=_int(
+                env, "SOCKET_OPENS_PER_IP_BURST", defaults.socket_opens_per_ip_burst
+            ),
+            typing_per_second=_float(env, "TYPING_PER_SECOND", defaults.typing_per_second),
+            typing_burst=_int(env, "TYPING_BURST", defaults.typing_burst),
             creations_per_minute=_float(
                 env,
                 "CREATIONS_PER_MINUTE",

@@ -267,8 +267,9 @@ CLOSE_CODES: dict[CloseCode, tuple[str, str]] = {
         "fix the client",
     ),
     CloseCode.TOO_MANY_SOCKETS: (
-        "too many sockets for this user (or address)",
-        "close another one first",
+        "too many sockets open for this user (or address), or opened too fast: "
+        "the reason says which, and when to retry",
+        "close another one first, or wait as long as the reason says",
     ),
     CloseCode.INTERNAL_ERROR: ("an internal error", "reconnect"),
 }

@@ -23,7 +23,7 @@ from functools import partial
 from .broker import RESYNC, Broker, Envelope
 from .framing import Frame
 from .hub import Hub
-from .payloads import ChatMessage, message_frame
+from .payloads import ChatMessage, PresenceChange, message_frame, presence_change
 from .store import MessageStore
 
 log = logging.getLogger(__name__)
@@ -113,9 +113,15 @@ class Relay:
         if self._broker.others_listening:
             self._outbox.put_nowait(Envelope(message.room_id, message.seq, text, self._instance))
 
-    def publish_event(self, room_id: str, text: str, exclude: object = None) -> None:
+    def publish_event(
+        self,
+        room_id: str,
+        text: str,
+        exclude: object = None,
+        presence: PresenceChange | None = None,
+    ) -> None:
         """A frame that is not stored (typing, presence) for the room's sockets everywhere."""
-        self._hub.broadcast_event(room_id, Frame(0, text), exclude=exclude)
+        self._hub.broadcast_event(room_id, Frame(0, text), exclude=exclude, presence=presence)
         if self._broker.others_listening:
             self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
 
@@ -180,7 +186,8 @@ class Relay:
             elif envelope.seq > 0:
                 self._offer(envelope.room_id, envelope.seq, envelope.text)
             else:
-                self._hub.broadcast_event(envelope.room_id, Frame(0, envelope.text))
+                presence = presence_change(envelope.text)
+                self._hub.broadcast_event(envelope.room_id, Frame(0, envelope.text), None, presence)
 
     async def _send_outbox(self) -> None:
         while True:

@@ -16,7 +16,7 @@ export const CLOSE_MEANINGS = Object.freeze({
   4008: "too slow: the server closed the socket, reconnecting replays what was missed",
   4401: "authentication required or token not valid for this user",
   4404: "unknown room or user",
-  4429: "too many sockets for this user or address",
+  4429: "too many sockets for this user or address, or opened too fast",
 });
 
 const EPOCH = "1970-01-01T00:00:00.000000Z";

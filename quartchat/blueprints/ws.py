@@ -53,12 +53,22 @@ async def ws_room(room_id: str, user_id: str) -> None:
     origin = websocket.headers.get("Origin")
     if origin is not None and not chat.settings.origin_allowed(origin):
         raise APIError(403, "ORIGIN_NOT_ALLOWED", f"origin {origin!r} may not open sockets")
+    limits = current_limits()
+    address = address_key(websocket.remote_addr or "")  # an IPv6 client: its /64
+    # Charged before anything else costs: every handshake is work, whatever its outcome.
+    refusal = limits.address_open_refusal(address)
+    if refusal:
+        return await _refuse(chat, CloseCode.TOO_MANY_SOCKETS, refusal)
     refusal = _token_refusal(chat, user_id, websocket.args.get("token"))
     if refusal:
         return await _refuse(chat, CloseCode.UNAUTHORIZED, refusal)
     invalid = _invalid_id(room_id, user_id)
     if invalid:
         return await _refuse(chat, CloseCode.NOT_FOUND, invalid)
+    # After the token: with AUTH_SECRET, nobody else can spend a user's budget.
+    refusal = limits.user_open_refusal(user_id)
+    if refusal:
+        return await _refuse(chat, CloseCode.TOO_MANY_SOCKETS, refusal)
     room_exists = await chat.directory.room_exists(room_id)
     username = await chat.directory.username(user_id)
     if not room_exists or username is None:
@@ -67,7 +77,6 @@ async def ws_room(room_id: str, user_id: str) -> None:
 
     owner = asyncio.current_task()
     assert owner is not None
-    address = address_key(websocket.remote_addr or "")  # an IPv6 client: its /64
     subscriber = Subscriber(
         room_id, user_id, username, chat.settings.send_queue_size, owner, address
     )
@@ -223,6 +232,10 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
         if frame.type == "ping":
             subscriber.deliver(Frame(0, event_frame("pong", timestamp=format_timestamp(utc_now()))))
         elif frame.type == "typing":
+            if not limits.typing_allowed(subscriber.user_id, subscriber.room_id):
+                # Dropped without an error frame: the room already heard this user is
+                # typing, and an error per keystroke would only be more traffic.
+                continue
             typing = event_frame(
                 "typing",
                 user_id=subscriber.user_id,
