@@ -244,7 +244,8 @@ CLOSE_CODES: dict[CloseCode, tuple[str, str]] = {
         "create it, then connect again",
     ),
     CloseCode.UNAUTHORIZED: (
-        "with AUTH_SECRET set: no `?token=`, or a token that is expired, forged or another user's",
+        "with AUTH_SECRET set: no token (neither subprotocol `token.<TOKEN>` nor `?token=`), "
+        "or a token that is expired, forged or another user's",
         "get a token (`POST /users`, `POST /users/{id}/token`)",
     ),
     CloseCode.TOO_SLOW: (

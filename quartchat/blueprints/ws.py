@@ -36,6 +36,8 @@ from ..text import is_resource_id
 log = logging.getLogger(__name__)
 blueprint = Blueprint("ws", __name__)
 
+SUBPROTOCOL = "quartchat"
+TOKEN_PREFIX = "token."
 REPLAY_PAGE = 500
 # Messages of one socket that may wait for their commit at once; past it the socket
 # simply stops being read, which pushes back on a flooding client.
@@ -56,24 +58,26 @@ async def ws_room(room_id: str, user_id: str) -> None:
     limits = current_limits()
     address = address_key(websocket.remote_addr or "")  # an IPv6 client: its /64
     # Charged before anything else costs: every handshake is work, whatever its outcome.
+    subprotocol, offered_token = _subprotocol_and_token(websocket.requested_subprotocols)
+    refuse = partial(_refuse, chat, subprotocol)
     refusal = limits.address_open_refusal(address)
     if refusal:
-        return await _refuse(chat, CloseCode.TOO_MANY_SOCKETS, refusal)
-    refusal = _token_refusal(chat, user_id, websocket.args.get("token"))
+        return await refuse(CloseCode.TOO_MANY_SOCKETS, refusal)
+    refusal = _token_refusal(chat, user_id, offered_token or websocket.args.get("token"))
     if refusal:
-        return await _refuse(chat, CloseCode.UNAUTHORIZED, refusal)
+        return await refuse(CloseCode.UNAUTHORIZED, refusal)
     invalid = _invalid_id(room_id, user_id)
     if invalid:
-        return await _refuse(chat, CloseCode.NOT_FOUND, invalid)
+        return await refuse(CloseCode.NOT_FOUND, invalid)
     # After the token: with AUTH_SECRET, nobody else can spend a user's budget.
     refusal = limits.user_open_refusal(user_id)
     if refusal:
-        return await _refuse(chat, CloseCode.TOO_MANY_SOCKETS, refusal)
+        return await refuse(CloseCode.TOO_MANY_SOCKETS, refusal)
     room_exists = await chat.directory.room_exists(room_id)
     username = await chat.directory.username(user_id)
     if not room_exists or username is None:
         missing = f"room {room_id!r}" if not room_exists else f"user {user_id!r}"
-        return await _refuse(chat, CloseCode.NOT_FOUND, _close_reason(f"{missing} not found"))
+        return await refuse(CloseCode.NOT_FOUND, _close_reason(f"{missing} not found"))
 
     owner = asyncio.current_task()
     assert owner is not None
@@ -83,7 +87,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
     replay = await _replay_or_report(chat, subscriber, websocket.args)
     refusal = _socket_limit_reached(chat, user_id, address)
     if refusal:
-        return await _refuse(chat, CloseCode.TOO_MANY_SOCKETS, refusal)
+        return await refuse(CloseCode.TOO_MANY_SOCKETS, refusal)
     if not chat.settings.ws_compression:
         refuse_compression()
     outbox: Outbox | None = None
@@ -92,7 +96,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
         # Joined before the handshake completes: whatever the room says after the
         # client sees its 101 reaches it.
         await chat.join(subscriber)
-        await websocket.accept()
+        await websocket.accept(subprotocol=subprotocol)
         writer = SocketWriter()
         outbox = Outbox(subscriber, writer, chat.metrics)
         outbox.open(partial(_send_replay, chat, subscriber.room_id, replay) if replay else None)
@@ -115,7 +119,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
         chat.leave(subscriber)
 
 
-async def _refuse(chat: Chat, code: int, reason: str) -> None:
+async def _refuse(chat: Chat, subprotocol: str | None, code: int, reason: str) -> None:
     """Accept, then close with `code` (browsers never see a handshake's HTTP status, only
     a close code), reading and dropping what the client sent until its close reply.
 
@@ -123,7 +127,7 @@ async def _refuse(chat: Chat, code: int, reason: str) -> None:
     (quartchat.js pings the moment a socket opens), which makes the kernel reset it; a
     browser that had not yet read the close frame then loses it, reports 1006 and
     retries. A client that does not answer within `close_timeout` is reset."""
-    await websocket.accept()
+    await websocket.accept(subprotocol=subprotocol)
     await websocket.close(code, reason)
     try:
         async with asyncio.timeout(chat.settings.close_timeout):
@@ -141,12 +145,28 @@ def _invalid_id(room_id: str, user_id: str) -> str:
     return ""
 
 
+def _subprotocol_and_token(offered: list[str]) -> tuple[str | None, str | None]:
+    """The subprotocol to answer with (`quartchat`, if offered) and the token offered as
+    a `token.<TOKEN>` subprotocol, if any.
+
+    A browser may set no header on a socket but `Sec-WebSocket-Protocol`, which, unlike
+    the URL, edge proxies do not log. It fails the handshake unless the server answers
+    with one of the protocols it offered, hence `quartchat` beside the token."""
+    subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
+    tokens = [
+        entry.removeprefix(TOKEN_PREFIX) for entry in offered if entry.startswith(TOKEN_PREFIX)
+    ]
+    return subprotocol, tokens[0] if tokens else None
+
+
 def _token_refusal(chat: Chat, user_id: str, token: str | None) -> str:
     """Why the socket may not act as `user_id` (AUTH_SECRET set), or "" if it may."""
     if not chat.tokens.enabled:
         return ""
     if not token:
-        return "authentication required: add ?token=<the user's token>"
+        return (
+            "authentication required: offer subprotocols quartchat, token.<TOKEN> (or add ?token=)"
+        )
     try:
         owner = chat.tokens.user_of(token)
     except APIError as error:

@@ -288,6 +288,27 @@ async def test_a_refused_token_asks_the_token_function_again(
         assert await refused.evaluate("room.status") == "closed"
 
 
+async def test_the_socket_carries_its_token_in_a_subprotocol_not_its_url(
+    open_page: OpenPage, tmp_path: Path
+) -> None:
+    async with served(tmp_path, env={"AUTH_SECRET": CLIENT_SECRET}) as (server, http):
+        user = (await http.post("/users", json={"username": "Uma"})).json()
+        headers = {"Authorization": f"Bearer {user['token']}"}
+        room = (await http.post("/rooms", json={"name": "Locked"}, headers=headers)).json()
+        page = await open_page(server.http_url)
+        assert await join(page, server.http_url, room["id"], user["id"], token=user["token"]) == (
+            "opened"
+        )
+        [opened] = [f for f in await page.evaluate("log.frames") if f.startswith("open ws")]
+        assert f"/ws/{room['id']}/{user['id']}?" in opened
+        assert "token" not in opened and user["token"] not in opened
+        assert await page.evaluate("room._socket.url.includes('token')") is False
+        assert await page.evaluate("room._socket.protocol") == "quartchat"
+        await page.evaluate("send('authenticated without a token in the URL')")
+        await wait_until(page, "log.sent.length === 1")
+        assert user["token"] not in server.log()
+
+
 async def test_a_token_that_expired_while_open_is_replaced_on_the_4401(
     open_page: OpenPage, tmp_path: Path
 ) -> None:
