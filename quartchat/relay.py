@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -52,6 +53,8 @@ class Relay:
         self._reading_last_seq: dict[str, asyncio.Future[int]] = {}
         self._outbox: asyncio.Queue[Envelope] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        # Called when the broker is back after an outage (the chat resyncs presence).
+        self.on_reconnect: Callable[[], None] | None = None
 
     async def start(self) -> None:
         """Listen to the (connected) broker and publish to it."""
@@ -125,6 +128,11 @@ class Relay:
         if self._broker.others_listening:
             self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
 
+    def publish_to_others(self, room_id: str, text: str) -> None:
+        """An event for the other instances only (one this instance's sockets had)."""
+        if self._broker.others_listening:
+            self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
+
     @property
     def broker_healthy(self) -> bool:
         return self._broker.healthy
@@ -180,6 +188,8 @@ class Relay:
         while True:
             envelope = await self._broker.next_published()
             if envelope.seq == RESYNC:
+                if self.on_reconnect is not None:
+                    self.on_reconnect()
                 await self._resync()
             elif envelope.origin == self._instance:
                 continue
