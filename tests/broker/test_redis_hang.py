@@ -23,6 +23,7 @@ from tests.support import (
     receive_type,
     start_server,
 )
+from tests.support.watch import neighbour
 
 
 async def until(condition: Any, timeout: float) -> float:
@@ -61,9 +62,14 @@ async def test_a_hung_redis_stalls_nothing_and_presence_converges(
         ):
             room = await create_room(http_a)
             listener, leaver, joiner = [await create_user(http_a) for _ in range(3)]
-            async with open_socket(a, room["id"], listener["id"]) as on_a:
+            async with (
+                neighbour(a, http_a) as watch,
+                open_socket(a, room["id"], listener["id"]) as on_a,
+            ):
                 leaving = await open_socket(b, room["id"], leaver["id"]).__aenter__()
                 assert (await receive_type(on_a, "user_joined"))["user_id"] == leaver["id"]
+                await asyncio.sleep(2)
+                calm = len(watch.round_trips)
 
                 os.kill(redis.process.pid, signal.SIGSTOP)
                 paused = time.monotonic()
@@ -101,10 +107,12 @@ async def test_a_hung_redis_stalls_nothing_and_presence_converges(
                     assert seen["user_joined"]["user_id"] == joiner["id"]
                     assert seen["user_left"]["user_id"] == leaver["id"]
                     assert seen["message"]["content"] == "sent during the hang"
+                    watch.assert_bounded(calm)  # its echoes never waited for Redis
                     both = {listener["id"], joiner["id"]}
                     for http in (http_a, http_b):
                         await until(lambda h=http: _present(h, room["id"], both), timeout=15)
                         await until(lambda h=http: _broker_ok(h), timeout=15)
+            await watch.assert_all_stored(http_a)
     finally:
         if redis.process is not None and redis.process.poll() is None:
             os.kill(redis.process.pid, signal.SIGCONT)
