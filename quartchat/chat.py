@@ -56,9 +56,10 @@ class Chat:
         self.metrics = Metrics(self.hub, self.directory, self.store)
         self.relay = Relay(self.hub, broker, self.store, self.instance_id)
         self.relay.on_reconnect = self._confirm_presence_later
-        # (room_id, user_id) -> (arrived, username): presence changes of this instance
-        # that Redis did not confirm (unreachable), so the other instances may not know.
-        self._unconfirmed: dict[tuple[str, str], tuple[bool, str]] = {}
+        # (room_id, user_id) -> username: users whose arrival or departure here Redis did
+        # not confirm (unreachable), so the other instances may not know of it. Which
+        # one it was is read from the hub once Redis is back.
+        self._unconfirmed: dict[tuple[str, str], str] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
@@ -96,7 +97,6 @@ class Chat:
             room_id,
             user_id,
             username,
-            True,
             self._asked(lambda: self.presence.joined(room_id, user_id, username)),
         ):
             self._announce(
@@ -152,7 +152,7 @@ class Chat:
     async def _announce_left(
         self, room_id: str, user_id: str, username: str, gone: Awaitable[bool] | None
     ) -> None:
-        if await self._answer(room_id, user_id, username, False, gone):
+        if await self._answer(room_id, user_id, username, gone):
             self._announce("user_left", room_id, user_id, username)
 
     def _asked(self, ask: Callable[[], Awaitable[bool]]) -> Awaitable[bool] | None:
@@ -165,7 +165,6 @@ class Chat:
         room_id: str,
         user_id: str,
         username: str,
-        arrived: bool,
         question: Awaitable[bool] | None,
     ) -> bool:
         """Presence's answer to an arrival or departure (whether the room as a whole
@@ -182,7 +181,7 @@ class Chat:
             else:
                 self._unconfirmed.pop(key, None)
                 return answer
-        self._unconfirmed[key] = (arrived, username)
+        self._unconfirmed[key] = username
         return True
 
     def _confirm_presence_later(self) -> None:
@@ -194,7 +193,8 @@ class Chat:
         Redis was unreachable (their events reached only this instance's sockets)."""
         unconfirmed, self._unconfirmed = self._unconfirmed, {}
         members = self.hub.members()
-        for (room_id, user_id), (arrived, username) in unconfirmed.items():
+        pending = list(unconfirmed.items())
+        for index, ((room_id, user_id), username) in enumerate(pending):
             here = user_id in members.get(room_id, {})
             try:
                 async with asyncio.timeout(PRESENCE_READ_SECONDS):
@@ -203,9 +203,12 @@ class Chat:
                     elif not await self.presence.left(room_id, user_id):
                         continue  # the user still has sockets on another instance
             except Exception as error:
+                # Redis is gone again: the rest waits for its next return, unless a
+                # newer change of the same user was recorded meanwhile.
                 log.warning("presence not confirmed yet: %r", error)
-                self._unconfirmed.setdefault((room_id, user_id), (arrived, username))
-                continue
+                for key, change in pending[index:]:
+                    self._unconfirmed.setdefault(key, change)
+                return
             event_type: Literal["user_joined", "user_left"] = "user_joined" if here else "user_left"
             self.relay.publish_to_others(room_id, _event(event_type, room_id, user_id, username))
 
