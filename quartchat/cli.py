@@ -1,10 +1,12 @@
-"""The `quartchat` command: `quartchat serve`, `quartchat migrate`, `quartchat health`."""
+"""The `quartchat` command: `quartchat serve`, `quartchat migrate`, `quartchat health`,
+`quartchat secret`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import secrets
 import sys
 import urllib.request
 from collections.abc import Sequence
@@ -25,7 +27,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands.add_parser(
         "health", help="exit 0 if the server on $PORT answers /health with 200 (HEALTHCHECK)"
     )
+    commands.add_parser("secret", help="print a random AUTH_SECRET, then exit")
     args = parser.parse_args(argv)
+    if args.command == "secret":
+        # Before reading the environment: a weak AUTH_SECRET is what it is there to replace.
+        print(new_secret())
+        return
 
     try:
         settings = Settings.from_env()
@@ -47,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         run(args.config, settings)
     except MissingFileError as error:
         raise SystemExit(f"quartchat: {error}") from None
+
+
+def new_secret() -> str:
+    """A random AUTH_SECRET: 48 bytes (384 bits) from the OS, URL-safe (64 characters)."""
+    return secrets.token_urlsafe(48)
 
 
 def check_health(settings: Settings) -> int:

@@ -92,6 +92,15 @@ def test_commit_window_may_be_zero_but_not_negative() -> None:
             Settings.from_env({"COMMIT_WINDOW": bad})
 
 
+def test_a_secret_open_to_brute_force_is_refused() -> None:
+    for weak in ("k9x", "x" * 31, "a" * 64, "01" * 32):
+        with pytest.raises(ConfigError, match=r"AUTH_SECRET is too weak.*quartchat secret"):
+            Settings.from_env({"AUTH_SECRET": weak})
+    strong = "Vq3-8kZ_pW1xN7rT0bYc5mLs2dHf9gJa"
+    assert Settings.from_env({"AUTH_SECRET": f" {strong} "}).auth_secret == strong
+    assert Settings.from_env({}).auth_secret == ""  # unset: authentication off
+
+
 def test_a_sqlite_synchronous_that_sqlite_would_misread_is_refused() -> None:
     url = "sqlite://chat.sqlite3?synchronous=normal"
     assert Settings.from_env({"DATABASE_URL": url}).database_url == url
