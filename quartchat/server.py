@@ -25,6 +25,7 @@ from hypercorn.config import Config
 from hypercorn.utils import wrap_app
 from quart import Quart
 
+from . import logs
 from .app import PROJECT_ROOT, MissingFileError, create_app
 from .chat import EXTENSION_KEY, Chat
 from .config import Settings
@@ -65,6 +66,9 @@ def load_config(path: Path | None, settings: Settings) -> Config:
     config = Config.from_toml(str(config_path))
     config.bind = [bind_address(settings.host, settings.port)]
     config.logger_class = AccessLogger
+    # A start may wait DB_STARTUP_TIMEOUT for the database, then migrate.
+    config.startup_timeout = max(config.startup_timeout, settings.db_startup_timeout + 60)
+    AccessLogger.lines_per_second = settings.access_log_lines_per_second
     if not settings.access_log:
         config.accesslog = None
     return config
@@ -141,6 +145,8 @@ def run(config_path: Path | None = None, settings: Settings | None = None) -> No
 
 
 def serve_one(config_path: Path | None, settings: Settings) -> None:
+    if logs.configured_handler() is None:  # a worker process, spawned afresh
+        logs.configure(settings.log_level, settings.log_format)
     config = load_config(config_path, settings)
     app = create_app(settings)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:

@@ -244,7 +244,7 @@ def test_more_than_one_worker_without_broker_is_refused(tmp_path: Path) -> None:
     )
     result = serve_until_refused(tmp_path, "--config", str(config))
     assert result.returncode != 0
-    assert "REDIS_URL" in result.stderr
+    assert "REDIS_URL" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -259,7 +259,7 @@ def test_bad_environment_is_a_clear_error(
 ) -> None:
     result = serve_until_refused(tmp_path, env={name: value})
     assert result.returncode == 2
-    assert error in result.stderr
+    assert error in result.stdout
 
 
 async def test_ping_round_trip_after_restart_on_same_database(tmp_path: Path) -> None:
@@ -281,4 +281,4 @@ def test_missing_hypercorn_settings_are_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.toml"
     result = serve_until_refused(tmp_path, "--config", str(missing))
     assert result.returncode != 0
-    assert f"the Hypercorn settings file {missing} does not exist" in result.stderr
+    assert f"the Hypercorn settings file {missing} does not exist" in result.stdout
