@@ -54,6 +54,7 @@ class Chat:
         self._pinger: asyncio.Task[None] | None = None
         # False once the server is going away: new sockets are refused (503).
         self.accepting_sockets = True
+        self.stopping = asyncio.Event()
 
     def _publish_stored(self, message: ChatMessage) -> None:
         self.metrics.messages_stored.inc()
@@ -117,6 +118,7 @@ class Chat:
     def stop_intake(self) -> None:
         """Refuse new sockets from now on: the server is going away."""
         self.accepting_sockets = False
+        self.stopping.set()  # ends a startup still waiting for the database
 
     def close_all_sockets(self) -> None:
         """Tell every socket the server is restarting (1012), so clients reconnect at once."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from quart import Quart
 
-from . import db, gc_tuning
+from . import db, gc_tuning, startup
 from .chat import Chat
 from .config import Settings
 from .internals import frameguard, shortcuts
@@ -107,7 +107,12 @@ class Lifecycle:
 
     async def _open_database(self) -> None:
         settings = self._settings
-        await db.connect(settings.database_url_with_pool, migrate=settings.migrate_on_start)
+        await startup.open_database(
+            settings.database_url_with_pool,
+            migrate=settings.migrate_on_start,
+            within=settings.db_startup_timeout,
+            stopping=self._chat.stopping,
+        )
 
     async def _tune_gc(self) -> None:
         gc_tuning.settle()
