@@ -162,13 +162,19 @@ class Chat:
 
     async def _renew_presence(self) -> None:
         interval = max(self.settings.presence_ttl / 3, 0.2)
+        failing = False  # one line when the heartbeat fails, one when it works again
         while True:
             await asyncio.sleep(interval)
             try:
                 gone = await self.presence.refresh(self.hub.members())
             except Exception as error:
-                log.warning("presence heartbeat failed: %s", error)
+                if not failing:
+                    log.warning("presence heartbeat failed (retried quietly): %s", error)
+                failing = True
                 continue
+            if failing:
+                log.info("presence heartbeat works again")
+                failing = False
             for room_id, users in gone.items():
                 for user_id, username in users:
                     self._announce("user_left", room_id, user_id, username)
