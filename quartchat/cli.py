@@ -67,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
         commands,
         "migrate",
         "apply database migrations to $DATABASE_URL, then exit (non-zero if one fails)",
-        "DATABASE_URL",
+        "DATABASE_URL, DB_STARTUP_TIMEOUT",
     )
     _command(
         commands,
@@ -182,8 +182,10 @@ async def migrate(settings: Settings) -> int:
 
     url = settings.database_url_with_pool
     try:
-        startup.check_sqlite_path(url)
-        await db.connect(url, migrate=True)
+        # The pre-deploy step may run while the database is still starting.
+        await startup.open_database(
+            url, migrate=True, within=settings.db_startup_timeout, stopping=asyncio.Event()
+        )
     except startup.StartupError as error:
         log.error("%s", error)
         return error.exit_status

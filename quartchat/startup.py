@@ -90,9 +90,20 @@ async def open_database(
 ) -> None:
     """Connect (and migrate), asking again while the database does not answer, for up
     to `within` seconds; raise `StartupError` when it never did, when it refused for
-    another reason, or when `stopping` is set meanwhile."""
+    another reason, or when `stopping` is set meanwhile. A migration's own failure is
+    raised as it is."""
     check_sqlite_path(database_url)
     where = database_host(database_url)
+    await _connect(database_url, where, within, stopping)
+    if migrate:  # not under an attempt's limit: it may wait its turn behind another instance
+        try:
+            await _until_stopped(db.apply_migrations(database_url), stopping)
+        except _StoppedError:
+            await _forget_connections()
+            raise _stopped(where) from None
+
+
+async def _connect(database_url: str, where: str, within: float, stopping: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     attempt = 0
@@ -101,14 +112,14 @@ async def open_database(
         left = deadline - loop.time()
         try:
             limit = min(max(left, 1.0), ATTEMPT_SECONDS)
-            await _until_stopped(_attempt(database_url, migrate, limit), stopping)
+            await _until_stopped(_attempt(database_url, limit), stopping)
             return
         except _StoppedError:
             await _forget_connections()
             raise _stopped(where) from None
         except Exception as error:
             await _forget_connections()
-            if not is_outage(error):
+            if _sqlstate(error)[:2] in _REFUSALS or not is_outage(error):
                 raise StartupError(_refusal(where, error)) from None
             left = deadline - loop.time()
             if left <= 0:
@@ -135,12 +146,10 @@ async def open_database(
                 raise _stopped(where) from None
 
 
-async def _attempt(database_url: str, migrate: bool, seconds: float) -> None:
+async def _attempt(database_url: str, seconds: float) -> None:
     async with asyncio.timeout(seconds):
         await db.connect(database_url, migrate=False)
         await db.ping()  # Tortoise connects lazily: this is the first round trip
-    if migrate:  # not under the attempt's limit: it may wait its turn behind another instance
-        await db.apply_migrations(database_url)
 
 
 class _StoppedError(Exception):
@@ -187,20 +196,24 @@ def _why(error: Exception, limit: float) -> str:
     return describe(error)
 
 
+# SQLSTATE classes of a database that answered and said no: waiting will not help.
+_REFUSALS = {
+    "28": "fix the user or password in DATABASE_URL",  # invalid authorization
+    "3D": "create the database, or fix its name in DATABASE_URL",  # invalid catalog name
+}
+
+
+def _sqlstate(error: BaseException) -> str:
+    """The first SQLSTATE in the error's chain (Tortoise wraps asyncpg's), or ""."""
+    for cause in _causes(error):
+        sqlstate = getattr(cause, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate:
+            return sqlstate
+    return ""
+
+
 def _refusal(where: str, error: Exception) -> str:
-    sqlstate = next(
-        (
-            getattr(cause, "sqlstate", "")
-            for cause in _causes(error)
-            if getattr(cause, "sqlstate", "")
-        ),
-        "",
-    )
-    fixes = {
-        "28": "fix the user or password in DATABASE_URL",
-        "3D": "create the database, or fix its name in DATABASE_URL",
-    }
-    fix = fixes.get(str(sqlstate)[:2], "check DATABASE_URL")
+    fix = _REFUSALS.get(_sqlstate(error)[:2], "check DATABASE_URL")
     return f"the database at {where} refused the connection ({describe(error)}); {fix}"
 
 

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.support import (
+    POSTGRES_ADMIN_URL,
     RedisServer,
     create_room,
     create_user,
@@ -308,3 +309,31 @@ async def test_redis_down_at_start_serves_degraded_then_connects(tmp_path: Path)
     finally:
         server.stop()
         redis.stop()
+
+
+def test_migrate_waits_for_the_database_like_serve(tmp_path: Path) -> None:
+    """The pre-deploy step may run while the database is still starting."""
+    with silent_database() as port:
+        result = run_command(
+            tmp_path,
+            "migrate",
+            env={
+                "DATABASE_URL": f"postgres://postgres:{SECRET}@127.0.0.1:{port}/chat",
+                "DB_STARTUP_TIMEOUT": "1",
+            },
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = error_lines(result.stdout)
+    assert f"the database at 127.0.0.1:{port} did not answer within 1 s" in line
+    assert SECRET not in result.stdout
+
+
+async def test_migrate_names_a_database_that_does_not_exist(tmp_path: Path) -> None:
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/no_such_database_for_quartchat"
+    result = run_command(tmp_path, "migrate", env={"DATABASE_URL": url})
+    assert result.returncode == 2, result.stdout + result.stderr
+    [line] = error_lines(result.stdout)
+    assert line.endswith(
+        "refused the connection (DBConnectionError <- InvalidCatalogNameError SQLSTATE 3D000); "
+        "create the database, or fix its name in DATABASE_URL"
+    )
