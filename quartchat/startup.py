@@ -70,7 +70,8 @@ def check_sqlite_path(database_url: str) -> None:
     directory = target.parent
     fix = "point DATABASE_URL at a writable file (e.g. on a mounted volume)"
     if not directory.is_dir():
-        raise StartupError(f"DATABASE_URL: the directory {directory} does not exist; {fix}")
+        problem = "is not a directory" if directory.exists() else "does not exist"
+        raise StartupError(f"DATABASE_URL: {directory} {problem}; {fix}")
     try:
         # SQLite creates the file and, beside it, its -wal and -shm files.
         with contextlib.ExitStack() as stack:

@@ -235,21 +235,27 @@ def test_a_port_in_use_is_named(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("where", ["missing directory", "a file for a directory"])
+@pytest.mark.parametrize("where", ["missing directory", "a file for a directory", "read-only"])
 def test_an_unusable_sqlite_path_is_named(tmp_path: Path, where: str) -> None:
+    fix = "point DATABASE_URL at a writable file (e.g. on a mounted volume)"
     if where == "missing directory":
         path = tmp_path / "no" / "such" / "chat.sqlite3"
-    else:
+        expected = f"DATABASE_URL: {path.parent} does not exist; {fix}"
+    elif where == "a file for a directory":
         (tmp_path / "plain-file").write_text("")
         path = tmp_path / "plain-file" / "chat.sqlite3"
+        expected = f"DATABASE_URL: {path.parent} is not a directory; {fix}"
+    else:
+        # sysfs refuses new files even to root, as a read-only volume would.
+        if not Path("/sys/kernel").is_dir():
+            pytest.skip("no sysfs here")
+        path = Path("/sys/chat.sqlite3")
+        expected = f"DATABASE_URL: cannot write the SQLite database {path} ("
     result = run_command(tmp_path, "serve", env={"DATABASE_URL": f"sqlite://{path}"})
     output = result.stdout
     assert result.returncode == 2, output
     [line] = error_lines(output)
-    assert line.endswith(
-        f"DATABASE_URL: the directory {path.parent} does not exist; point DATABASE_URL at a "
-        "writable file (e.g. on a mounted volume)"
-    )
+    assert expected in line and line.endswith(fix)
     assert "Traceback" not in output + result.stderr
 
 
