@@ -65,6 +65,7 @@ class Chat:
         self._pinger: asyncio.Task[None] | None = None
         # False once the server is going away: new sockets are refused (503).
         self.accepting_sockets = True
+        self.stopping = asyncio.Event()
 
     def _publish_stored(self, message: ChatMessage) -> None:
         self.metrics.messages_stored.inc()
@@ -136,6 +137,7 @@ class Chat:
     def stop_intake(self) -> None:
         """Refuse new sockets from now on: the server is going away."""
         self.accepting_sockets = False
+        self.stopping.set()  # ends a startup still waiting for the database
 
     def close_all_sockets(self) -> None:
         """Tell every socket the server is restarting (1012), so clients reconnect at once."""
@@ -233,6 +235,7 @@ class Chat:
 
     async def _renew_presence(self) -> None:
         interval = max(self.settings.presence_ttl / 3, 0.2)
+        failing = False  # one line when the heartbeat fails, one when it works again
         while True:
             await asyncio.sleep(interval)
             if not self.relay.broker_healthy:
@@ -240,8 +243,13 @@ class Chat:
             try:
                 gone = await self.presence.refresh(self.hub.members())
             except Exception as error:
-                log.warning("presence heartbeat failed: %s", error)
+                if not failing:
+                    log.warning("presence heartbeat failed (retried quietly): %s", error)
+                failing = True
                 continue
+            if failing:
+                log.info("presence heartbeat works again")
+                failing = False
             for room_id, users in gone.items():
                 for user_id, username in users:
                     self._announce("user_left", room_id, user_id, username)

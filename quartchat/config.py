@@ -70,6 +70,9 @@ class Settings:
     access_log: bool = True
     metrics_token: str = ""
     log_level: str = "INFO"
+    log_format: str = "text"
+    access_log_lines_per_second: int = 100
+    db_startup_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -87,7 +90,7 @@ class Settings:
             commit_window=_float(
                 env, "COMMIT_WINDOW", defaults.commit_window, zero_allowed=True, maximum=1.0
             ),
-            redis_url=env.get("REDIS_URL", "").strip(),
+            redis_url=_redis_url(env),
             redis_prefix=env.get("REDIS_PREFIX", "").strip() or defaults.redis_prefix,
             migrate_on_start=_bool(env, "MIGRATE_ON_START", defaults.migrate_on_start),
             db_pool_min=_int(env, "DB_POOL_MIN", defaults.db_pool_min),
@@ -158,6 +161,16 @@ class Settings:
             access_log=_bool(env, "ACCESS_LOG", defaults.access_log),
             metrics_token=env.get("METRICS_TOKEN", "").strip(),
             log_level=_log_level(env, defaults.log_level),
+            log_format=_log_format(env, defaults.log_format),
+            access_log_lines_per_second=_int(
+                env,
+                "ACCESS_LOG_LINES_PER_SECOND",
+                defaults.access_log_lines_per_second,
+                minimum=0,
+            ),
+            db_startup_timeout=_float(
+                env, "DB_STARTUP_TIMEOUT", defaults.db_startup_timeout, zero_allowed=True
+            ),
         )
 
     def __post_init__(self) -> None:
@@ -237,8 +250,33 @@ def _float(
 _SQLITE_SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA", "0", "1", "2", "3"}
 
 
+_DATABASE_FORMS = (
+    "sqlite://PATH (e.g. sqlite://quartchat.sqlite3) or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+)
+_POSTGRES_SCHEMES = {"postgres", "postgresql", "asyncpg"}
+
+
 def _database_url(env: Mapping[str, str], default: str) -> str:
     url = env.get("DATABASE_URL", "").strip() or default
+    parts = urlsplit(url)
+    # Never quote the URL itself: it may hold a password.
+    if "://" not in url or not parts.scheme:
+        raise ConfigError(f"DATABASE_URL has no scheme; set it to {_DATABASE_FORMS}")
+    if parts.scheme not in {"sqlite", *_POSTGRES_SCHEMES}:
+        raise ConfigError(
+            f"DATABASE_URL: unknown scheme {parts.scheme!r}; set it to {_DATABASE_FORMS}"
+        )
+    if parts.scheme in _POSTGRES_SCHEMES:
+        try:
+            host, _ = parts.hostname, parts.port
+        except ValueError:
+            raise ConfigError(
+                f"DATABASE_URL: the port is not a number; set it to {_DATABASE_FORMS}"
+            ) from None
+        if not host:
+            raise ConfigError(f"DATABASE_URL names no host; set it to {_DATABASE_FORMS}")
+    elif not (parts.netloc + parts.path):
+        raise ConfigError(f"DATABASE_URL names no SQLite file; set it to {_DATABASE_FORMS}")
     if url.startswith("sqlite:"):
         for value in parse_qs(urlsplit(url).query, keep_blank_values=True).get("synchronous", []):
             if value.upper() not in _SQLITE_SYNCHRONOUS:
@@ -246,6 +284,28 @@ def _database_url(env: Mapping[str, str], default: str) -> str:
                     "DATABASE_URL: SQLite's synchronous must be OFF, NORMAL, FULL or EXTRA, "
                     f"got {value!r}"
                 )
+    return url
+
+
+_REDIS_FORMS = "redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://… (TLS) or unix://PATH"
+
+
+def _redis_url(env: Mapping[str, str]) -> str:
+    url = env.get("REDIS_URL", "").strip()
+    if not url or url == "memory://":
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss", "unix"} or "://" not in url:
+        shown = f"scheme {parts.scheme!r}" if parts.scheme and "://" in url else "no scheme"
+        raise ConfigError(f"REDIS_URL has {shown}; set it to {_REDIS_FORMS}, or unset it")
+    try:
+        parts.port  # noqa: B018 (parsing it is the check)
+    except ValueError:
+        raise ConfigError(
+            f"REDIS_URL: the port is not a number; set it to {_REDIS_FORMS}"
+        ) from None
+    if parts.scheme == "unix" and not parts.path:
+        raise ConfigError(f"REDIS_URL names no socket path; set it to {_REDIS_FORMS}")
     return url
 
 
@@ -309,6 +369,13 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str:
     if url and (urlsplit(url).scheme not in schemes or not urlsplit(url).netloc):
         raise ConfigError(f"{name} must be a {' or '.join(schemes)} URL, got {url!r}")
     return url
+
+
+def _log_format(env: Mapping[str, str], default: str) -> str:
+    chosen = env.get("LOG_FORMAT", "").strip().lower() or default
+    if chosen not in {"text", "json"}:
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {chosen!r}")
+    return chosen
 
 
 def _trusted_proxies(env: Mapping[str, str]) -> str:

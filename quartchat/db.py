@@ -70,8 +70,13 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     }
 
 
-# For Tortoise's own CLI: `tortoise -c quartchat.db.TORTOISE_ORM makemigrations`.
-TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+def __getattr__(name: str) -> Any:
+    """`TORTOISE_ORM`, for Tortoise's own CLI (`tortoise -c quartchat.db.TORTOISE_ORM
+    makemigrations`), made when asked for: at import, a bad DATABASE_URL would stop every
+    `quartchat` command with a traceback before config.py could name it."""
+    if name == "TORTOISE_ORM":
+        return tortoise_config(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def connect(database_url: str, *, migrate: bool = True) -> None:

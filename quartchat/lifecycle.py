@@ -41,7 +41,7 @@ from hypercorn.config import Config
 from hypercorn.typing import AppWrapper
 from quart import Quart
 
-from . import db, gc_tuning, probe
+from . import db, gc_tuning, probe, startup
 from .chat import Chat
 from .config import Settings
 from .internals import frameguard, shortcuts
@@ -148,7 +148,12 @@ class Lifecycle:
 
     async def _open_database(self) -> None:
         settings = self._settings
-        await db.connect(settings.database_url_with_pool, migrate=settings.migrate_on_start)
+        await startup.open_database(
+            settings.database_url_with_pool,
+            migrate=settings.migrate_on_start,
+            within=settings.db_startup_timeout,
+            stopping=self._chat.stopping,
+        )
 
     async def _tune_gc(self) -> None:
         gc_tuning.settle()

@@ -29,6 +29,7 @@ from pathlib import Path
 from hypercorn.config import Config
 from quart import Quart
 
+from . import logs
 from .app import PROJECT_ROOT, MissingFileError, create_app
 from .chat import EXTENSION_KEY, Chat
 from .config import Settings
@@ -75,6 +76,9 @@ def load_config(path: Path | None, settings: Settings) -> Config:
     config = Config.from_toml(str(config_path))
     config.bind = [bind_address(settings.host, settings.port)]
     config.logger_class = AccessLogger
+    # A start may wait DB_STARTUP_TIMEOUT for the database, then migrate.
+    config.startup_timeout = max(config.startup_timeout, settings.db_startup_timeout + 60)
+    AccessLogger.lines_per_second = settings.access_log_lines_per_second
     if not settings.access_log:
         config.accesslog = None
     return config
@@ -154,6 +158,8 @@ def serve_one(
     config_path: Path | None, settings: Settings, metrics_folder: Path | None = None
 ) -> None:
     """Serve in this process; a worker among several shares its metrics in `metrics_folder`."""
+    if logs.configured_handler() is None:  # a worker process, spawned afresh
+        logs.configure(settings.log_level, settings.log_format)
     config = load_config(config_path, settings)
     app = create_app(settings)
     if metrics_folder is not None:

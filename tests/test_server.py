@@ -246,7 +246,7 @@ def test_more_than_one_worker_without_broker_is_refused(tmp_path: Path) -> None:
     )
     result = serve_until_refused(tmp_path, "--config", str(config))
     assert result.returncode != 0
-    assert "REDIS_URL" in result.stderr
+    assert "REDIS_URL" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -262,7 +262,7 @@ def test_bad_environment_is_a_clear_error(
 ) -> None:
     result = serve_until_refused(tmp_path, env={name: value})
     assert result.returncode == 2
-    assert error in result.stderr
+    assert error in result.stdout
 
 
 def test_a_weak_secret_stops_serve_with_one_line_saying_what_to_do(tmp_path: Path) -> None:
@@ -311,4 +311,4 @@ def test_missing_hypercorn_settings_are_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.toml"
     result = serve_until_refused(tmp_path, "--config", str(missing))
     assert result.returncode != 0
-    assert f"the Hypercorn settings file {missing} does not exist" in result.stderr
+    assert f"the Hypercorn settings file {missing} does not exist" in result.stdout

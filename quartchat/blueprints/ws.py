@@ -20,6 +20,7 @@ from quart_cors import cors_exempt
 
 from ..auth import Identity
 from ..chat import Chat, current_chat
+from ..closelog import socket_closed
 from ..errors import APIError
 from ..faults import describe
 from ..frames import CloseCode
@@ -115,6 +116,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
             outbox.close()
         if subscriber.close_code == CloseCode.TOO_SLOW:
             chat.metrics.slow_closes.inc()
+        socket_closed(subscriber.close_code, subscriber.close_reason, room_id, user_id)
         # Out of the room (presence, metrics, broadcasts) as soon as it is being closed:
         # the close frame may wait behind a backlog for as long as `close_timeout`.
         chat.leave(subscriber)
@@ -137,6 +139,8 @@ async def _refuse(chat: Chat, subprotocol: str | None, code: int, reason: str) -
     Never with compression, whatever WS_COMPRESSION says: the server would inflate
     whatever the client streams until its close reply, and a refused client (no token,
     no such room) may not cost more than reading its bytes."""
+    route = websocket.view_args or {}
+    socket_closed(code, reason, route.get("room_id", "-"), route.get("user_id", "-"))
     refuse_compression()
     await websocket.accept(subprotocol=subprotocol)
     await websocket.close(code, reason)
@@ -322,7 +326,11 @@ def _report_failure(
     if isinstance(error, APIError):  # this message's own fault (DraftRejectedError)
         _send_error(chat, subscriber, error.code, error.detail, id=str(draft.id))
     elif error is not None:
-        log.warning("message not stored: %s", describe(error))
+        log.warning(
+            "message not stored: %s",
+            describe(error),
+            extra={"error_code": "UNAVAILABLE", **_about(subscriber)},
+        )
         detail = "the message was not stored; send it again"
         _send_error(chat, subscriber, "UNAVAILABLE", detail, id=str(draft.id))
     elif accepted.result().outcome is Outcome.CONFLICT:
@@ -345,7 +353,17 @@ async def _close(chat: Chat, subscriber: Subscriber, writer: SocketWriter | None
             await _receive_frames(chat, subscriber)
     except TimeoutError:
         aborted = writer is not None and writer.abort()
-        log.info("socket closed with %d did not answer in time; aborted: %s", code, aborted)
+        log.info(
+            "socket closed with %d did not answer in time; aborted: %s",
+            code,
+            aborted,
+            extra={"close_code": code, **_about(subscriber)},
+        )
+
+
+def _about(subscriber: Subscriber) -> dict[str, str]:
+    """The fields of a log line about this socket."""
+    return {"room_id": subscriber.room_id, "user_id": subscriber.user_id}
 
 
 def _close_reason(text: str) -> str:

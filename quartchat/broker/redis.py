@@ -65,7 +65,27 @@ class RedisBroker(Broker):
         self._checked = 0.0  # loop time of the last answer that proved Redis alive
 
     async def connect(self) -> None:
-        await self._subscribe()
+        """Subscribe; a Redis that does not answer yet leaves the instance degraded (it
+        serves its own sockets, `/health` says `degraded`), and `next_published`
+        connects as soon as Redis answers."""
+        try:
+            await self._subscribe()
+        except (RedisError, OSError, TimeoutError) as error:
+            self._failures = 1  # so that the connection, when it comes, is logged
+            log.warning(
+                "broker: Redis at %s does not answer (%s); serving this instance's own "
+                "sockets only (degraded) and connecting as soon as it answers",
+                self.where,
+                error,
+            )
+
+    @property
+    def where(self) -> str:
+        """Redis's address, for the log (never its password)."""
+        found = self._client.connection_pool.connection_kwargs
+        if "path" in found:
+            return str(found["path"])
+        return f"{found.get('host', 'localhost')}:{found.get('port', 6379)}"
 
     async def disconnect(self) -> None:
         if self._pubsub is not None:
@@ -154,6 +174,8 @@ class RedisBroker(Broker):
                 await pubsub.aclose()
             raise
         self._pubsub = pubsub
+        if self._failures:
+            log.info("broker: connected to Redis at %s", self.where)
         self._healthy = True
         self._failures = 0
         self._checked = asyncio.get_running_loop().time()

@@ -49,6 +49,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping, Pong
 from wsproto.extensions import PerMessageDeflate
 
+from ..closelog import socket_closed_in
 from ..config import Settings
 from ..frames import CloseCode
 from ..limits import FrameBudget
@@ -124,11 +125,13 @@ class GuardedWSStream(WSStream):
     async def _close(self, code: int, reason: str) -> None:
         """Close with `code` as if answering the client's own close: Hypercorn writes
         the close frame, then ends the connection."""
+        socket_closed_in(self.scope, code, reason)
         self.connection._state = ConnectionState.REMOTE_CLOSING
         await self._send_wsproto_event(CloseConnection(code=code, reason=reason))
         await self.send(StreamClosed(stream_id=self.stream_id))
 
     async def _refuse_too_big(self) -> None:
+        socket_closed_in(self.scope, CloseCode.MESSAGE_TOO_BIG, "message too big")
         self.refused_too_big = True
         self.buffer.clear()
         await self._send_wsproto_event(CloseConnection(code=CloseCode.MESSAGE_TOO_BIG))
