@@ -297,6 +297,7 @@ async def test_redis_down_at_start_serves_degraded_then_connects(tmp_path: Path)
                 "status": "degraded",
                 "database": "ok",
                 "broker": "unavailable",
+                "fast_paths": "ok",
             }
             [down] = [line for line in server.log().splitlines() if "Redis at" in line]
             assert f"broker: Redis at 127.0.0.1:{redis.port} does not answer (" in down

@@ -3,9 +3,10 @@
 Hypercorn 0.18's own logger builds (`AccessLogAtoms`), for every request and socket, a
 dict of every request and response header and of the whole process environment, then
 formats a line from four of them: in a reconnect storm those dicts took 7% of the
-server's CPU. The lines written are the same, but for control characters in what the client sent (escaped, so
-that no client can forge a line) and `%(h)s` of a client named by a trusted proxy (which
-has no port); `access_log_format` keeps its meaning, every atom included.
+server's CPU. The lines written are the same, but for control characters in what the
+client sent (escaped, so that no client can forge a line) and `%(h)s` of a client named
+by a trusted proxy (which has no port); `access_log_format` keeps its meaning, every
+atom included.
 
 Both of Hypercorn's logs (`accesslog`, `errorlog` in hypercorn.toml) write through the
 handler `quartchat serve` set up (logs.py: stdout, LOG_FORMAT) when they name `-`, so
