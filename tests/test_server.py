@@ -268,7 +268,8 @@ def test_bad_environment_is_a_clear_error(
 def test_a_weak_secret_stops_serve_with_one_line_saying_what_to_do(tmp_path: Path) -> None:
     result = serve_until_refused(tmp_path, env={"AUTH_SECRET": "k9x"})
     assert result.returncode == 2
-    [line] = [line for line in result.stderr.splitlines() if "AUTH_SECRET" in line]
+    assert result.stderr == ""  # every line goes to stdout
+    [line] = [line for line in result.stdout.splitlines() if "AUTH_SECRET" in line]
     assert "at least 32 random characters" in line
     assert "quartchat secret" in line
 
