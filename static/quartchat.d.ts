@@ -62,6 +62,10 @@ export interface RoomOptions {
   pollInterval?: number;
   /** How many of the latest messages `open()` loads (default 50, at most 500). */
   history?: number;
+  /** After a 1012 (redeploy) or 4008 (too slow) close, the socket reconnects after a
+   * random delay of up to this many milliseconds (default 5000), so that the clients
+   * of one instance do not all reconnect at once; 4008s in a row back off (up to 60 s). */
+  reconnectJitterMs?: number;
 }
 
 export interface RoomEventMap {

@@ -27,7 +27,12 @@ const BACKOFF_CAP_MS = 30000;
 // 4429 and 1008 mean "you are too many or too fast": retrying soon only makes it worse.
 const SLOW_DOWN_BASE_MS = 5000;
 const SLOW_DOWN_CAP_MS = 60000;
-const REPLAY_AT_ONCE = new Set([1012, 4008]);
+// 1012 closes every socket of an instance at once (a redeploy), and 4008 may close many
+// in one burst: each client waits a random share of `reconnectJitterMs` so that they
+// do not all land on the other instances in the same millisecond.
+const SPREAD_OUT = new Set([1012, 4008]);
+// A socket open that long kept up with its room: its next 4008 starts the backoff over.
+const STABLE_MS = 60000;
 const SLOW_DOWN = new Set([1008, 4429]);
 // Under the server's default socket budget (10 frames/s, bursts of 20), so that an
 // outbox flushed after a reconnect is not refused; RATE_LIMITED still pauses it.
@@ -65,13 +70,14 @@ function jittered(base, cap, attempt) {
 /** One user in one room: history, live messages, presence, typing and sending. */
 export class Room extends EventTarget {
   constructor({ url, roomId, userId, token, keepAlive = 10000, maxRetries = 10,
-    pollInterval = 3000, history = 50 }) {
+    pollInterval = 3000, history = 50, reconnectJitterMs = 5000 }) {
     super();
     const base = new URL(url);
     this.url = base.origin + base.pathname.replace(/\/$/, "");
     this.roomId = roomId;
     this.userId = userId;
     this.options = { keepAlive, maxRetries, pollInterval, history: Math.min(Math.max(history, 1), PAGE) };
+    this.options.reconnectJitterMs = Math.max(0, reconnectJitterMs);
     this.messages = [];
     this.presence = [];
     this.status = "closed";
@@ -89,6 +95,8 @@ export class Room extends EventTarget {
     this._timers = {};
     this._socket = null;
     this._attempts = 0;
+    this._tooSlow = 0; // 4008 closes in a row
+    this._openedAt = 0;
     this._forcedPolling = false;
     this._started = false;
     this._closed = false;
@@ -266,6 +274,7 @@ export class Room extends EventTarget {
   _onSocketOpen() {
     this._live = true;
     this._attempts = 0;
+    this._openedAt = Date.now();
     this._probes = 0;
     this._tokenRenewed = false;
     this._stopPolling();
@@ -309,9 +318,9 @@ export class Room extends EventTarget {
       }
       return this._fatal(new QuartchatError("UNAUTHORIZED", reason || CLOSE_MEANINGS[4401], 4401));
     }
-    if (REPLAY_AT_ONCE.has(code)) {
+    if (SPREAD_OUT.has(code)) {
       this._setStatus("reconnecting");
-      return this._connect();
+      return this._reconnectSpread(code === 4008);
     }
     // A socket that never opened (1006) says nothing new while the server is away.
     if (opened || code !== 1006) {
@@ -319,6 +328,23 @@ export class Room extends EventTarget {
     }
     // Only a socket that never opened (1006) may be a proxy refusing upgrades.
     this._retry(!opened && code === 1006, SLOW_DOWN.has(code));
+  }
+
+  // After 1012 or 4008: a random delay of up to `reconnectJitterMs`; the k-th 4008 in a
+  // row (a client too slow for its room) waits between half and all of
+  // min(60 s, base * 2^(k-1)), base being reconnectJitterMs but at least 0.5 s.
+  _reconnectSpread(tooSlow) {
+    const jitter = this.options.reconnectJitterMs;
+    let delay = Math.random() * jitter;
+    if (tooSlow) {
+      if (Date.now() - this._openedAt > STABLE_MS) this._tooSlow = 0;
+      this._tooSlow += 1;
+      if (this._tooSlow > 1) {
+        delay = jittered(Math.max(jitter, BACKOFF_BASE_MS), SLOW_DOWN_CAP_MS, this._tooSlow - 1);
+      }
+    }
+    clearTimeout(this._timers.retry);
+    this._timers.retry = setTimeout(() => this._connect(), delay);
   }
 
   // One more try later; a socket that could not even open may be refused by a proxy
