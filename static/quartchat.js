@@ -63,6 +63,17 @@ function newMessageId() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+function hasWebSocket() {
+  return typeof globalThis.WebSocket === "function";
+}
+
+// A 404 or 401 on REST, named as the socket's 4404 or 4401 would be.
+function restRefusal(error) {
+  const refusal = new QuartchatError(error.status === 404 ? "NOT_FOUND" : "UNAUTHORIZED", error.detail);
+  refusal.status = error.status;
+  return refusal;
+}
+
 function jittered(base, cap, attempt) {
   return Math.min(cap, base * 2 ** attempt) * (0.5 + Math.random() / 2);
 }
@@ -202,10 +213,13 @@ export class Room extends EventTarget {
         if (stale()) return;
         const refused = error instanceof QuartchatError && [401, 404].includes(error.status);
         if (!refused) return this._retry(false);
+        // Polling has no close code to tell it later: the refusal is final now.
+        if (this._forcedPolling || !hasWebSocket()) return this._fatal(restRefusal(error));
       }
     }
     if (stale()) return;
-    if (this._forcedPolling) return this._startPolling(true);
+    // Without a WebSocket (Node 20, which Next.js may render on) polling is all there is.
+    if (this._forcedPolling || !hasWebSocket()) return this._startPolling(true);
     let url;
     try {
       url = await this._socketUrl();
