@@ -81,7 +81,7 @@ function jittered(base, cap, attempt) {
 /** One user in one room: history, live messages, presence, typing and sending. */
 export class Room extends EventTarget {
   constructor({ url, roomId, userId, token, keepAlive = 10000, maxRetries = 10,
-    pollInterval = 3000, history = 50, reconnectJitterMs = 5000 }) {
+    pollInterval = 3000, history = 50, reconnectJitterMs = 5000, maxMessages = 5000 }) {
     super();
     const base = new URL(url);
     this.url = base.origin + base.pathname.replace(/\/$/, "");
@@ -89,6 +89,7 @@ export class Room extends EventTarget {
     this.userId = userId;
     this.options = { keepAlive, maxRetries, pollInterval, history: Math.min(Math.max(history, 1), PAGE) };
     this.options.reconnectJitterMs = Math.max(0, reconnectJitterMs);
+    this.options.maxMessages = Math.max(1, maxMessages);
     this.messages = [];
     this.presence = [];
     this.status = "closed";
@@ -174,7 +175,10 @@ export class Room extends EventTarget {
     if (!oldest) return [];
     const limit = Math.min(Math.max(n, 1), PAGE);
     const older = await this._get(`messages?before=${encodeURIComponent(oldest.id)}&limit=${limit}`);
-    const fresh = older.filter((m) => m.seq < this.messages[0].seq);
+    // New messages pushed the oldest out of the window meanwhile: this page would leave
+    // a hole, so the page is read again before the new edge.
+    if (this.messages[0] !== oldest) return this._loadOlderNow(n);
+    const fresh = older.filter((m) => m.seq < oldest.seq);
     this.messages.unshift(...fresh);
     return fresh;
   }
@@ -507,6 +511,10 @@ export class Room extends EventTarget {
       this._lastSeq = next.seq;
       this._last = next;
       this.messages.push(next);
+      // The window keeps the newest `maxMessages`; loadOlder() reads the rest again.
+      if (this.messages.length > this.options.maxMessages) {
+        this.messages.splice(0, this.messages.length - this.options.maxMessages);
+      }
       this._settle(next);
       this._emit("message", next);
     }

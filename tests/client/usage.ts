@@ -13,6 +13,7 @@ async function main(): Promise<void> {
     pollInterval: 3000,
     history: 50,
     reconnectJitterMs: 5000,
+    maxMessages: 5000,
   });
   const shown: Message[] = [];
   room.addEventListener("message", (event) => {
