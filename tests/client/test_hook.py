@@ -11,31 +11,30 @@ import shutil
 import subprocess
 import tarfile
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser
 
-from tests.client.test_package import npm_pack
-from tests.support import (
-    PROJECT_ROOT,
-    create_room,
-    create_user,
-    free_port,
-    served,
-    start_server,
-    stored_messages,
-    unique_id,
+from tests.client.readme_page import (
+    WAIT,
+    OpenApp,
+    PageUrl,
+    a_restart_mid_conversation_loses_and_repeats_nothing,
+    an_unknown_room_is_shown,
+    app_pages,
+    two_users_see_each_message_once,
 )
+from tests.client.test_package import npm_pack
+from tests.support import PROJECT_ROOT, free_port, served, start_server
 
 REACT_TOOLS = PROJECT_ROOT / ".tools" / "react" / "node_modules"
 ESBUILD = REACT_TOOLS / ".bin" / "esbuild"
 HARNESS = Path(__file__).with_name("hook")
-WAIT = 60_000  # ms: generous, for a loaded 2-core machine
 
 
 def readme_file(name: str) -> str:
@@ -110,129 +109,50 @@ def frontend(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
-OpenApp = Callable[[str], Awaitable[Page]]
-
-
 @pytest.fixture(name="open_app")
 async def _open_app(browser: Browser) -> AsyncIterator[OpenApp]:
-    contexts = []
-
-    async def open_app(url: str) -> Page:
-        context = await browser.new_context()
-        contexts.append(context)
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        await page.goto(url)
-        return page
-
-    yield open_app
-    for context in contexts:
-        await context.close()
+    async with app_pages(browser) as open_app:
+        yield open_app
 
 
-async def shown(page: Page) -> list[str]:
-    return await page.locator("li").all_inner_texts()
-
-
-async def submit(page: Page, content: str) -> None:
-    await page.get_by_label("Message").fill(content)
-    await page.get_by_label("Message").press("Enter")
+def page_url(origin: str) -> PageUrl:
+    return lambda room_id, user_id: f"{origin}/page.html?room={room_id}&user={user_id}"
 
 
 async def test_readme_page_two_users_messages_presence_typing_and_older(
     open_app: OpenApp, tmp_path: Path
 ) -> None:
     async with served(tmp_path) as (server, http):
-        room = await create_room(http)
-        old, ann, bob = [await create_user(http, name) for name in ("Old", "Ann", "Bob")]
-        for i in range(60):
-            body = {"user_id": old["id"], "content": f"old {i}"}
-            assert (await http.post(f"/rooms/{room['id']}/messages", json=body)).is_success
         with frontend(build_app(tmp_path / "app", server.http_url)) as origin:
-            pages = [
-                await open_app(f"{origin}/page.html?room={room['id']}&user={user['id']}")
-                for user in (ann, bob)
-            ]
-            for page in pages:
-                await expect(page.get_by_text("open · online: ")).to_contain_text(
-                    "Ann", timeout=WAIT
-                )
-                await expect(page.get_by_text("open · online: ")).to_contain_text(
-                    "Bob", timeout=WAIT
-                )
-                await expect(page.locator("li")).to_have_count(50)
-            await pages[0].get_by_role("button", name="Load older").click()
-            await expect(pages[0].locator("li")).to_have_count(60)
-            await pages[0].get_by_label("Message").press_sequentially("typ")
-            await expect(pages[1].get_by_text("Ann is typing…")).to_be_visible(timeout=WAIT)
-            for i in range(5):
-                await submit(pages[0], f"ann {i}")
-                await submit(pages[1], f"bob {i}")
-            await expect(pages[0].locator("li")).to_have_count(70, timeout=WAIT)
-            await expect(pages[1].locator("li")).to_have_count(60, timeout=WAIT)
-            stored = [
-                f"{m['username']} {m['content']}" for m in await stored_messages(http, room["id"])
-            ]
-            assert len(stored) == 70
-            assert await shown(pages[0]) == stored
-            assert await shown(pages[1]) == stored[10:]
-            assert await pages[0].get_by_role("alert").count() == 0
+            await two_users_see_each_message_once(open_app, http, page_url(origin))
 
 
 async def test_readme_page_shows_an_unknown_room(open_app: OpenApp, tmp_path: Path) -> None:
     async with served(tmp_path) as (server, http):
-        user = await create_user(http, "Cy")
         with frontend(build_app(tmp_path / "app", server.http_url)) as origin:
-            missing = unique_id("missing-room")
-            page = await open_app(f"{origin}/page.html?room={missing}&user={user['id']}")
-            alert = page.get_by_role("alert")
-            await expect(alert).to_contain_text("NOT_FOUND", timeout=WAIT)
-            await expect(alert).to_contain_text(missing)
-            await expect(page.get_by_text("closed · online:")).to_be_visible()
+            await an_unknown_room_is_shown(open_app, http, page_url(origin))
 
 
 async def test_readme_page_through_a_restart_mid_conversation(
     open_app: OpenApp, tmp_path: Path
 ) -> None:
-    port = free_port()
-    server = start_server(tmp_path, port=port)
+    servers = [start_server(tmp_path)]
+    port = servers[0].port
+
+    def stop() -> None:
+        assert servers[-1].stop() == 0
+
+    def start() -> None:
+        servers.append(start_server(tmp_path, port=port))
+
     try:
-        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
-            room = await create_room(http)
-            users = [await create_user(http, name) for name in ("Di", "Ed")]
-            with frontend(build_app(tmp_path / "app", server.http_url)) as origin:
-                pages = [
-                    await open_app(f"{origin}/page.html?room={room['id']}&user={user['id']}")
-                    for user in users
-                ]
-                for page in pages:
-                    await expect(page.get_by_text("open · online: ")).to_contain_text(
-                        "Ed", timeout=WAIT
-                    )
-                await submit(pages[0], "before 1")
-                await submit(pages[1], "before 2")
-                await expect(pages[1].locator("li")).to_have_count(2, timeout=WAIT)
-                assert server.stop() == 0
-                # Typed while the server is away: sent once it is back.
-                await submit(pages[0], "during")
-                server = start_server(tmp_path, port=port)
-                await submit(pages[1], "after")
-                for page in pages:
-                    await expect(page.locator("li")).to_have_count(4, timeout=WAIT)
-                stored = [
-                    f"{m['username']} {m['content']}"
-                    for m in await stored_messages(http, room["id"])
-                ]
-                assert sorted(stored[2:]) == ["Di during", "Ed after"]
-                for page in pages:
-                    assert await shown(page) == stored
-                    await expect(page.get_by_text("open · online: ")).to_contain_text(
-                        "Di", timeout=WAIT
-                    )
-                    assert await page.get_by_role("alert").count() == 0
+        async with httpx.AsyncClient(base_url=servers[0].http_url, timeout=10) as http:
+            with frontend(build_app(tmp_path / "app", servers[0].http_url)) as origin:
+                await a_restart_mid_conversation_loses_and_repeats_nothing(
+                    open_app, http, page_url(origin), stop, start
+                )
     finally:
-        server.stop()
+        servers[-1].stop()
 
 
 async def test_an_inline_token_function_keeps_one_socket_through_renders(
