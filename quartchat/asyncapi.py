@@ -178,7 +178,7 @@ def _query_schema() -> Schema:
             },
             "token": {
                 "type": "string",
-                "description": "with AUTH_SECRET set: the user's token (else close 4401)",
+                "description": "with authentication on: the user's token, a JWT (else close 4401)",
             },
         },
     }

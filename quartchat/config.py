@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
 from .proxies import TrustedProxies, default_forwarded_allow_ips
 
 
@@ -51,6 +53,13 @@ class Settings:
     rest_reads_burst: int = 100
     auth_secret: str = ""
     auth_token_ttl: int = 7 * 24 * 3600
+    auth_public_key: str = ""
+    auth_jwks_url: str = ""
+    auth_audience: str = ""
+    auth_issuer: str = ""
+    auth_max_token_lifetime: int = 7 * 24 * 3600
+    api_key: str = ""
+    open_signup: bool = True
     console_enabled: bool = True
     access_log: bool = True
     metrics_token: str = ""
@@ -110,11 +119,29 @@ class Settings:
             rest_reads_burst=_int(env, "REST_READS_BURST", defaults.rest_reads_burst),
             auth_secret=env.get("AUTH_SECRET", "").strip(),
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
+            auth_public_key=_public_key_pem(env),
+            auth_jwks_url=_url(env, "AUTH_JWKS_URL", ("https", "http")),
+            auth_audience=env.get("AUTH_AUDIENCE", "").strip(),
+            auth_issuer=env.get("AUTH_ISSUER", "").strip(),
+            auth_max_token_lifetime=_int(
+                env, "AUTH_MAX_TOKEN_LIFETIME", defaults.auth_max_token_lifetime
+            ),
+            api_key=env.get("API_KEY", "").strip(),
+            open_signup=_bool(env, "OPEN_SIGNUP", defaults.open_signup),
             console_enabled=_bool(env, "CONSOLE_ENABLED", defaults.console_enabled),
             access_log=_bool(env, "ACCESS_LOG", defaults.access_log),
             metrics_token=env.get("METRICS_TOKEN", "").strip(),
             log_level=_log_level(env, defaults.log_level),
         )
+
+    def __post_init__(self) -> None:
+        if not self.open_signup and not self.api_key:
+            raise ConfigError("OPEN_SIGNUP=false needs API_KEY: else no one could create users")
+        if self.auth_token_ttl > self.auth_max_token_lifetime:
+            raise ConfigError(
+                f"AUTH_TOKEN_TTL ({self.auth_token_ttl}) is over AUTH_MAX_TOKEN_LIFETIME "
+                f"({self.auth_max_token_lifetime}): the server's own tokens would be refused"
+            )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
         """Return a copy with the given fields replaced (the app factory's test overrides)."""
@@ -220,6 +247,24 @@ def _log_level(env: Mapping[str, str], default: str) -> str:
             f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}"
         )
     return level
+
+
+def _public_key_pem(env: Mapping[str, str]) -> str:
+    """AUTH_PUBLIC_KEY as PEM; `\\n` escapes (one-line variables) become line breaks."""
+    pem = env.get("AUTH_PUBLIC_KEY", "").strip().replace("\\n", "\n")
+    if pem:
+        try:
+            load_pem_public_key(pem.encode())
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"AUTH_PUBLIC_KEY must be a PEM public key: {error}") from None
+    return pem
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str:
+    url = env.get(name, "").strip()
+    if url and (urlsplit(url).scheme not in schemes or not urlsplit(url).netloc):
+        raise ConfigError(f"{name} must be a {' or '.join(schemes)} URL, got {url!r}")
+    return url
 
 
 def _trusted_proxies(env: Mapping[str, str]) -> str:

@@ -244,8 +244,9 @@ CLOSE_CODES: dict[CloseCode, tuple[str, str]] = {
         "create it, then connect again",
     ),
     CloseCode.UNAUTHORIZED: (
-        "with AUTH_SECRET set: no `?token=`, or a token that is expired, forged or another user's",
-        "get a token (`POST /users`, `POST /users/{id}/token`)",
+        "with authentication on: no `?token=`, or a token that is expired, forged or another "
+        "user's",
+        "get a token (from the app, `POST /users`, `POST /users/{id}/token`)",
     ),
     CloseCode.TOO_SLOW: (
         "the client read too slowly and `SEND_QUEUE_SIZE` frames piled up for it",

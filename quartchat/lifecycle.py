@@ -12,6 +12,8 @@ one line (`startup: database`, `shutdown: database`), so a server's log shows th
 4. relay: listen to the broker, publish to it, resync with the database; on shutdown
    it publishes what is still queued before the broker disconnects.
 5. presence heartbeat (Redis presence only) and 6. pinger: the timers.
+   Then, only with `workers > 1`, worker metrics: answer the other workers' scrapes
+   (worker_metrics.py).
 7. sockets: served from here on; on shutdown new ones are refused, open ones closed
    with 1012, and every accepted message is committed and published (while the relay,
    broker and database are still up).
@@ -72,8 +74,12 @@ class Lifecycle:
             Step("relay", chat.relay.start, chat.relay.stop),
             Step("presence heartbeat", chat.start_heartbeat, chat.stop_heartbeat),
             Step("pinger", chat.start_pinger, chat.stop_pinger),
-            Step("sockets", stop=chat.finish),
         ]
+        if chat.metrics.workers is not None:
+            steps.append(
+                Step("worker metrics", chat.metrics.workers.start, chat.metrics.workers.stop)
+            )
+        steps.append(Step("sockets", stop=chat.finish))
         if self.tunes_garbage_collector:
             steps.append(Step("garbage collector tuning", self._tune_gc, self._stop_gc))
         return steps

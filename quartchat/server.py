@@ -15,21 +15,23 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
-from hypercorn.utils import wrap_app
 from quart import Quart
 
 from .app import PROJECT_ROOT, MissingFileError, create_app
 from .chat import EXTENSION_KEY, Chat
 from .config import Settings
 from .internals.accesslog import AccessLogger
+from .internals.worker import serve_on
 from .lifecycle import lifecycle_of
+from .worker_metrics import forget_worker
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +110,7 @@ async def serve(app: Quart, config: Config) -> None:
         # graceful_timeout) for the connections, which end as their clients answer.
         closing.append(asyncio.create_task(close_sockets_once_not_listening()))
 
-    await worker_serve(
-        wrap_app(app, config.wsgi_max_body_size, "asgi"),
-        config,
-        sockets=sockets,
-        shutdown_trigger=shutdown_trigger,
-    )
+    await serve_on(app, config, sockets, shutdown_trigger)
 
 
 async def _listeners_closed(listening: list[socket.socket]) -> None:
@@ -140,9 +137,15 @@ def run(config_path: Path | None = None, settings: Settings | None = None) -> No
     raise SystemExit(run_workers(config_path, settings, config.workers))
 
 
-def serve_one(config_path: Path | None, settings: Settings) -> None:
+def serve_one(
+    config_path: Path | None, settings: Settings, metrics_folder: Path | None = None
+) -> None:
+    """Serve in this process; a worker among several shares its metrics in `metrics_folder`."""
     config = load_config(config_path, settings)
     app = create_app(settings)
+    if metrics_folder is not None:
+        chat: Chat = app.extensions[EXTENSION_KEY]
+        chat.metrics.share_with_workers(metrics_folder)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve(app, config))
 
@@ -162,9 +165,13 @@ def run_workers(config_path: Path | None, settings: Settings, count: int) -> int
     dies on its own, and return non-zero if any ended badly during shutdown."""
     context = multiprocessing.get_context("spawn")
     stopping = False
+    # Private to this user (mkdtemp makes it 0700): each worker's metrics socket.
+    metrics_folder = Path(tempfile.mkdtemp(prefix="quartchat-metrics-"))
 
     def start_worker() -> multiprocessing.process.BaseProcess:
-        worker = context.Process(target=serve_one, args=(config_path, settings), daemon=False)
+        worker = context.Process(
+            target=serve_one, args=(config_path, settings, metrics_folder), daemon=False
+        )
         worker.start()
         return worker
 
@@ -184,7 +191,10 @@ def run_workers(config_path: Path | None, settings: Settings, count: int) -> int
             worker.join(timeout=0.2)
             if worker.exitcode is not None and not stopping:
                 log.error("worker %s exited with %s; starting another", worker.pid, worker.exitcode)
+                if worker.pid is not None:
+                    forget_worker(metrics_folder, worker.pid)
                 workers[index] = start_worker()
     for worker in workers:
         worker.join()
+    shutil.rmtree(metrics_folder, ignore_errors=True)
     return 0 if all(worker.exitcode == 0 for worker in workers) else 1

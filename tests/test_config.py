@@ -41,11 +41,33 @@ def test_environment_overrides() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PORT", "http"), ("PORT", "-1"), ("MAX_MESSAGE_CHARS", "0"), ("LOG_LEVEL", "loud")],
+    [
+        ("PORT", "http"),
+        ("PORT", "-1"),
+        ("MAX_MESSAGE_CHARS", "0"),
+        ("LOG_LEVEL", "loud"),
+        ("AUTH_PUBLIC_KEY", "not a key"),
+        ("AUTH_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----"),
+        ("AUTH_JWKS_URL", "ftp://idp.example/jwks"),
+        ("AUTH_JWKS_URL", "jwks.json"),
+        ("AUTH_MAX_TOKEN_LIFETIME", "0"),
+        ("OPEN_SIGNUP", "maybe"),
+    ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_closed_signup_needs_the_server_key() -> None:
+    with pytest.raises(ConfigError, match="OPEN_SIGNUP=false needs API_KEY"):
+        Settings.from_env({"OPEN_SIGNUP": "false"})
+    assert not Settings.from_env({"OPEN_SIGNUP": "false", "API_KEY": "k" * 40}).open_signup
+
+
+def test_own_tokens_may_not_outlive_the_lifetime_ceiling() -> None:
+    with pytest.raises(ConfigError, match="AUTH_TOKEN_TTL"):
+        Settings.from_env({"AUTH_TOKEN_TTL": "7200", "AUTH_MAX_TOKEN_LIFETIME": "3600"})
 
 
 def test_overrides_reject_unknown_names() -> None:

@@ -7,7 +7,7 @@ import logging
 
 from pydantic import BaseModel
 from quart import Blueprint
-from quart_schema import validate_response
+from quart_schema import operation_id, validate_response
 
 from .. import db
 from ..chat import current_chat
@@ -19,12 +19,15 @@ DATABASE_TIMEOUT = 2.0
 
 
 class HealthOut(BaseModel):
+    """The state of the database and of the broker (Redis), each `ok` or `unavailable`."""
+
     status: str
     database: str
     broker: str
 
 
 @blueprint.get("/health")
+@operation_id("getHealth")
 @validate_response(HealthOut, 200)
 @validate_response(HealthOut, 503)
 async def get_health() -> tuple[HealthOut, int]:

@@ -18,6 +18,7 @@ from uuid import uuid4
 from quart import Blueprint, websocket
 from quart_cors import cors_exempt
 
+from ..auth import Identity
 from ..chat import Chat, current_chat
 from ..errors import APIError
 from ..faults import describe
@@ -26,6 +27,7 @@ from ..framing import Frame
 from ..hub import Subscriber
 from ..internals.transport import SocketWriter, refuse_compression
 from ..limits import FrameBudget, address_key, current_limits
+from ..lookups import username_of
 from ..outbox import Outbox
 from ..payloads import error_frame, event_frame, format_timestamp, message_frame, utc_now
 from ..protocol import parse_client_frame, refused_message_id
@@ -53,14 +55,17 @@ async def ws_room(room_id: str, user_id: str) -> None:
     origin = websocket.headers.get("Origin")
     if origin is not None and not chat.settings.origin_allowed(origin):
         raise APIError(403, "ORIGIN_NOT_ALLOWED", f"origin {origin!r} may not open sockets")
-    refusal = _token_refusal(chat, user_id, websocket.args.get("token"))
+    caller, refusal = await _authenticate(chat, user_id, websocket.args.get("token"))
     if refusal:
         return await _refuse(chat, CloseCode.UNAUTHORIZED, refusal)
     invalid = _invalid_id(room_id, user_id)
     if invalid:
         return await _refuse(chat, CloseCode.NOT_FOUND, invalid)
     room_exists = await chat.directory.room_exists(room_id)
-    username = await chat.directory.username(user_id)
+    try:
+        username: str | None = await username_of(chat.directory, user_id, caller)
+    except APIError:
+        username = None
     if not room_exists or username is None:
         missing = f"room {room_id!r}" if not room_exists else f"user {user_id!r}"
         return await _refuse(chat, CloseCode.NOT_FOUND, _close_reason(f"{missing} not found"))
@@ -113,7 +118,12 @@ async def _refuse(chat: Chat, code: int, reason: str) -> None:
     Returning at once would close the connection with the client's first frames unread
     (quartchat.js pings the moment a socket opens), which makes the kernel reset it; a
     browser that had not yet read the close frame then loses it, reports 1006 and
-    retries. A client that does not answer within `close_timeout` is reset."""
+    retries. A client that does not answer within `close_timeout` is reset.
+
+    Never with compression, whatever WS_COMPRESSION says: the server would inflate
+    whatever the client streams until its close reply, and a refused client (no token,
+    no such room) may not cost more than reading its bytes."""
+    refuse_compression()
     await websocket.accept()
     await websocket.close(code, reason)
     try:
@@ -132,17 +142,20 @@ def _invalid_id(room_id: str, user_id: str) -> str:
     return ""
 
 
-def _token_refusal(chat: Chat, user_id: str, token: str | None) -> str:
-    """Why the socket may not act as `user_id` (AUTH_SECRET set), or "" if it may."""
+async def _authenticate(chat: Chat, user_id: str, token: str | None) -> tuple[Identity | None, str]:
+    """Who the socket's token speaks for, and why it may not act as `user_id` ("" if it
+    may); (None, "") while authentication is off."""
     if not chat.tokens.enabled:
-        return ""
+        return None, ""
     if not token:
-        return "authentication required: add ?token=<the user's token>"
+        return None, "authentication required: add ?token=<the user's token>"
     try:
-        owner = chat.tokens.user_of(token)
+        caller = await chat.tokens.identify(token)
     except APIError as error:
-        return error.detail
-    return "" if owner == user_id else "the token belongs to another user"
+        return None, error.detail
+    if not caller.may_act_as(user_id):
+        return None, "the token belongs to another user"
+    return caller, ""
 
 
 def _socket_limit_reached(chat: Chat, user_id: str, address: str) -> str:

@@ -1,12 +1,12 @@
 """Hypercorn's access log, with each line's fields computed only when its format uses them.
 
-Hypercorn's own logger builds, for every request and socket, a dict of every request
-and response header and of the whole process environment, then formats a line from
-four of them: in a reconnect storm those dicts took 7% of the server's CPU. The lines
-written are the same, but for control characters in what the client sent (escaped, so
-that no client can forge a line) and `%(h)s` of a client named by a trusted proxy (which
-has no port); `access_log_format` keeps its meaning, every atom included. Hypercorn's
-error log keeps each record on one line too.
+Hypercorn 0.18's own logger builds (`AccessLogAtoms`), for every request and socket, a
+dict of every request and response header and of the whole process environment, then
+formats a line from four of them: in a reconnect storm those dicts took 7% of the
+server's CPU. The lines written are the same, but for control characters in what the
+client sent (escaped, so that no client can forge a line) and `%(h)s` of a client named
+by a trusted proxy (which has no port); `access_log_format` keeps its meaning, every
+atom included. Hypercorn's error log keeps each record on one line too.
 """
 
 from __future__ import annotations

@@ -51,6 +51,12 @@ class RunningServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far, all its threads (Linux)."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 15) -> int:
         """Signal the server and wait for it to exit; returns the exit code."""
         if self.process.poll() is None:
