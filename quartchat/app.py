@@ -11,7 +11,18 @@ from quart_cors import cors
 from quart_schema import ExternalDocumentation, Info, QuartSchema
 
 from . import chat, errors, lifecycle, limits, logs, proxies
-from .blueprints import asyncapi, console, docs, health, messages, metrics, rooms, users, ws
+from .blueprints import (
+    asyncapi,
+    client,
+    console,
+    docs,
+    health,
+    messages,
+    metrics,
+    rooms,
+    users,
+    ws,
+)
 from .config import Settings
 from .internals import inline_socket
 from .openapi import OpenAPIDocument
@@ -96,8 +107,9 @@ def create_app(
         return response
 
     app.after_request(console.serve_scripts_as_javascript)
+    app.after_request(client.revalidate_static_files)
 
-    for blueprint in (users, rooms, messages, ws, health, docs, metrics, asyncapi):
+    for blueprint in (users, rooms, messages, ws, health, docs, metrics, asyncapi, client):
         app.register_blueprint(blueprint.blueprint)
     if settings.console_enabled:  # else `/` and `/console` are plain JSON 404s
         app.register_blueprint(console.blueprint)

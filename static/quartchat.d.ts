@@ -62,6 +62,13 @@ export interface RoomOptions {
   pollInterval?: number;
   /** How many of the latest messages `open()` loads (default 50, at most 500). */
   history?: number;
+  /** After a 1012 (redeploy) or 4008 (too slow) close, the socket reconnects after a
+   * random delay of up to this many milliseconds (default 5000), so that the clients
+   * of one instance do not all reconnect at once; 4008s in a row back off (up to 60 s). */
+  reconnectJitterMs?: number;
+  /** How many messages `messages` keeps, the newest (default 5000): older ones are
+   * dropped as new ones arrive, and `loadOlder()` reads them again. */
+  maxMessages?: number;
 }
 
 export interface RoomEventMap {
@@ -91,7 +98,8 @@ export declare class Room extends EventTarget {
   readonly url: string;
   readonly roomId: string;
   readonly userId: string;
-  /** Every message known, oldest first, in seq order. */
+  /** The newest messages known, at most `maxMessages` (plus what `loadOlder()`
+   * prepended since the last new message), oldest first, in seq order, without gaps. */
   readonly messages: Message[];
   /** Users with a socket open in the room. */
   readonly presence: PresentUser[];

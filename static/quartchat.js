@@ -29,7 +29,12 @@ const BACKOFF_CAP_MS = 30000;
 // 4429 and 1008 mean "you are too many or too fast": retrying soon only makes it worse.
 const SLOW_DOWN_BASE_MS = 5000;
 const SLOW_DOWN_CAP_MS = 60000;
-const REPLAY_AT_ONCE = new Set([1012, 4008]);
+// 1012 closes every socket of an instance at once (a redeploy), and 4008 may close many
+// in one burst: each client waits a random share of `reconnectJitterMs` so that they
+// do not all land on the other instances in the same millisecond.
+const SPREAD_OUT = new Set([1012, 4008]);
+// A socket open that long kept up with its room: its next 4008 starts the backoff over.
+const STABLE_MS = 60000;
 const SLOW_DOWN = new Set([1008, 4429]);
 // Under the server's default socket budget (10 frames/s, bursts of 20), so that an
 // outbox flushed after a reconnect is not refused; RATE_LIMITED still pauses it.
@@ -60,6 +65,17 @@ function newMessageId() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+function hasWebSocket() {
+  return typeof globalThis.WebSocket === "function";
+}
+
+// A 404 or 401 on REST, named as the socket's 4404 or 4401 would be.
+function restRefusal(error) {
+  const refusal = new QuartchatError(error.status === 404 ? "NOT_FOUND" : "UNAUTHORIZED", error.detail);
+  refusal.status = error.status;
+  return refusal;
+}
+
 function jittered(base, cap, attempt) {
   return Math.min(cap, base * 2 ** attempt) * (0.5 + Math.random() / 2);
 }
@@ -67,13 +83,15 @@ function jittered(base, cap, attempt) {
 /** One user in one room: history, live messages, presence, typing and sending. */
 export class Room extends EventTarget {
   constructor({ url, roomId, userId, token, keepAlive = 10000, maxRetries = 10,
-    pollInterval = 3000, history = 50 }) {
+    pollInterval = 3000, history = 50, reconnectJitterMs = 5000, maxMessages = 5000 }) {
     super();
     const base = new URL(url);
     this.url = base.origin + base.pathname.replace(/\/$/, "");
     this.roomId = roomId;
     this.userId = userId;
     this.options = { keepAlive, maxRetries, pollInterval, history: Math.min(Math.max(history, 1), PAGE) };
+    this.options.reconnectJitterMs = Math.max(0, reconnectJitterMs);
+    this.options.maxMessages = Math.max(1, maxMessages);
     this.messages = [];
     this.presence = [];
     this.status = "closed";
@@ -91,6 +109,8 @@ export class Room extends EventTarget {
     this._timers = {};
     this._socket = null;
     this._attempts = 0;
+    this._tooSlow = 0; // 4008 closes in a row
+    this._openedAt = 0;
     this._forcedPolling = false;
     this._started = false;
     this._closed = false;
@@ -157,7 +177,10 @@ export class Room extends EventTarget {
     if (!oldest) return [];
     const limit = Math.min(Math.max(n, 1), PAGE);
     const older = await this._get(`messages?before=${encodeURIComponent(oldest.id)}&limit=${limit}`);
-    const fresh = older.filter((m) => m.seq < this.messages[0].seq);
+    // New messages pushed the oldest out of the window meanwhile: this page would leave
+    // a hole, so the page is read again before the new edge.
+    if (this.messages[0] !== oldest) return this._loadOlderNow(n);
+    const fresh = older.filter((m) => m.seq < oldest.seq);
     this.messages.unshift(...fresh);
     return fresh;
   }
@@ -196,10 +219,13 @@ export class Room extends EventTarget {
         if (stale()) return;
         const refused = error instanceof QuartchatError && [401, 404].includes(error.status);
         if (!refused) return this._retry(false);
+        // Polling has no close code to tell it later: the refusal is final now.
+        if (this._forcedPolling || !hasWebSocket()) return this._fatal(restRefusal(error));
       }
     }
     if (stale()) return;
-    if (this._forcedPolling) return this._startPolling(true);
+    // Without a WebSocket (Node 20, which Next.js may render on) polling is all there is.
+    if (this._forcedPolling || !hasWebSocket()) return this._startPolling(true);
     let url, protocols;
     try {
       ({ url, protocols } = await this._socketTarget());
@@ -274,6 +300,7 @@ export class Room extends EventTarget {
   _onSocketOpen() {
     this._live = true;
     this._attempts = 0;
+    this._openedAt = Date.now();
     this._probes = 0;
     this._tokenRenewed = false;
     this._stopPolling();
@@ -317,9 +344,9 @@ export class Room extends EventTarget {
       }
       return this._fatal(new QuartchatError("UNAUTHORIZED", reason || CLOSE_MEANINGS[4401], 4401));
     }
-    if (REPLAY_AT_ONCE.has(code)) {
+    if (SPREAD_OUT.has(code)) {
       this._setStatus("reconnecting");
-      return this._connect();
+      return this._reconnectSpread(code === 4008);
     }
     // A socket that never opened (1006) says nothing new while the server is away.
     if (opened || code !== 1006) {
@@ -327,6 +354,23 @@ export class Room extends EventTarget {
     }
     // Only a socket that never opened (1006) may be a proxy refusing upgrades.
     this._retry(!opened && code === 1006, SLOW_DOWN.has(code));
+  }
+
+  // After 1012 or 4008: a random delay of up to `reconnectJitterMs`; the k-th 4008 in a
+  // row (a client too slow for its room) waits between half and all of
+  // min(60 s, base * 2^(k-1)), base being reconnectJitterMs but at least 0.5 s.
+  _reconnectSpread(tooSlow) {
+    const jitter = this.options.reconnectJitterMs;
+    let delay = Math.random() * jitter;
+    if (tooSlow) {
+      if (Date.now() - this._openedAt > STABLE_MS) this._tooSlow = 0;
+      this._tooSlow += 1;
+      if (this._tooSlow > 1) {
+        delay = jittered(Math.max(jitter, BACKOFF_BASE_MS), SLOW_DOWN_CAP_MS, this._tooSlow - 1);
+      }
+    }
+    clearTimeout(this._timers.retry);
+    this._timers.retry = setTimeout(() => this._connect(), delay);
   }
 
   // One more try later; a socket that could not even open may be refused by a proxy
@@ -475,6 +519,10 @@ export class Room extends EventTarget {
       this._lastSeq = next.seq;
       this._last = next;
       this.messages.push(next);
+      // The window keeps the newest `maxMessages`; loadOlder() reads the rest again.
+      if (this.messages.length > this.options.maxMessages) {
+        this.messages.splice(0, this.messages.length - this.options.maxMessages);
+      }
       this._settle(next);
       this._emit("message", next);
     }

@@ -218,6 +218,12 @@ async def test_installed_server_serves_the_console_and_static_files(server: Runn
         client = await http.get("/static/quartchat.js")
         assert client.status_code == 200 and "WebSocket" in client.text
         assert client.headers["content-type"].startswith("text/javascript")
+        version = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
+        versioned = await http.get(f"/static/v{version}/quartchat.js")
+        assert versioned.status_code == 200 and versioned.content == client.content
+        assert versioned.headers["cache-control"] == "public, max-age=31536000, immutable"
+        for packed in ("package.json", "quartchat.d.ts", "react.js", "react.d.ts"):
+            assert (await http.get(f"/static/{packed}")).status_code == 200, packed
         style = await http.get("/static/console.css")
         assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
         assert (await http.get("/docs")).status_code == 200

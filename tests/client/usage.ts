@@ -12,6 +12,8 @@ async function main(): Promise<void> {
     maxRetries: 10,
     pollInterval: 3000,
     history: 50,
+    reconnectJitterMs: 5000,
+    maxMessages: 5000,
   });
   const shown: Message[] = [];
   room.addEventListener("message", (event) => {
