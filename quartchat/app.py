@@ -17,6 +17,7 @@ from .blueprints import (
     console,
     docs,
     health,
+    members,
     messages,
     metrics,
     rooms,
@@ -109,7 +110,8 @@ def create_app(
     app.after_request(console.serve_scripts_as_javascript)
     app.after_request(client.revalidate_static_files)
 
-    for blueprint in (users, rooms, messages, ws, health, docs, metrics, asyncapi, client):
+    blueprints = (users, rooms, members, messages, ws, health, docs, metrics, asyncapi, client)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint.blueprint)
     if settings.console_enabled:  # else `/` and `/console` are plain JSON 404s
         app.register_blueprint(console.blueprint)

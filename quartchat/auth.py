@@ -12,8 +12,10 @@ Claims: `sub` is the user id and `exp` is required; `exp` is honoured to the sec
 `nbf` and `iat` with `LEEWAY` seconds of clock skew; a lifetime (`exp` - `iat`, or what
 is left of it) over AUTH_MAX_TOKEN_LIFETIME is refused; `aud` and `iss` are checked
 when AUTH_AUDIENCE or AUTH_ISSUER is set; an optional `name` is the username a user the
-token names is created with on first use. Tokens of quartchat's older itsdangerous format are still
-accepted with AUTH_SECRET until they expire, so an upgrade logs no one out.
+token names is created with on first use; an optional `rooms` (a list of room ids)
+makes its user a member of those private rooms for the token's lifetime. Tokens of
+quartchat's older itsdangerous format are still accepted with AUTH_SECRET until they
+expire, so an upgrade logs no one out.
 
 API_KEY is the app's backend itself: `Authorization: Bearer <API_KEY>` acts as the
 server (`Identity.server`), which may do everything a user may, as any user.
@@ -47,6 +49,7 @@ _SALT = "quartchat.user-token"
 LEEWAY = 30
 ASYMMETRIC = ("RS256", "ES256")
 USERNAME_LIMIT = 64
+MAX_GRANTED_ROOMS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,7 @@ class Identity:
     user_id: str = ""
     name: str | None = None
     server: bool = False
+    rooms: frozenset[str] = frozenset()  # private rooms the token grants (its `rooms`)
 
     def may_act_as(self, user_id: str) -> bool:
         return self.server or self.user_id == user_id
@@ -218,7 +222,7 @@ class Tokens:
             not isinstance(name, str) or not 0 < len(name) <= USERNAME_LIMIT or name_problem(name)
         ):
             raise invalid("the token's name is not a valid username")
-        return Identity(user_id=subject, name=name)
+        return Identity(user_id=subject, name=name, rooms=_granted_rooms(claims.get("rooms")))
 
     def _legacy_user(self, token: str) -> str:
         if not self._secret:
@@ -269,6 +273,18 @@ class Tokens:
         if caller is None or not caller.server:
             raise APIError(401, "UNAUTHORIZED", "send Authorization: Bearer <API_KEY>")
         return caller
+
+
+def _granted_rooms(claim: object) -> frozenset[str]:
+    if claim is None:
+        return frozenset()
+    if (
+        not isinstance(claim, list)
+        or len(claim) > MAX_GRANTED_ROOMS
+        or not all(isinstance(room, str) and is_resource_id(room) for room in claim)
+    ):
+        raise invalid(f"the token's rooms must be a list of at most {MAX_GRANTED_ROOMS} room ids")
+    return frozenset(claim)
 
 
 def _public_key(pem: str) -> Any:

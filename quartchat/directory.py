@@ -1,6 +1,7 @@
-"""Who and where: usernames and room existence, cached for the socket handshake.
+"""Who and where: usernames and rooms (their existence and privacy), cached for the
+socket handshake.
 
-Neither changes once created (the API renames and deletes nothing), so after the first
+None of these changes once created (the API renames and deletes nothing), so after the first
 connection (or its creation through this instance) a reconnect storm opens sockets
 without asking the database again. Only positive answers are kept: a user or room may
 be created after a miss.
@@ -114,10 +115,13 @@ async def _usernames(user_ids: list[str]) -> dict[str, str]:
     return {str(user_id): str(username) for user_id, username in rows}
 
 
+# What the rooms cache holds for a room that exists: its privacy, which never changes.
+PUBLIC, PRIVATE = "public", "private"
+
+
 async def _rooms(room_ids: list[str]) -> dict[str, str]:
-    # A room's existence is the whole answer: each found id maps to "" (not None).
-    rows = await Room.filter(id__in=room_ids).values_list("id", flat=True)
-    return {str(room_id): "" for room_id in rows}
+    rows = await Room.filter(id__in=room_ids).values_list("id", "private")
+    return {str(room_id): PRIVATE if private else PUBLIC for room_id, private in rows}
 
 
 class Directory:
@@ -135,7 +139,7 @@ class Directory:
         users, as many as they hold. A failure only leaves them cold."""
         started = time.perf_counter()
         try:
-            rooms = await Room.all().limit(self._rooms.capacity).values_list("id", flat=True)
+            rooms = await Room.all().limit(self._rooms.capacity).values_list("id", "private")
             newest_users = (
                 await User.all()
                 .order_by("-created_at")
@@ -145,8 +149,8 @@ class Directory:
         except Exception as error:
             log.warning("directory not preloaded, the first handshakes will read it: %s", error)
             return
-        for room_id in rooms:
-            self.add_room(str(room_id))
+        for room_id, private in rooms:
+            self.add_room(str(room_id), private=bool(private))
         for user_id, username in reversed(newest_users):  # the newest stays longest
             self.add_user(str(user_id), str(username))
         elapsed_ms = 1000 * (time.perf_counter() - started)
@@ -164,15 +168,19 @@ class Directory:
         return await self._usernames.get(user_id)
 
     async def room_exists(self, room_id: str) -> bool:
-        return is_resource_id(room_id) and await self._rooms.get(room_id) is not None
+        return await self.room_privacy(room_id) is not None
+
+    async def room_privacy(self, room_id: str) -> str | None:
+        """`PUBLIC` or `PRIVATE`, or None if there is no such room (nor can be)."""
+        return await self._rooms.get(room_id) if is_resource_id(room_id) else None
 
     def add_user(self, user_id: str, username: str) -> None:
         """Remember a user this instance just created: its first socket is seldom far."""
         self._usernames.add(user_id, username)
 
-    def add_room(self, room_id: str) -> None:
+    def add_room(self, room_id: str, *, private: bool = False) -> None:
         """Remember a room this instance just created."""
-        self._rooms.add(room_id, "")
+        self._rooms.add(room_id, PRIVATE if private else PUBLIC)
 
     def forget_user(self, user_id: str) -> None:
         """Drop a cached user (the startup probe's, which only the cache ever held)."""

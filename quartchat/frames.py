@@ -233,6 +233,7 @@ class CloseCode(IntEnum):
     INVALID_FRAME_PAYLOAD_DATA = 1007
     PROTOCOL_ERROR = 1002
     TOO_MANY_SOCKETS = 4429
+    NOT_A_MEMBER = 4403
     INTERNAL_ERROR = 1011
 
 
@@ -243,6 +244,11 @@ CLOSE_CODES: dict[CloseCode, tuple[str, str]] = {
         "(the reason names which)",
         "create it, then connect again",
     ),
+    CloseCode.NOT_A_MEMBER: (
+        "the room is private and the user is not one of its members, or was just removed from it",
+        "ask to be added (by the room's creator or the app); quartchat.js reports "
+        "`NOT_A_MEMBER` and never retries",
+    ),
     CloseCode.UNAUTHORIZED: (
         "with authentication on: no token (neither subprotocol `token.<TOKEN>` nor "
         "`?token=`), or a token that is expired, forged or another user's",
@@ -250,12 +256,14 @@ CLOSE_CODES: dict[CloseCode, tuple[str, str]] = {
     ),
     CloseCode.TOO_SLOW: (
         "the client read too slowly and `SEND_QUEUE_SIZE` frames piled up for it",
-        "reconnect with `?after=` to replay what it missed",
+        "reconnect with `?after=` to replay what it missed, after a random delay, longer "
+        "each time in a row",
     ),
     CloseCode.MESSAGE_TOO_BIG: ("a frame over 64 KiB", "send smaller frames"),
     CloseCode.SERVICE_RESTART: (
         "the server is restarting (every redeploy)",
-        "reconnect (with `?after=`)",
+        "reconnect (with `?after=`) after a random delay of a few seconds, so that all clients "
+        "do not arrive at once",
     ),
     CloseCode.POLICY_VIOLATION: (
         "the socket, or its user's messages, kept going far over the rate limit",

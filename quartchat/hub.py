@@ -280,6 +280,14 @@ class Hub:
             for subscriber in room.subscribers:
                 subscriber.deliver(PING)
 
+    def close_user(self, room_id: str, user_id: str, code: int, reason: str) -> int:
+        """Close every socket of `user_id` in the room here; how many there were."""
+        room = self._rooms.get(room_id)
+        closing = [s for s in room.subscribers if s.user_id == user_id] if room else []
+        for subscriber in closing:
+            subscriber.request_close(code, reason)
+        return len(closing)
+
     def close_all(self, code: int, reason: str) -> None:
         for room in list(self._rooms.values()):
             for subscriber in list(room.subscribers):

@@ -52,13 +52,21 @@ class NextPageHeaders(BaseModel):
     )
 
 
-async def list_page(model: type[RoomOrUser], name_field: str, query: ListQuery) -> Response:
+async def list_page(
+    model: type[RoomOrUser],
+    name_field: str,
+    query: ListQuery,
+    *,
+    visible: Q | None = None,
+    extra: tuple[str, ...] = (),
+) -> Response:
     """One page of `model` in (created_at, id) order as `[{"id", name_field,
-    "created_at"}]`, with the `Link` header naming the next.
+    "created_at", *extra}]`, only rows matching `visible` when given, with the `Link`
+    header naming the next.
 
     Rows are read as tuples and written by hand: models and response validation cost
     several times the query for a page of 500."""
-    rows = model.all()
+    rows = model.all() if visible is None else model.filter(visible)
     if query.q:
         rows = rows.filter(
             Q(**{f"{name_field}__istartswith": query.q}) | Q(id__istartswith=query.q)
@@ -72,12 +80,17 @@ async def list_page(model: type[RoomOrUser], name_field: str, query: ListQuery) 
     page = await (
         rows.order_by("created_at", "id")
         .limit(query.limit + 1)
-        .values_list("id", name_field, "created_at")
+        .values_list("id", name_field, "created_at", *extra)
     )
     response = jsonify(
         [
-            {"id": id_, name_field: name, "created_at": format_timestamp(created_at)}
-            for id_, name, created_at in page[: query.limit]
+            {
+                "id": id_,
+                name_field: name,
+                "created_at": format_timestamp(created_at),
+                **dict(zip(extra, more, strict=True)),
+            }
+            for id_, name, created_at, *more in page[: query.limit]
         ]
     )
     if len(page) > query.limit:

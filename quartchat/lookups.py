@@ -29,7 +29,7 @@ async def create_or_409(model: type[RoomOrUser], code: str, **fields: Any) -> Ro
         raise APIError(409, code, f"{noun} {fields['id']!r} already exists") from None
 
 
-def _not_found(noun: str, code: str, key: str) -> APIError:
+def not_found(noun: str, code: str, key: str) -> APIError:
     if not is_resource_id(key):
         return APIError(404, code, f"no {noun} has this id: {_NO_SUCH_ID}")
     return APIError(404, code, f"{noun} {key!r} does not exist")
@@ -38,7 +38,7 @@ def _not_found(noun: str, code: str, key: str) -> APIError:
 async def _row_or_404(model: type[RoomOrUser], code: str, key: str) -> RoomOrUser:
     row = await model.get_or_none(id=key) if is_resource_id(key) else None
     if row is None:
-        raise _not_found(model.__name__.lower(), code, key)
+        raise not_found(model.__name__.lower(), code, key)
     return row
 
 
@@ -52,17 +52,11 @@ async def user_or_404(user_id: str) -> User:
     return await _row_or_404(User, "USER_NOT_FOUND", user_id)
 
 
-async def require_room(directory: Directory, room_id: str) -> None:
-    """404 unless the room exists, asked of the directory's cache (as sockets do)."""
-    if not await directory.room_exists(room_id):
-        raise _not_found("room", "ROOM_NOT_FOUND", room_id)
-
-
 async def username_or_404(directory: Directory, user_id: str) -> str:
     """The user's name from the directory's cache (as sockets get it), else 404."""
     username = await directory.username(user_id)
     if username is None:
-        raise _not_found("user", "USER_NOT_FOUND", user_id)
+        raise not_found("user", "USER_NOT_FOUND", user_id)
     return username
 
 
@@ -74,7 +68,7 @@ async def username_of(directory: Directory, user_id: str, vouched: Identity | No
     if username is not None:
         return username
     if vouched is None or vouched.server or vouched.user_id != user_id:
-        raise _not_found("user", "USER_NOT_FOUND", user_id)
+        raise not_found("user", "USER_NOT_FOUND", user_id)
     username = vouched.name or user_id
     try:
         await User.create(id=user_id, username=username)

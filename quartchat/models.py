@@ -1,4 +1,4 @@
-"""Tortoise models: users, rooms and the messages posted in them."""
+"""Tortoise models: users, rooms, the messages posted in them, private rooms' members."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ class Room(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     last_seq = fields.BigIntField(default=0)
     last_message_at = fields.DatetimeField(null=True)
+    # A private room is seen only by its members (RoomMember), its creator first.
+    private = fields.BooleanField(default=False, db_default=False)
+    created_by = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "rooms"
@@ -65,3 +68,26 @@ class Message(Model):
         table = "messages"
         unique_together = (("room", "seq"),)
         indexes = (("room_id", "created_at"),)
+
+
+class RoomMember(Model):
+    """A user's membership of a private room."""
+
+    id = fields.BigIntField(primary_key=True)
+    room: fields.ForeignKeyRelation[Room] = fields.ForeignKeyField(
+        "models.Room", related_name="members", on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="memberships", on_delete=fields.CASCADE
+    )
+    added_at = fields.DatetimeField(auto_now_add=True)
+
+    room_id: str
+    user_id: str
+
+    class Meta:
+        table = "room_members"
+        table_description = "Members of private rooms"
+        unique_together = (("room", "user"),)
+        # GET /rooms lists the private rooms of a user
+        indexes = (("user_id", "room_id"),)

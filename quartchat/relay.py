@@ -21,11 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from .broker import RESYNC, Broker, Envelope
+from .broker import EVICT, RESYNC, Broker, Envelope
+from .frames import CloseCode
 from .framing import Frame
 from .hub import Hub
 from .payloads import ChatMessage, PresenceChange, message_frame, presence_change
 from .store import MessageStore
+
+REMOVED = (CloseCode.NOT_A_MEMBER, "removed from this private room")
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,13 @@ class Relay:
         if self._broker.others_listening:
             self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
 
+    def evict(self, room_id: str, user_id: str) -> None:
+        """A user removed from a private room: its sockets here are closed (4403) before
+        this returns, the other instances' as soon as the broker carries it."""
+        self._hub.close_user(room_id, user_id, *REMOVED)
+        if self._broker.others_listening:
+            self._outbox.put_nowait(Envelope(room_id, EVICT, user_id, self._instance))
+
     @property
     def broker_healthy(self) -> bool:
         return self._broker.healthy
@@ -193,6 +203,8 @@ class Relay:
                 await self._resync()
             elif envelope.origin == self._instance:
                 continue
+            elif envelope.seq == EVICT:
+                self._hub.close_user(envelope.room_id, envelope.text, *REMOVED)
             elif envelope.seq > 0:
                 self._offer(envelope.room_id, envelope.seq, envelope.text)
             else:

@@ -268,14 +268,33 @@ function bindSetup() {
   document.getElementById("create-room-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const input = document.getElementById("new-room-name");
+    const privacy = document.getElementById("new-room-private");
     try {
-      const room = await api("POST", "/rooms", { name: input.value });
+      // A private room's creator is its first member: the user of the "User id" field.
+      const body = { name: input.value, private: privacy.checked };
+      const room = await api("POST", "/rooms", body, userIdInput.value.trim());
       roomIdInput.value = room.id;
       input.value = "";
-      setupStatus(`Created room ${room.name} (${room.id})`);
+      const kind = room.private ? "private room" : "room";
+      setupStatus(`Created ${kind} ${room.name} (${room.id})`);
       refreshLists();
     } catch (error) {
       setupStatus(`Could not create room: ${error.message}`);
+    }
+  });
+
+  document.getElementById("add-member-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const memberInput = document.getElementById("member-id");
+    const roomId = roomIdInput.value.trim();
+    const memberId = memberInput.value.trim();
+    const path = `/rooms/${encodeURIComponent(roomId)}/members/${encodeURIComponent(memberId)}`;
+    try {
+      await api("PUT", path, undefined, userIdInput.value.trim());
+      memberInput.value = "";
+      setupStatus(`Added ${memberId} to ${roomId}`);
+    } catch (error) {
+      setupStatus(`Could not add member: ${error.message}`);
     }
   });
 

@@ -109,7 +109,8 @@ export declare class Room extends EventTarget {
   readonly rtt: number | null;
 
   /** Resolves once the latest `history` messages are loaded and the socket is open or
-   * polling has begun; rejects on 4404, or on 4401 when no fresh token can be had. */
+   * polling has begun; rejects on 4404, on 4403 (a private room the user is not a member
+   * of: error code NOT_A_MEMBER, never retried), or on 4401 when no fresh token can be had. */
   open(): Promise<void>;
   /** Resolves with the stored message, exactly once, even across reconnects,
    * restarts and offline periods; rejects only when the server refuses it or the room

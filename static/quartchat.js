@@ -15,6 +15,7 @@ export const CLOSE_MEANINGS = Object.freeze({
   1012: "server restart",
   4008: "too slow: the server closed the socket, reconnecting replays what was missed",
   4401: "authentication required or token not valid for this user",
+  4403: "not a member of this private room: ask to be added",
   4404: "unknown room or user",
   4429: "too many sockets for this user or address, or opened too fast",
 });
@@ -335,6 +336,10 @@ export class Room extends EventTarget {
     if (this._closed || this._forcedPolling) return;
     if (code === 4404) {
       return this._fatal(new QuartchatError("NOT_FOUND", reason || CLOSE_MEANINGS[4404], 4404));
+    }
+    if (code === 4403) {
+      // Never retried: only being added to the room (by its creator or the app) helps.
+      return this._fatal(new QuartchatError("NOT_A_MEMBER", reason || CLOSE_MEANINGS[4403], 4403));
     }
     if (code === 4401) {
       if (typeof this._token === "function" && !this._tokenRenewed) {

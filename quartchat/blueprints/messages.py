@@ -15,10 +15,11 @@ from quart_schema import (
     validate_request,
 )
 
+from ..access import require_visible_room
 from ..chat import current_chat
 from ..errors import APIError
 from ..limits import limit_reads, require_message_budget
-from ..lookups import require_room, username_of
+from ..lookups import username_of
 from ..protocol import parse_message_id, validate_content
 from ..replay import parse_since, require_one_point, seq_of
 from ..schemas import ResourceId, Timestamp, errors
@@ -90,13 +91,14 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
     returns what came strictly after it; `before` (a message id) the `limit` messages
     just before it, to scroll back; with none of them, the latest `limit` messages.
     Poll with the timestamp of the last message received to miss nothing. With
-    AUTH_SECRET set, any user's `Authorization: Bearer` token is required.
+    authentication on, any user's `Authorization: Bearer` token is required; a private
+    room is 404 to anyone but its members.
     """
     chat = current_chat()
-    await chat.tokens.require_bearer()
+    caller = await chat.tokens.require_bearer()
     since, after, before = query_args.since, query_args.after, query_args.before
     require_one_point(since=since, after=after, before=before)
-    await require_room(chat.directory, room_id)
+    await require_visible_room(chat.directory, room_id, caller)
     store = chat.store
     since_time = parse_since(since) if since is not None else None
     after_seq = await seq_of(store, room_id, after, "after") if after is not None else None
@@ -122,15 +124,16 @@ async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int
     """Post a message as `user_id`: stored, then broadcast to the room's sockets.
 
     A client-chosen `id` that is already stored returns that message with 200 and
-    broadcasts nothing; an `id` used by another room or user is 409. With AUTH_SECRET
-    set, `Authorization: Bearer` must carry `user_id`'s token (401, 403). A user's
+    broadcasts nothing; an `id` used by another room or user is 409. With
+    authentication on, `Authorization: Bearer` must carry `user_id`'s token (401, 403),
+    or API_KEY; a private room is 404 to anyone but its members. A user's
     messages over REST and over sockets draw from one rate limit (429, `Retry-After`).
     """
     chat = current_chat()
     caller = await chat.tokens.require_bearer(data.user_id)
     content = validate_content(data.content, chat.settings.max_message_chars)
     message_id = parse_message_id(data.id)
-    await require_room(chat.directory, room_id)
+    await require_visible_room(chat.directory, room_id, caller)
     username = await username_of(chat.directory, data.user_id, caller)
     require_message_budget(data.user_id)
     stored = await chat.store.submit(

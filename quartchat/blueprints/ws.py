@@ -18,9 +18,11 @@ from uuid import uuid4
 from quart import Blueprint, websocket
 from quart_cors import cors_exempt
 
+from ..access import is_member
 from ..auth import Identity
 from ..chat import Chat, current_chat
 from ..closelog import socket_closed
+from ..directory import PRIVATE
 from ..errors import APIError
 from ..faults import describe
 from ..frames import CloseCode
@@ -32,6 +34,7 @@ from ..lookups import username_of
 from ..outbox import Outbox
 from ..payloads import error_frame, event_frame, format_timestamp, message_frame, utc_now
 from ..protocol import parse_client_frame, refused_message_id
+from ..relay import REMOVED
 from ..replay import Replay, read_replay
 from ..store import Draft, Outcome, Stored
 from ..text import is_resource_id
@@ -77,7 +80,8 @@ async def ws_room(room_id: str, user_id: str) -> None:
     refusal = limits.user_open_refusal(user_id)
     if refusal:
         return await refuse(CloseCode.TOO_MANY_SOCKETS, refusal)
-    room_exists = await chat.directory.room_exists(room_id)
+    privacy = await chat.directory.room_privacy(room_id)
+    room_exists = privacy is not None
     try:
         username: str | None = await username_of(chat.directory, user_id, caller)
     except APIError:
@@ -85,6 +89,8 @@ async def ws_room(room_id: str, user_id: str) -> None:
     if not room_exists or username is None:
         missing = f"room {room_id!r}" if not room_exists else f"user {user_id!r}"
         return await refuse(CloseCode.NOT_FOUND, _close_reason(f"{missing} not found"))
+    if privacy == PRIVATE and not await is_member(room_id, caller):
+        return await refuse(CloseCode.NOT_A_MEMBER, "not a member; ask to be added")
 
     owner = asyncio.current_task()
     assert owner is not None
@@ -103,6 +109,9 @@ async def ws_room(room_id: str, user_id: str) -> None:
         # Joined before the handshake completes: whatever the room says after the
         # client sees its 101 reaches it.
         await chat.join(subscriber)
+        if privacy == PRIVATE and not await is_member(room_id, caller):
+            # Removed between the check above and the join: the eviction missed it.
+            subscriber.request_close(*REMOVED)
         await websocket.accept(subprotocol=subprotocol)
         writer = SocketWriter()
         outbox = Outbox(subscriber, writer, chat.metrics)

@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 RESYNC = -1
+# An envelope whose `text` is a user removed from its private room: every instance
+# closes that user's sockets in the room. (-2 is the Redis broker's HELLO.)
+EVICT = -3
 
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """A room frame crossing instances. `seq` is the message seq, 0 for an event
-    (typing, presence), or RESYNC when the broker reconnected and may have missed some."""
+    (typing, presence), RESYNC when the broker reconnected and may have missed some, or
+    EVICT (`text` is the user removed from the room)."""
 
     room_id: str
     seq: int

@@ -282,6 +282,39 @@ async def test_console_uses_the_tokens_of_users_it_created(page: Page, tmp_path:
         server.stop()
 
 
+async def test_console_creates_a_private_room_and_adds_a_member(page: Page, tmp_path: Path) -> None:
+    secret = "console-secret-45c48cce2e2d7fbdea1afc51c7c6ad26"
+    server = start_server(tmp_path, env={"AUTH_SECRET": secret})
+    try:
+        await page.goto(server.http_url + "/")
+        await page.get_by_label("Username").fill("Guest")
+        await page.get_by_role("button", name="Create user").click()
+        await expect(page.locator("#setup-status")).to_contain_text("Created user Guest")
+        guest_id = await page.get_by_label("User id").input_value()
+        await page.get_by_label("Username").fill("Owner")
+        await page.get_by_role("button", name="Create user").click()
+        await expect(page.locator("#setup-status")).to_contain_text("Created user Owner")
+        owner_id = await page.get_by_label("User id").input_value()
+        await page.get_by_label("Room name").fill("Back room")
+        await page.get_by_label("Private").check()
+        await page.get_by_role("button", name="Create room").click()
+        status = page.locator("#setup-status")
+        await expect(status).to_contain_text("Created private room Back room")
+        room_id = await page.get_by_label("Room id").input_value()
+        await page.get_by_label("New member").fill(guest_id)
+        await page.get_by_role("button", name="Add member").click()
+        await expect(status).to_contain_text(f"Added {guest_id} to {room_id}")
+        # The guest, now a member, joins and writes in it.
+        await page.get_by_label("User id").fill(guest_id)
+        panel = await join(page, room_id, guest_id)
+        await panel.get_by_role("textbox", name="Message").fill("let in")
+        await panel.get_by_role("textbox", name="Message").press("Enter")
+        await expect(panel.get_by_role("region", name="Messages")).to_contain_text("let in")
+        assert owner_id != guest_id
+    finally:
+        server.stop()
+
+
 async def test_panel_names_room_and_user_and_loads_older_messages(
     server: RunningServer, page: Page, http: httpx.AsyncClient
 ) -> None:

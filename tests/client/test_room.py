@@ -263,6 +263,26 @@ async def test_unknown_room_closes_4404_without_retrying(
     assert handshakes(server, missing) == 1
 
 
+async def test_a_private_room_closes_4403_without_retrying(
+    open_page: OpenPage, tmp_path: Path
+) -> None:
+    async with served(tmp_path, env={"AUTH_SECRET": CLIENT_SECRET}) as (server, http):
+        owner = (await http.post("/users", json={"username": "Ida"})).json()
+        outsider = (await http.post("/users", json={"username": "Bob"})).json()
+        headers = {"Authorization": f"Bearer {owner['token']}"}
+        body = {"name": "Members only", "private": True}
+        room = (await http.post("/rooms", json=body, headers=headers)).json()
+        page = await open_page(server.http_url)
+        tokens = [outsider["token"]]
+        joined = await join(page, server.http_url, room["id"], outsider["id"], tokens=tokens)
+        assert joined == "NOT_A_MEMBER 4403"
+        assert await page.evaluate("room.status") == "closed"
+        errors = await page.evaluate("log.errors")
+        assert [e["closeCode"] for e in errors] == [4403]
+        await asyncio.sleep(3)  # the first retry would come within a second
+        assert handshakes(server, room["id"]) == 1
+
+
 async def test_a_refused_token_asks_the_token_function_again(
     open_page: OpenPage, tmp_path: Path
 ) -> None:
