@@ -49,6 +49,8 @@ class Settings:
     forwarded_allow_ips: str = ""
     rest_reads_per_minute: float = 600.0
     rest_reads_burst: int = 100
+    replay_messages_per_second: float = 2000.0
+    replay_burst: int = 20_000
     auth_secret: str = ""
     auth_token_ttl: int = 7 * 24 * 3600
     console_enabled: bool = True
@@ -108,6 +110,10 @@ class Settings:
                 env, "REST_READS_PER_MINUTE", defaults.rest_reads_per_minute
             ),
             rest_reads_burst=_int(env, "REST_READS_BURST", defaults.rest_reads_burst),
+            replay_messages_per_second=_float(
+                env, "REPLAY_MESSAGES_PER_SECOND", defaults.replay_messages_per_second
+            ),
+            replay_burst=_int(env, "REPLAY_BURST", defaults.replay_burst),
             auth_secret=env.get("AUTH_SECRET", "").strip(),
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
             console_enabled=_bool(env, "CONSOLE_ENABLED", defaults.console_enabled),
