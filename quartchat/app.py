@@ -97,6 +97,7 @@ def create_app(
 
     for blueprint in (users, rooms, messages, ws, health, docs, metrics, asyncapi):
         app.register_blueprint(blueprint.blueprint)
+    docs.serve_openapi_once(app)
     if settings.console_enabled:  # else `/` and `/console` are plain JSON 404s
         app.register_blueprint(console.blueprint)
     else:
