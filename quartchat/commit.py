@@ -125,12 +125,13 @@ def message_from_row(row: Sequence[Any]) -> ChatMessage:
         user_id=user_id,
         username=username,
         content=content,
-        created_at=_datetime(created_at),
+        created_at=db_datetime(created_at),
         seq=int(seq),
     )
 
 
-def _datetime(value: Any) -> datetime:
+def db_datetime(value: Any) -> datetime:
+    """A timestamp column's value as read by plain SQL, as an aware UTC datetime."""
     # SQLite's text, as its adapter wrote it ("2026-01-01 12:00:00.123456+00:00"):
     # fromisoformat reads it ten times faster than the ORM's parser.
     if isinstance(value, str):

@@ -74,8 +74,9 @@ async def get_rooms(query_args: ListQuery) -> Response:
     """Rooms, oldest first, a page at a time (`limit`, default 100, at most 500).
 
     When more follow, the `Link` header names the next page:
-    `</rooms?limit=100&after=<id of the last room>>; rel="next"`. `q` keeps only rooms
-    whose name or id starts with it, ignoring case. With AUTH_SECRET set, any user's
+    `</rooms?limit=100&after=<id of the last room>>; rel="next"`. `q` searches: the room
+    whose id is `q` (ignoring case) first, then rooms whose name starts with `q`,
+    ignoring case, in name order. With AUTH_SECRET set, any user's
     `Authorization: Bearer` token is required.
     """
     current_chat().tokens.require_bearer()
