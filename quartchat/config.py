@@ -51,6 +51,7 @@ class Settings:
     rest_reads_burst: int = 100
     replay_messages_per_second: float = 2000.0
     replay_burst: int = 20_000
+    max_request_headers: int = 100
     auth_secret: str = ""
     auth_token_ttl: int = 7 * 24 * 3600
     console_enabled: bool = True
@@ -114,6 +115,7 @@ class Settings:
                 env, "REPLAY_MESSAGES_PER_SECOND", defaults.replay_messages_per_second
             ),
             replay_burst=_int(env, "REPLAY_BURST", defaults.replay_burst),
+            max_request_headers=_int(env, "MAX_REQUEST_HEADERS", defaults.max_request_headers),
             auth_secret=env.get("AUTH_SECRET", "").strip(),
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
             console_enabled=_bool(env, "CONSOLE_ENABLED", defaults.console_enabled),

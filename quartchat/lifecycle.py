@@ -34,7 +34,7 @@ from quart import Quart
 from . import db, gc_tuning
 from .chat import Chat
 from .config import Settings
-from .internals import frameguard, shortcuts
+from .internals import frameguard, headguard, shortcuts
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ class Lifecycle:
         shortcuts.report(
             needs_sqlite=not db.is_postgres(self._settings.database_url),
             frame_guard_installed=frameguard.install(self._settings),
+            head_guard_installed=headguard.install(self._settings),
         )
 
     async def _open_database(self) -> None:

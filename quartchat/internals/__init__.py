@@ -12,6 +12,9 @@ checks them against the installed libraries (`shortcuts`).
 - `frameguard`: `GuardedWSStream`, a fork of Hypercorn 0.18's
   `WSStream._handle_events`, installed as `hypercorn.protocol.h11.WSStream`; writes
   wsproto's private `Connection._state` to close on a protocol error.
+- `headguard`: `GuardedH11Protocol`, Hypercorn 0.18's `H11Protocol` with an
+  `h11.Connection` subclass (h11 0.16's public `trailing_data`) that measures a request
+  head before parsing it, installed as `hypercorn.protocol.H11Protocol`.
 - `inline_socket`: Quart 0.22's `ASGIWebsocketConnection` built without its
   `__init__`, its receive queue replaced by the server's own.
 - `accesslog`: Hypercorn 0.18's `Logger` with lazily computed access-log atoms.

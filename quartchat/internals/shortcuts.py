@@ -1,8 +1,9 @@
 """The shortcuts into framework internals, checked once at startup.
 
-Three modules reach past public APIs because measurement said it pays: transport.py
+Four modules reach past public APIs because measurement said it pays: transport.py
 (Hypercorn's stream, TCP writer and handshake, wsproto's connection), frameguard.py (a
-Hypercorn WSStream subclass) and commit.py (aiosqlite's private `_execute` and `_conn`).
+Hypercorn WSStream subclass), headguard.py (a Hypercorn H11Protocol subclass) and
+commit.py (aiosqlite's private `_execute` and `_conn`).
 They were written against the versions pinned in pyproject.toml. This module looks at
 the installed libraries for what each shortcut uses and logs one line saying which are
 active. A socket shortcut that is missing falls back to the public behaviour, which is
@@ -70,7 +71,7 @@ def _lacking(cls: type, *attributes: str) -> list[str]:
     ]
 
 
-def check(frame_guard_installed: bool = True) -> list[Shortcut]:
+def check(frame_guard_installed: bool = True, head_guard_installed: bool = True) -> list[Shortcut]:
     """What each shortcut needs, looked up in the installed libraries."""
     reach_stream = [
         *_lacking(Websocket, "_send"),
@@ -83,19 +84,25 @@ def check(frame_guard_installed: bool = True) -> list[Shortcut]:
     frame_guard = _lacking(WSStream, "_handle_events", "_send_wsproto_event", "buffer", "app_put")
     if not frame_guard_installed:
         frame_guard.append("hypercorn.protocol.h11.WSStream (not the class it was written for)")
+    head_guard = _lacking(h11.H11Protocol, "connection", "config")
+    if not head_guard_installed:
+        head_guard.append("hypercorn.protocol.H11Protocol (not the class it was written for)")
     sqlite_batch = _lacking(aiosqlite.Connection, "_execute", "_conn")
     return [
         Shortcut("socket frames written at once", (*reach_stream, *reach_tcp, *framing)),
         Shortcut("reset of stalled connections", (*reach_stream, *reach_tcp)),
         Shortcut("compression refused", (*reach_stream, *handshake)),
         Shortcut("frame guard (1009, control frames, protocol errors)", tuple(frame_guard)),
+        Shortcut("header guard (431 before parsing)", tuple(head_guard)),
         Shortcut(SQLITE_BATCH, tuple(sqlite_batch)),
     ]
 
 
-def report(*, needs_sqlite: bool, frame_guard_installed: bool) -> list[Shortcut]:
+def report(
+    *, needs_sqlite: bool, frame_guard_installed: bool, head_guard_installed: bool = True
+) -> list[Shortcut]:
     """Log which shortcuts are active (one line); raise if SQLite's is needed and gone."""
-    shortcuts = check(frame_guard_installed)
+    shortcuts = check(frame_guard_installed, head_guard_installed)
     versions = ", ".join(f"{name} {version(name)}" for name in LIBRARIES)
     states = "; ".join(f"{shortcut.name}: {_state(shortcut)}" for shortcut in shortcuts)
     log.info("framework shortcuts (%s): %s", versions, states)
