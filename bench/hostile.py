@@ -1,7 +1,7 @@
 """A hostile client next to well-behaved ones: do the good ones lose anything or slow down?
 
-    .venv/bin/python bench/hostile.py [--minutes 10] [--good 50] [--users 100000]
-                                      [--big-room 200000] [--postgres]
+    .venv/bin/python bench/hostile.py [--minutes 10] [--good 50] [--users 100000] [--postgres]
+                                      [--redis] [--big-room 200000]
 
 Starts its own server (SQLite by default, PostgreSQL with `--postgres`), seeds `--users`
 users and a room of `--big-room` messages, then runs side by side for `--minutes`:
@@ -10,11 +10,16 @@ users and a room of `--big-room` messages, then runs side by side for `--minutes
 - one hostile client doing everything it can think of, in turns: poison content (NUL,
   lone surrogates, controls, bidi overrides) in the good clients' rooms, JSON and frame
   floods, protocol PING floods, malformed frames, poisoned handshakes, deeply nested
-  and calendar-edge REST requests, and full-page list reads of the user table; and
-  reads that once cost far more than they returned: `since=` in 2000 on the big room
-  (REST and socket handshakes), 20 sockets replaying the big room from its first
-  message, searches (`q=`) that match nothing, `/openapi.json` and `/asyncapi.json`
-  bursts, and requests of 3,500 headers or 7,000 cookies (expected: 431).
+  and calendar-edge REST requests, and full-page list reads of the user table; from an
+  address of its own (127.0.0.2): sockets opened and closed in a loop into the good
+  clients' rooms, as one user and as many, 20 sockets of one user typing at 9 frames/s
+  each, and handshakes with odd subprotocols (an empty token, hundreds of protocols);
+  with `--redis` (a private redis-server behind the server), Redis paused with SIGSTOP
+  for 3 s each round; and reads that once cost far more than they returned: `since=`
+  in 2000 on the big room (REST and socket handshakes), 20 sockets replaying the big
+  room from its first message, searches (`q=`) that match nothing, `/openapi.json` and
+  `/asyncapi.json` bursts, and requests of 3,500 headers or 7,000 cookies (expected:
+  431).
 At the end it checks, through REST, that every message a good client sent is stored
 and was received by every good client of its room, and prints one summary table: the
 good clients' round-trip p50/p99, messages lost, the hostile side's outcomes by status
@@ -28,7 +33,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
+import signal
 import socket
 import sqlite3
 import statistics
@@ -48,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support import (  # noqa: E402
     RawWebSocket,
+    RedisServer,
     RunningServer,
     create_postgres_database,
     drop_postgres_database,
@@ -64,6 +72,9 @@ POISON_CONTENT = [
     "x" * 100_000,
 ]
 PING_FRAME = bytes([0x89, 0x80, 0, 0, 0, 0])  # a masked, empty PING control frame
+# The hostile client's own address (all of 127/8 is loopback): per-address budgets
+# tell it from the good clients, as they would a stranger on the internet.
+HOSTILE_ADDRESS = ("127.0.0.2", 0)
 
 
 def rss_mib(pid: int) -> float:
@@ -192,7 +203,7 @@ def many_headers(port: int, headers: int, cookies: int) -> int:
 async def hostile_reads(server: RunningServer, http: httpx.AsyncClient, tally: Tally) -> None:
     """One round of reads that once cost far more than they returned, each for ~2 s."""
     room_url = f"{server.ws_url}/ws/{BIG_ROOM}/seed-0"
-    for _ in range(20):  # since= in 2000: REST (inside the read budget) and handshakes
+    for index in range(20):  # since= in 2000: REST (inside the read budget) and handshakes
         with contextlib.suppress(httpx.HTTPError):
             response = await http.get(
                 f"/rooms/{BIG_ROOM}/messages", params={"since": OLD_SINCE, "limit": "1"}
@@ -201,7 +212,7 @@ async def hostile_reads(server: RunningServer, http: httpx.AsyncClient, tally: T
         with contextlib.suppress(OSError, ConnectionClosed, InvalidStatus, TimeoutError):
             # max_queue=None: it keeps reading (as a browser does) until the close reply,
             # which otherwise waits behind the frames of the replay it does not read.
-            url = f"{room_url}?since={OLD_SINCE}"
+            url = f"{room_url[:-1]}{100 + index}?since={OLD_SINCE}"  # users' open budgets
             async with asyncio.timeout(5), connect(url, max_queue=None) as ws:
                 await ws.recv()
                 tally.event("old-since-socket")
@@ -375,6 +386,97 @@ async def hostile_socket(server: RunningServer, rooms: list[str], tally: Tally) 
     await asyncio.to_thread(ping_flood, server.port, room, tally)
 
 
+async def socket_churn(server: RunningServer, rooms: list[str], tally: Tally) -> None:
+    """Open and close sockets in a good room as fast as possible for 3 s, ten at a time:
+    first as one user, then as many (seeded) users."""
+    room = random.choice(rooms)
+    for users in (["seed-2"], [f"seed-{n}" for n in range(100, 200)]):
+        deadline = time.monotonic() + 1.5
+
+        async def loop(index: int, users: list[str] = users, deadline: float = deadline) -> None:
+            while time.monotonic() < deadline:
+                user = users[index % len(users)]
+                index += 10
+                url = f"{server.ws_url}/ws/{room}/{user}"
+                try:
+                    async with asyncio.timeout(5), connect(url, local_addr=HOSTILE_ADDRESS) as ws:
+                        await ws.send('{"type": "ping"}')
+                        await ws.recv()
+                        tally.event("churn-opened")
+                except ConnectionClosed as closed:
+                    code = closed.rcvd.code if closed.rcvd else "none"
+                    tally.event(f"churn-closed-{code}")
+                except InvalidStatus as error:
+                    tally.status("churn handshake", error.response.status_code)
+                except (OSError, TimeoutError):
+                    tally.event("churn-failed")
+
+        await asyncio.gather(*(loop(i) for i in range(10)))
+
+
+async def typing_flood(server: RunningServer, rooms: list[str], tally: Tally) -> None:
+    """20 sockets of one user in a good room, each typing 9 times a second for 3 s."""
+    url = f"{server.ws_url}/ws/{random.choice(rooms)}/seed-3"
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = []
+        for _ in range(20):
+            with contextlib.suppress(OSError, ConnectionClosed, InvalidStatus, TimeoutError):
+                sockets.append(
+                    await stack.enter_async_context(connect(url, local_addr=HOSTILE_ADDRESS))
+                )
+        deadline = time.monotonic() + 3
+        with contextlib.suppress(ConnectionClosed):
+            while sockets and time.monotonic() < deadline:
+                await asyncio.gather(*(ws.send('{"type": "typing"}') for ws in sockets))
+                tally.counts["typing-sent"] = tally.counts.get("typing-sent", 0) + len(sockets)
+                await asyncio.sleep(1 / 9)
+
+
+async def odd_subprotocols(server: RunningServer, rooms: list[str], tally: Tally) -> None:
+    """Handshakes whose Sec-WebSocket-Protocol is odd; none may be a 5xx or a 1011."""
+    url = f"{server.ws_url}/ws/{random.choice(rooms)}/seed-4"
+    for offered in (
+        ["quartchat", "token."],
+        ["token.x"],
+        ["quartchat", "token.a", "token.b"],
+        [f"p{n}" for n in range(300)],
+        ["quartchat", "token." + "t" * 4000],
+    ):
+        try:
+            async with (
+                asyncio.timeout(5),
+                connect(
+                    url,
+                    subprotocols=offered,
+                    local_addr=HOSTILE_ADDRESS,  # type: ignore[arg-type]
+                ) as ws,
+            ):
+                await ws.send('{"type": "ping"}')
+                await ws.recv()
+                tally.event("subprotocol-opened")
+        except ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd else "none"
+            tally.event(f"subprotocol-closed-{code}")
+            if code == 1011:
+                tally.server_errors.append(f"subprotocols {offered[:2]} -> 1011")
+        except InvalidStatus as error:
+            tally.status("subprotocol handshake", error.response.status_code)
+        except Exception as error:  # websockets refuses an answer it did not offer
+            tally.event(f"subprotocol-{type(error).__name__}")
+
+
+async def redis_hang(redis: RedisServer | None, tally: Tally) -> None:
+    """Pause the server's Redis for 3 s: it neither refuses nor answers."""
+    if redis is None or redis.process is None:
+        return
+    os.kill(redis.process.pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(3)
+    finally:
+        os.kill(redis.process.pid, signal.SIGCONT)
+    tally.event("redis-hangs")
+
+
 def ping_flood(port: int, room: str, tally: Tally) -> None:
     """Protocol PING frames as fast as the socket takes them, for up to 3 s."""
     try:
@@ -397,7 +499,9 @@ def ping_flood(port: int, room: str, tally: Tally) -> None:
         raw.close()
 
 
-async def measure(server: RunningServer, args: argparse.Namespace) -> int:
+async def measure(
+    server: RunningServer, args: argparse.Namespace, redis: RedisServer | None = None
+) -> int:
     async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
         rooms = [
             (await http.post("/rooms", json={"name": f"Room {index}"})).json()["id"]
@@ -416,6 +520,10 @@ async def measure(server: RunningServer, args: argparse.Namespace) -> int:
             while not stop.is_set():
                 await hostile_rest(http, rooms, tally)
                 await hostile_socket(server, rooms, tally)
+                await socket_churn(server, rooms, tally)
+                await typing_flood(server, rooms, tally)
+                await odd_subprotocols(server, rooms, tally)
+                await redis_hang(redis, tally)
                 await hostile_reads(server, http, tally)
 
         async def watch() -> None:
@@ -512,6 +620,9 @@ async def run(args: argparse.Namespace) -> int:
             "RATE_LIMIT_BURST": "20",
         }
         database_url = ""
+        redis = RedisServer(Path(workdir)) if args.redis else None
+        if redis is not None:
+            env["REDIS_URL"] = redis.url
         if args.postgres:
             database_url = await create_postgres_database()
             env["DATABASE_URL"] = database_url
@@ -523,9 +634,11 @@ async def run(args: argparse.Namespace) -> int:
             else:
                 seed_sqlite_users(Path(workdir) / "chat.sqlite3", args.users)
                 seed_sqlite_room(Path(workdir) / "chat.sqlite3", args.big_room)
-            return await measure(server, args)
+            return await measure(server, args, redis)
         finally:
             server.stop()
+            if redis is not None:
+                redis.stop()
             if database_url:
                 await drop_postgres_database(database_url)
 
@@ -537,6 +650,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--big-room", type=int, default=200_000, help="messages in it")
     parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--redis", action="store_true", help="a private Redis, paused each round")
     raise SystemExit(asyncio.run(run(parser.parse_args())))
 
 

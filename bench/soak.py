@@ -35,7 +35,10 @@ async def main() -> None:
     parser.add_argument("--at-once", type=int, default=50)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
-        server = start_server(Path(workdir))
+        # Thousands of opens a minute from one address and few users: what this measures
+        # (leaks) is not what the budget for opening sockets is for.
+        env = {"SOCKET_OPENS_PER_USER_PER_MINUTE": "0", "SOCKET_OPENS_PER_IP_PER_MINUTE": "0"}
+        server = start_server(Path(workdir), env=env)
         try:
             async with httpx.AsyncClient(base_url=server.http_url) as http:
                 rooms = [await create_room(http) for _ in range(10)]

@@ -14,6 +14,7 @@ from . import chat, errors, lifecycle, limits, logs, proxies
 from .blueprints import asyncapi, console, docs, health, messages, metrics, rooms, users, ws
 from .config import Settings
 from .internals import inline_socket
+from .openapi import OpenAPIDocument
 from .protocol import refuse_deep_json
 
 
@@ -75,6 +76,7 @@ def create_app(
         redoc_ui_path=None,
         scalar_ui_path=None,
         swagger_ui_path=None,  # served by blueprints/docs.py, from this server alone
+        openapi_provider_class=OpenAPIDocument,
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
         # `token` is present only when authentication is on
         pydantic_dump_options={"exclude_none": True},

@@ -152,7 +152,9 @@ def asyncapi_document(max_message_chars: int, host: str, secure: bool) -> Schema
                     "user_id": {"description": f"an existing user's id ({id_rule})"},
                 },
                 "messages": messages,
-                "bindings": {"ws": {"method": "GET", "query": _query_schema()}},
+                "bindings": {
+                    "ws": {"method": "GET", "query": _query_schema(), "headers": _headers_schema()}
+                },
                 "x-error-codes": dict(ERROR_CODES),
                 "x-close-codes": {
                     str(int(code)): {"meaning": meaning, "action": action}
@@ -161,6 +163,21 @@ def asyncapi_document(max_message_chars: int, host: str, secure: bool) -> Schema
             }
         },
         "operations": operations,
+    }
+
+
+def _headers_schema() -> Schema:
+    return {
+        "type": "object",
+        "properties": {
+            "Sec-WebSocket-Protocol": {
+                "type": "string",
+                "description": (
+                    "with AUTH_SECRET set: `quartchat, token.<the user's token>` (the "
+                    "server answers `quartchat`); the token kept out of the URL"
+                ),
+            },
+        },
     }
 
 
@@ -178,7 +195,10 @@ def _query_schema() -> Schema:
             },
             "token": {
                 "type": "string",
-                "description": "with AUTH_SECRET set: the user's token (else close 4401)",
+                "description": (
+                    "with authentication on: the user's token, a JWT (else close 4401); "
+                    "prefer the Sec-WebSocket-Protocol header, which edge proxies do not log"
+                ),
             },
         },
     }

@@ -24,13 +24,14 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.transactions import in_transaction
 
+from .internals.orm import column
 from .internals.shortcuts import sqlite_thread
 from .models import Message
 from .payloads import ChatMessage, utc_now
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
-_MESSAGE_ID = Message._meta.fields_map["id"]
-_CREATED_AT = Message._meta.fields_map["created_at"]
+_MESSAGE_ID = column(Message, "id")
+_CREATED_AT = column(Message, "created_at")
 
 
 @dataclass(frozen=True, slots=True)

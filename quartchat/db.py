@@ -20,6 +20,8 @@ from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.executor import MigrationExecutor
 
+from .internals import orm
+
 DEFAULT_DATABASE_URL = "sqlite://quartchat.sqlite3"
 APP_LABEL = "models"
 # Any constant works; it only has to be the same for every instance of quartchat.
@@ -68,15 +70,18 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     }
 
 
-# For Tortoise's own CLI: `tortoise -c quartchat.db.TORTOISE_ORM makemigrations`.
-TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+def __getattr__(name: str) -> Any:
+    """`TORTOISE_ORM`, for Tortoise's own CLI (`tortoise -c quartchat.db.TORTOISE_ORM
+    makemigrations`), made when asked for: at import, a bad DATABASE_URL would stop every
+    `quartchat` command with a traceback before config.py could name it."""
+    if name == "TORTOISE_ORM":
+        return tortoise_config(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def connect(database_url: str, *, migrate: bool = True) -> None:
     """Open the database and, unless told not to, bring its schema up to date."""
-    # The global fallback makes the context visible to Hypercorn's per-connection tasks,
-    # which do not inherit the context of the lifespan task that ran this.
-    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+    await orm.init(tortoise_config(database_url))
     if migrate:
         await apply_migrations(database_url)
 

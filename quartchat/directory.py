@@ -68,6 +68,9 @@ class LookupCache:
         if len(self._known) > self._capacity:
             self._known.popitem(last=False)
 
+    def discard(self, key: str) -> None:
+        self._known.pop(key, None)
+
     async def _load_wanted(self) -> None:
         try:
             while self._wanted:
@@ -170,3 +173,10 @@ class Directory:
     def add_room(self, room_id: str) -> None:
         """Remember a room this instance just created."""
         self._rooms.add(room_id, "")
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop a cached user (the startup probe's, which only the cache ever held)."""
+        self._usernames.discard(user_id)
+
+    def forget_room(self, room_id: str) -> None:
+        self._rooms.discard(room_id)

@@ -103,8 +103,10 @@ def init_app(app: Quart) -> None:
     @app.errorhandler(Exception)
     async def handle_unexpected(error: Exception) -> tuple[Response, int]:
         if is_outage(error):
-            log.warning("database unavailable: %s", describe(error))
+            log.warning(
+                "database unavailable: %s", describe(error), extra={"error_code": "UNAVAILABLE"}
+            )
             detail = "the database is not answering; retry shortly"
             return error_response(503, "UNAVAILABLE", detail)
-        log.exception("unhandled error", exc_info=error)
+        log.exception("unhandled error", exc_info=error, extra={"error_code": "INTERNAL_ERROR"})
         return error_response(500, "INTERNAL_ERROR", "the server failed; this is a bug")

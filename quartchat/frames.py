@@ -244,8 +244,9 @@ CLOSE_CODES: dict[CloseCode, tuple[str, str]] = {
         "create it, then connect again",
     ),
     CloseCode.UNAUTHORIZED: (
-        "with AUTH_SECRET set: no `?token=`, or a token that is expired, forged or another user's",
-        "get a token (`POST /users`, `POST /users/{id}/token`)",
+        "with authentication on: no token (neither subprotocol `token.<TOKEN>` nor "
+        "`?token=`), or a token that is expired, forged or another user's",
+        "get a token (from the app, `POST /users`, `POST /users/{id}/token`)",
     ),
     CloseCode.TOO_SLOW: (
         "the client read too slowly and `SEND_QUEUE_SIZE` frames piled up for it",
@@ -267,8 +268,9 @@ CLOSE_CODES: dict[CloseCode, tuple[str, str]] = {
         "fix the client",
     ),
     CloseCode.TOO_MANY_SOCKETS: (
-        "too many sockets for this user (or address)",
-        "close another one first",
+        "too many sockets open for this user (or address), or opened too fast: "
+        "the reason says which, and when to retry",
+        "close another one first, or wait as long as the reason says",
     ),
     CloseCode.INTERNAL_ERROR: ("an internal error", "reconnect"),
 }

@@ -12,12 +12,15 @@ and then queues them for each socket as one `EventBatch`, so a burst of k events
 one queue entry and one write per socket rather than k; while bursts go on (a storm's
 thousand joins), the room holds for `BURST_HOLD_SECONDS` instead. A message flushes the
 held events first, so every socket still sees the room's frames in the order they
-happened.
+happened. A user's arrival and departure held together cancel out (a socket opened and
+closed within one hold, or a quick reconnect): the room's presence did not change, and a
+client opening and closing sockets in a loop reaches nobody.
 """
 
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -25,6 +28,7 @@ from typing import NamedTuple, Protocol
 
 from .frames import CloseCode
 from .framing import PING, EventBatch, Frame, FrameQueue
+from .payloads import PresenceChange
 
 CLOSE_TOO_SLOW_REASON = "too slow: reconnect and replay with ?after="
 EVENT_HOLD_SECONDS = 0.05
@@ -115,8 +119,11 @@ class _Room:
     subscribers: set[Subscriber] = field(default_factory=set)
     # user_id -> (username, number of that user's sockets in the room)
     users: dict[str, tuple[str, int]] = field(default_factory=dict)
-    # Events held for the next flush, each with the subscriber it must skip.
-    held: list[tuple[Frame, object]] = field(default_factory=list)
+    # Events held for the next flush, each with the subscriber it must skip; None for
+    # an event cancelled by the opposite presence change of its user.
+    held: list[tuple[Frame | None, object]] = field(default_factory=list)
+    # user_id -> (index in `held`, arrived) of the user's latest presence event held.
+    presence_held: dict[str, tuple[int, bool]] = field(default_factory=dict)
     # Subscribers that joined while events were held -> index of the first held event
     # they see (they were not in the room for the earlier ones).
     joined_at: dict[Subscriber, int] = field(default_factory=dict)
@@ -180,12 +187,27 @@ class Hub:
                 subscriber.deliver(frame)
         self.frames_queued += len(room.subscribers) - (exclude in room.subscribers)
 
-    def broadcast_event(self, room_id: str, frame: Frame, exclude: object = None) -> None:
+    def broadcast_event(
+        self,
+        room_id: str,
+        frame: Frame,
+        exclude: object = None,
+        presence: PresenceChange | None = None,
+    ) -> None:
         """Queue an event for every socket of the room (but `exclude`) within
-        EVENT_HOLD_SECONDS, together with the room's other events meanwhile."""
+        EVENT_HOLD_SECONDS, together with the room's other events meanwhile.
+        `presence` says what a user_joined / user_left event changes: an arrival and a
+        departure of one user held together are both dropped."""
         room = self._rooms.get(room_id)
         if room is None:
             return
+        if presence is not None:
+            user_id, arrived = presence
+            earlier = room.presence_held.pop(user_id, None)
+            if earlier is not None and earlier[1] != arrived:
+                room.held[earlier[0]] = (None, None)
+                return
+            room.presence_held[user_id] = (len(room.held), arrived)
         room.held.append((frame, exclude))
         if room.flush is None:
             loop = asyncio.get_running_loop()
@@ -194,12 +216,14 @@ class Hub:
     def _flush(self, room: _Room) -> None:
         if not room.held:
             return
-        held, joined_at = room.held, room.joined_at
-        room.held, room.joined_at = [], {}
-        room.hold = BURST_HOLD_SECONDS if len(held) >= BURST_EVENTS else EVENT_HOLD_SECONDS
+        held, joined_at = _without_cancelled(room.held, room.joined_at)
+        room.hold = BURST_HOLD_SECONDS if len(room.held) >= BURST_EVENTS else EVENT_HOLD_SECONDS
+        room.held, room.joined_at, room.presence_held = [], {}, {}
         if room.flush is not None:
             room.flush.cancel()
             room.flush = None
+        if not held:
+            return
         frames = [frame for frame, _ in held]
         everyone = EventBatch(frames)
         skipped: dict[object, list[int]] = {}
@@ -230,6 +254,11 @@ class Hub:
         if room is None:
             return []
         return [(user_id, username) for user_id, (username, _) in room.users.items()]
+
+    def subscribers_of(self, room_id: str) -> list[Subscriber]:
+        """The room's open sockets here (the startup probe finds its own)."""
+        room = self._rooms.get(room_id)
+        return list(room.subscribers) if room is not None else []
 
     def members(self) -> dict[str, dict[str, str]]:
         """{room_id: {user_id: username}} of every socket here."""
@@ -263,6 +292,18 @@ class Hub:
     @property
     def subscriber_count(self) -> int:
         return sum(len(room.subscribers) for room in self._rooms.values())
+
+
+def _without_cancelled(
+    held: list[tuple[Frame | None, object]], joined_at: dict[Subscriber, int]
+) -> tuple[list[tuple[Frame, object]], dict[Subscriber, int]]:
+    """The held events left once cancelled ones are removed, and each late joiner's
+    first event renumbered to match."""
+    kept = [index for index, (frame, _) in enumerate(held) if frame is not None]
+    live = [(frame, exclude) for frame, exclude in held if frame is not None]
+    if len(live) == len(held):
+        return live, joined_at
+    return live, {subscriber: bisect_left(kept, start) for subscriber, start in joined_at.items()}
 
 
 def _runs(start: int, skips: list[int], stop: int) -> list[tuple[int, int]]:

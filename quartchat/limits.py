@@ -1,7 +1,8 @@
 """Abuse limits: token buckets for a socket's frames, a user's messages (socket and REST
-alike), and an address's creations of users and rooms, its expensive REST reads (lists
-and history pages: far more frequent than creations, so with settings of their own) and
-the messages its sockets' replays read."""
+alike) and typing events, the sockets a user and an address open, and an address's
+creations of users and rooms, its expensive REST reads (lists and history pages: far
+more frequent than creations, so with settings of their own) and the messages its
+sockets' replays read."""
 
 from __future__ import annotations
 
@@ -173,6 +174,17 @@ class Limits:
         self.replays = PacedReads(
             Budgets(settings.replay_messages_per_second, settings.replay_burst), REPLAY_READS
         )
+        # Per user and room: typing says "someone is typing here", so one a second of a
+        # user's sockets says all of it; the client library sends one per 2 s.
+        self.typing = Budgets(settings.typing_per_second, settings.typing_burst)
+        # Opening a socket costs a handshake, lookups, presence and an event to the
+        # whole room (twice, with its close), so it has a budget of its own.
+        self.user_opens = _optional_budgets(
+            settings.socket_opens_per_user_per_minute, settings.socket_opens_per_user_burst
+        )
+        self.address_opens = _optional_budgets(
+            settings.socket_opens_per_ip_per_minute, settings.socket_opens_per_ip_burst
+        )
 
     def message_refusal(self, user_id: str) -> tuple[float, str]:
         """(0.0, "") if `user_id` may send a message now, else (seconds to wait, why)."""
@@ -184,9 +196,28 @@ class Limits:
             "(sockets and REST together); not stored"
         )
 
+    def typing_allowed(self, user_id: str, room_id: str) -> bool:
+        """Whether a typing event of `user_id` in `room_id` goes to the room now."""
+        return not self.typing.take(f"{user_id}\t{room_id}", monotonic())
+
+    def address_open_refusal(self, address: str) -> str:
+        """Why one more socket from `address` is refused now (it is charged), or ""."""
+        wait = self.address_opens.take(address, monotonic()) if self.address_opens else 0.0
+        return f"too many sockets opened from this address; retry in {wait:.1f} s" if wait else ""
+
+    def user_open_refusal(self, user_id: str) -> str:
+        """Why one more socket of `user_id` is refused now (it is charged), or ""."""
+        wait = self.user_opens.take(user_id, monotonic()) if self.user_opens else 0.0
+        return f"too many sockets opened by this user; retry in {wait:.1f} s" if wait else ""
+
     def message_flooding(self, user_id: str) -> bool:
         """Whether the user kept sending far over its budget (sockets close with 1008)."""
         return self.messages.of(user_id, monotonic()).exhausted
+
+
+def _optional_budgets(per_minute: float, burst: int) -> Budgets | None:
+    """Budgets of `per_minute` with bursts of `burst`; None (no limit) for a rate of 0."""
+    return Budgets(per_minute / 60, burst) if per_minute else None
 
 
 def current_limits() -> Limits:

@@ -50,7 +50,8 @@ class NextPageHeaders(BaseModel):
     link: str | None = Field(
         default=None,
         alias="Link",
-        description='only when more follow: `</users?limit=100&after=<last id>>; rel="next"`',
+        description="only when more follow: the next page (RFC 8288), as "
+        '`</users?limit=100&after=<id of the last item>>; rel="next"`',
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
 
+from .auth import Identity
 from .directory import Directory
 from .errors import APIError
 from .models import Room, User
@@ -62,4 +63,22 @@ async def username_or_404(directory: Directory, user_id: str) -> str:
     username = await directory.username(user_id)
     if username is None:
         raise _not_found("user", "USER_NOT_FOUND", user_id)
+    return username
+
+
+async def username_of(directory: Directory, user_id: str, vouched: Identity | None) -> str:
+    """The user's name; a user that a verified token names (`vouched`: the app's backend
+    signed it) but that does not exist yet is created first, named by the token's `name`
+    or else its id. Anyone else: 404 as `username_or_404`."""
+    username = await directory.username(user_id)
+    if username is not None:
+        return username
+    if vouched is None or vouched.server or vouched.user_id != user_id:
+        raise _not_found("user", "USER_NOT_FOUND", user_id)
+    username = vouched.name or user_id
+    try:
+        await User.create(id=user_id, username=username)
+    except IntegrityError:  # created meanwhile (another socket, another instance)
+        return await username_or_404(directory, user_id)
+    directory.add_user(user_id, username)
     return username

@@ -1,17 +1,28 @@
-"""Prometheus metrics of one process, served at `GET /metrics`."""
+"""Prometheus metrics of one process, served at `GET /metrics` (with `workers > 1`,
+added up over the workers by `worker_metrics`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .directory import Directory
 from .hub import Hub
 from .store import MessageStore
+from .worker_metrics import Gathered, WorkerMetrics
 
 
 class _ScrapeTimeCollector(Collector):
@@ -58,7 +69,12 @@ class Metrics:
 
     def __init__(self, hub: Hub, directory: Directory, store: MessageStore) -> None:
         self.registry = CollectorRegistry()
+        # CPU, memory, open file descriptors, GC: what every Prometheus client exports.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.registry.register(_ScrapeTimeCollector(hub, directory, store))
+        self.workers: WorkerMetrics | None = None
         self.messages_stored = Counter(
             "quartchat_messages_stored", "Messages stored by this process", registry=self.registry
         )
@@ -79,3 +95,13 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+
+    def share_with_workers(self, folder: Path) -> None:
+        """Answer sibling workers from `folder`, and add theirs up in every scrape."""
+        self.workers = WorkerMetrics(folder, lambda: generate_latest(self.registry))
+
+    async def exposition(self) -> bytes:
+        """What a scrape reads: this process's metrics, or every worker's."""
+        if self.workers is None:
+            return generate_latest(self.registry)
+        return generate_latest(Gathered(await self.workers.gather()))

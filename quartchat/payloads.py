@@ -80,5 +80,19 @@ def event_frame(event_type: EventType, **fields: Any) -> str:
     return encode({"type": event_type, **fields})
 
 
+# (user_id, True for an arrival) of a user_joined / user_left frame.
+PresenceChange = tuple[str, bool]
+_PRESENCE_PREFIXES = ('{"type":"user_joined"', '{"type":"user_left"')
+
+
+def presence_change(text: str) -> PresenceChange | None:
+    """What a frame built by `event_frame` says about presence, None if it is no
+    user_joined / user_left (another instance's events arrive as text)."""
+    if not text.startswith(_PRESENCE_PREFIXES):
+        return None
+    user_id = orjson.loads(text).get("user_id")
+    return (user_id, text.startswith(_PRESENCE_PREFIXES[0])) if isinstance(user_id, str) else None
+
+
 def error_frame(code: str, detail: str, **extra: Any) -> str:
     return encode({"type": "error", "code": code, "detail": detail, **extra})

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
 from .broker import RESYNC, Broker, Envelope
 from .framing import Frame
 from .hub import Hub
-from .payloads import ChatMessage, message_frame
+from .payloads import ChatMessage, PresenceChange, message_frame, presence_change
 from .store import MessageStore
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class Relay:
         self._reading_last_seq: dict[str, asyncio.Future[int]] = {}
         self._outbox: asyncio.Queue[Envelope] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        # Called when the broker is back after an outage (the chat resyncs presence).
+        self.on_reconnect: Callable[[], None] | None = None
 
     async def start(self) -> None:
         """Listen to the (connected) broker and publish to it."""
@@ -113,9 +116,20 @@ class Relay:
         if self._broker.others_listening:
             self._outbox.put_nowait(Envelope(message.room_id, message.seq, text, self._instance))
 
-    def publish_event(self, room_id: str, text: str, exclude: object = None) -> None:
+    def publish_event(
+        self,
+        room_id: str,
+        text: str,
+        exclude: object = None,
+        presence: PresenceChange | None = None,
+    ) -> None:
         """A frame that is not stored (typing, presence) for the room's sockets everywhere."""
-        self._hub.broadcast_event(room_id, Frame(0, text), exclude=exclude)
+        self._hub.broadcast_event(room_id, Frame(0, text), exclude=exclude, presence=presence)
+        if self._broker.others_listening:
+            self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
+
+    def publish_to_others(self, room_id: str, text: str) -> None:
+        """An event for the other instances only (one this instance's sockets had)."""
         if self._broker.others_listening:
             self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
 
@@ -174,13 +188,16 @@ class Relay:
         while True:
             envelope = await self._broker.next_published()
             if envelope.seq == RESYNC:
+                if self.on_reconnect is not None:
+                    self.on_reconnect()
                 await self._resync()
             elif envelope.origin == self._instance:
                 continue
             elif envelope.seq > 0:
                 self._offer(envelope.room_id, envelope.seq, envelope.text)
             else:
-                self._hub.broadcast_event(envelope.room_id, Frame(0, envelope.text))
+                presence = presence_change(envelope.text)
+                self._hub.broadcast_event(envelope.room_id, Frame(0, envelope.text), None, presence)
 
     async def _send_outbox(self) -> None:
         while True:

@@ -49,6 +49,20 @@ class ErrorOut(BaseModel):
     detail: str
 
 
+# What each error status means, whichever route answers it: the responses' descriptions
+# in /openapi.json (`code` then says exactly which error it was).
+ERROR_MEANINGS = {
+    400: "the body, query or path is invalid; `code` and `detail` say which part and why",
+    401: "a token is needed (the server has AUTH_SECRET) and none, or no valid one, was sent",
+    403: "the token is another user's",
+    404: "the room or user named does not exist (`code` says which), or, on token routes, "
+    "the server has no AUTH_SECRET (`AUTH_DISABLED`)",
+    409: "the id is already taken",
+    422: "the database refused this message: it was not stored, and sending it again fails",
+    429: "the rate limit of this user or address is spent; retry after `Retry-After` seconds",
+    503: "the database does not answer; nothing was stored, retry later",
+}
+
 Route = TypeVar("Route", bound=Callable[..., object])
 
 

@@ -6,6 +6,10 @@ sends 1011 (or hangs, on Python 3.12.1+). A redeploy should instead tell every c
 first: handshakes are refused (503) from the signal on, and the listening sockets are
 closed before any socket gets its 1012, so a client reconnecting at once reaches
 another instance (or fails fast and retries) instead of the one going away.
+
+Driving the worker also lets startup prove the fast paths with the app and settings
+that serve clients before the listeners accept (lifecycle's "fast paths" step); if one
+fails, the process logs one line and exits with FAST_PATH_BROKEN.
 """
 
 from __future__ import annotations
@@ -15,21 +19,25 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
-from hypercorn.utils import wrap_app
 from quart import Quart
 
+from . import logs
 from .app import PROJECT_ROOT, MissingFileError, create_app
 from .chat import EXTENSION_KEY, Chat
 from .config import Settings
 from .internals.accesslog import AccessLogger
+from .internals.worker import serve_on, wrapped
 from .lifecycle import lifecycle_of
+from .probe import FastPathBroken
+from .worker_metrics import forget_worker
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,9 @@ DEFAULT_HYPERCORN_CONFIG = PROJECT_ROOT / "hypercorn.toml"
 # Hypercorn closes its listeners a few loop turns after the shutdown trigger returns; the
 # 1012s wait for that, but never longer than this.
 LISTENERS_CLOSE_WITHIN = 0.5
+# A process's exit status when a fast path failed the startup probe: a worker that
+# exits with it is not restarted (it would fail the same way).
+FAST_PATH_BROKEN = 3
 
 
 def ipv6_available() -> bool:
@@ -65,6 +76,9 @@ def load_config(path: Path | None, settings: Settings) -> Config:
     config = Config.from_toml(str(config_path))
     config.bind = [bind_address(settings.host, settings.port)]
     config.logger_class = AccessLogger
+    # A start may wait DB_STARTUP_TIMEOUT for the database, then migrate.
+    config.startup_timeout = max(config.startup_timeout, settings.db_startup_timeout + 60)
+    AccessLogger.lines_per_second = settings.access_log_lines_per_second
     if not settings.access_log:
         config.accesslog = None
     return config
@@ -85,7 +99,12 @@ async def serve(app: Quart, config: Config) -> None:
     closing: list[asyncio.Task[None]] = []
     sockets = config.create_sockets()
     listening = [*sockets.secure_sockets, *sockets.insecure_sockets]
-    lifecycle_of(app).tunes_garbage_collector = True
+    asgi_app = wrapped(app, config)
+    lifecycle = lifecycle_of(app)
+    lifecycle.tunes_garbage_collector = True
+    # The sockets are bound, not listening: worker_serve listens once startup, the
+    # probe included, is over.
+    lifecycle.prove_fast_paths(asgi_app, config)
 
     def quiet_cancelled_connections(
         loop: asyncio.AbstractEventLoop, context: dict[str, object]
@@ -108,12 +127,7 @@ async def serve(app: Quart, config: Config) -> None:
         # graceful_timeout) for the connections, which end as their clients answer.
         closing.append(asyncio.create_task(close_sockets_once_not_listening()))
 
-    await worker_serve(
-        wrap_app(app, config.wsgi_max_body_size, "asgi"),
-        config,
-        sockets=sockets,
-        shutdown_trigger=shutdown_trigger,
-    )
+    await serve_on(asgi_app, config, sockets, shutdown_trigger)
 
 
 async def _listeners_closed(listening: list[socket.socket]) -> None:
@@ -140,11 +154,23 @@ def run(config_path: Path | None = None, settings: Settings | None = None) -> No
     raise SystemExit(run_workers(config_path, settings, config.workers))
 
 
-def serve_one(config_path: Path | None, settings: Settings) -> None:
+def serve_one(
+    config_path: Path | None, settings: Settings, metrics_folder: Path | None = None
+) -> None:
+    """Serve in this process; a worker among several shares its metrics in `metrics_folder`."""
+    if logs.configured_handler() is None:  # a worker process, spawned afresh
+        logs.configure(settings.log_level, settings.log_format)
     config = load_config(config_path, settings)
     app = create_app(settings)
+    if metrics_folder is not None:
+        chat: Chat = app.extensions[EXTENSION_KEY]
+        chat.metrics.share_with_workers(metrics_folder)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve(app, config))
+        try:
+            runner.run(serve(app, config))
+        except FastPathBroken as broken:
+            log.critical("%s", broken.line())
+            raise SystemExit(FAST_PATH_BROKEN) from None
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -162,13 +188,18 @@ def run_workers(config_path: Path | None, settings: Settings, count: int) -> int
     dies on its own, and return non-zero if any ended badly during shutdown."""
     context = multiprocessing.get_context("spawn")
     stopping = False
+    # Private to this user (mkdtemp makes it 0700): each worker's metrics socket.
+    metrics_folder = Path(tempfile.mkdtemp(prefix="quartchat-metrics-"))
 
     def start_worker() -> multiprocessing.process.BaseProcess:
-        worker = context.Process(target=serve_one, args=(config_path, settings), daemon=False)
+        worker = context.Process(
+            target=serve_one, args=(config_path, settings, metrics_folder), daemon=False
+        )
         worker.start()
         return worker
 
     workers = [start_worker() for _ in range(count)]
+    broken = False
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -182,9 +213,17 @@ def run_workers(config_path: Path | None, settings: Settings, count: int) -> int
     while not stopping:
         for index, worker in enumerate(workers):
             worker.join(timeout=0.2)
-            if worker.exitcode is not None and not stopping:
+            if worker.exitcode == FAST_PATH_BROKEN and not stopping:
+                broken = True  # its log line says why; the others would fail the same way
+                stop(signal.SIGTERM, None)
+            elif worker.exitcode is not None and not stopping:
                 log.error("worker %s exited with %s; starting another", worker.pid, worker.exitcode)
+                if worker.pid is not None:
+                    forget_worker(metrics_folder, worker.pid)
                 workers[index] = start_worker()
     for worker in workers:
         worker.join()
+    shutil.rmtree(metrics_folder, ignore_errors=True)
+    if broken:
+        return FAST_PATH_BROKEN
     return 0 if all(worker.exitcode == 0 for worker in workers) else 1

@@ -233,7 +233,16 @@ class MessageStore:
                 return
             if len(batch) == 1:
                 draft = batch[0][0]
-                log.error("message %s refused by the database: %s", draft.id, describe(error))
+                log.error(
+                    "message %s refused by the database: %s",
+                    draft.id,
+                    describe(error),
+                    extra={
+                        "error_code": "MESSAGE_REJECTED",
+                        "room_id": draft.room_id,
+                        "user_id": draft.user_id,
+                    },
+                )
                 _fail(batch, DraftRejectedError())
                 return
             rooms = list(dict.fromkeys(draft.room_id for draft, _ in batch))

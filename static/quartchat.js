@@ -16,10 +16,12 @@ export const CLOSE_MEANINGS = Object.freeze({
   4008: "too slow: the server closed the socket, reconnecting replays what was missed",
   4401: "authentication required or token not valid for this user",
   4404: "unknown room or user",
-  4429: "too many sockets for this user or address",
+  4429: "too many sockets for this user or address, or opened too fast",
 });
 
 const EPOCH = "1970-01-01T00:00:00.000000Z";
+// What a subprotocol may hold (an RFC 7230 token); server tokens are URL-safe base64 and dots.
+const SUBPROTOCOL_TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 const PAGE = 500;
 const TYPING_EVERY_MS = 2000;
 const BACKOFF_BASE_MS = 500;
@@ -198,16 +200,16 @@ export class Room extends EventTarget {
     }
     if (stale()) return;
     if (this._forcedPolling) return this._startPolling(true);
-    let url;
+    let url, protocols;
     try {
-      url = await this._socketUrl();
+      ({ url, protocols } = await this._socketTarget());
     } catch (error) {
       if (stale()) return;
       return this._fatal(new QuartchatError("INVALID_TOKEN", `the token function failed: ${error}`, 4401));
     }
     if (stale()) return;
     this._frame("open", url);
-    const socket = new WebSocket(url);
+    const socket = new WebSocket(url, protocols);
     this._socket = socket;
     // The server accepts a socket before it refuses it with 4404/4401/4429 (browsers
     // see only close codes), so the socket counts as open once it answers a ping.
@@ -246,14 +248,20 @@ export class Room extends EventTarget {
     for (const message of latest) this._accept(message, true);
   }
 
-  async _socketUrl() {
+  // The token goes in the Sec-WebSocket-Protocol header, not the URL: proxies log URLs.
+  // The server answers with "quartchat", which a browser requires to be one it offered.
+  // A string no server token can be (one a subprotocol cannot carry: new WebSocket
+  // would throw) goes in the query instead, to be refused with 4401 like any bad token.
+  async _socketTarget() {
     const query = new URLSearchParams();
     if (this._last) query.set("after", this._last.id);
     else query.set("since", EPOCH);
     const token = await this._currentToken(false);
-    if (token) query.set("token", token);
+    let protocols;
+    if (token && SUBPROTOCOL_TOKEN.test(token)) protocols = ["quartchat", `token.${token}`];
+    else if (token) query.set("token", token);
     const path = `/ws/${encodeURIComponent(this.roomId)}/${encodeURIComponent(this.userId)}`;
-    return `${this.url.replace(/^http/, "ws")}${path}?${query}`;
+    return { url: `${this.url.replace(/^http/, "ws")}${path}?${query}`, protocols };
   }
 
   async _currentToken(renew) {

@@ -11,14 +11,24 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.support import RunningServer, open_socket, receive_messages, start_server, unique_id
+from tests.support import (
+    RunningServer,
+    open_socket,
+    receive_messages,
+    receive_type,
+    start_server,
+    unique_id,
+)
 
 TOKEN_TTL = 3
 
 
 @pytest.fixture(name="secured", scope="module")
 def _secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    env = {"AUTH_SECRET": "test-secret", "AUTH_TOKEN_TTL": str(TOKEN_TTL)}
+    env = {
+        "AUTH_SECRET": "test-secret-d41d8cd98f00b204e9800998ecf8427e",
+        "AUTH_TOKEN_TTL": str(TOKEN_TTL),
+    }
     server = start_server(tmp_path_factory.mktemp("auth"), env=env)
     yield server
     server.stop()
@@ -104,6 +114,39 @@ async def test_sockets_need_their_users_token(
         await ws.send(json.dumps({"content": "authenticated"}))
         [message] = await receive_messages(ws, 1)
         assert message["user_id"] == alice["id"]
+
+
+async def test_a_socket_may_offer_its_token_as_a_subprotocol_kept_out_of_the_url(
+    secured: RunningServer, client: httpx.AsyncClient
+) -> None:
+    alice, bob = await new_user(client, "Alice"), await new_user(client, "Bob")
+    room = (await client.post("/rooms", json={"name": "R"}, headers=bearer(alice))).json()
+    offered = ["quartchat", f"token.{alice['token']}"]
+    async with open_socket(secured, room["id"], alice["id"], subprotocols=offered) as ws:
+        assert ws.subprotocol == "quartchat"  # one the client offered, as browsers require
+        await ws.send(json.dumps({"content": "authenticated by subprotocol"}))
+        [message] = await receive_messages(ws, 1)
+        assert message["user_id"] == alice["id"]
+    # The refusals answer the subprotocol too: a browser would otherwise see no close code.
+    for token in (bob["token"], "forged.token"):
+        refused = ["quartchat", f"token.{token}"]
+        async with open_socket(secured, room["id"], alice["id"], subprotocols=refused) as wrong:
+            assert wrong.subprotocol == "quartchat"
+            assert (await close_code(wrong))[0] == 4401
+    async with open_socket(secured, room["id"], alice["id"], subprotocols=["quartchat"]) as none:
+        code, reason = await close_code(none)
+        assert code == 4401 and "token.<TOKEN>" in reason
+    # The subprotocol's token wins over a query's.
+    query = f"token={bob['token']}"
+    async with open_socket(
+        secured, room["id"], alice["id"], query=query, subprotocols=offered
+    ) as both:
+        await both.send('{"type": "ping"}')
+        await receive_type(both, "pong")
+    await asyncio.sleep(0.3)  # the access log is written as each handshake ends
+    log = secured.log()
+    assert f"/ws/{room['id']}/{alice['id']}" in log  # the handshakes were logged
+    assert alice["token"] not in log
 
 
 async def test_tokens_expire_and_can_be_renewed(

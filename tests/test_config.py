@@ -41,11 +41,33 @@ def test_environment_overrides() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PORT", "http"), ("PORT", "-1"), ("MAX_MESSAGE_CHARS", "0"), ("LOG_LEVEL", "loud")],
+    [
+        ("PORT", "http"),
+        ("PORT", "-1"),
+        ("MAX_MESSAGE_CHARS", "0"),
+        ("LOG_LEVEL", "loud"),
+        ("AUTH_PUBLIC_KEY", "not a key"),
+        ("AUTH_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----"),
+        ("AUTH_JWKS_URL", "ftp://idp.example/jwks"),
+        ("AUTH_JWKS_URL", "jwks.json"),
+        ("AUTH_MAX_TOKEN_LIFETIME", "0"),
+        ("OPEN_SIGNUP", "maybe"),
+    ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_closed_signup_needs_the_server_key() -> None:
+    with pytest.raises(ConfigError, match="OPEN_SIGNUP=false needs API_KEY"):
+        Settings.from_env({"OPEN_SIGNUP": "false"})
+    assert not Settings.from_env({"OPEN_SIGNUP": "false", "API_KEY": "k" * 40}).open_signup
+
+
+def test_own_tokens_may_not_outlive_the_lifetime_ceiling() -> None:
+    with pytest.raises(ConfigError, match="AUTH_TOKEN_TTL"):
+        Settings.from_env({"AUTH_TOKEN_TTL": "7200", "AUTH_MAX_TOKEN_LIFETIME": "3600"})
 
 
 def test_overrides_reject_unknown_names() -> None:
@@ -68,6 +90,15 @@ def test_commit_window_may_be_zero_but_not_negative() -> None:
     for bad in ("-0.001", "nan", "inf", "soon", "5"):
         with pytest.raises(ConfigError, match="COMMIT_WINDOW"):
             Settings.from_env({"COMMIT_WINDOW": bad})
+
+
+def test_a_secret_open_to_brute_force_is_refused() -> None:
+    for weak in ("k9x", "x" * 31, "a" * 64, "01" * 32):
+        with pytest.raises(ConfigError, match=r"AUTH_SECRET is too weak.*quartchat secret"):
+            Settings.from_env({"AUTH_SECRET": weak})
+    strong = "Vq3-8kZ_pW1xN7rT0bYc5mLs2dHf9gJa"
+    assert Settings.from_env({"AUTH_SECRET": f" {strong} "}).auth_secret == strong
+    assert Settings.from_env({}).auth_secret == ""  # unset: authentication off
 
 
 def test_a_sqlite_synchronous_that_sqlite_would_misread_is_refused() -> None:

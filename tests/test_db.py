@@ -46,7 +46,7 @@ def test_migrate_sqlite_twice(tmp_path: Path) -> None:
     for _ in range(2):
         result = migrate(url, tmp_path)
         assert result.returncode == 0, result.stderr
-    assert "schema is up to date" in result.stderr
+    assert "schema is up to date" in result.stdout
 
 
 _PRINT_PRAGMA = """

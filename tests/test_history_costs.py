@@ -167,8 +167,9 @@ async def test_an_old_since_is_one_index_step(seeded: Seeded, http: httpx.AsyncC
         response = await http.get(f"/rooms/{ROOM}/messages", params={"since": OLD, "limit": 1})
         outcomes.append("rest" if response.json()[0]["seq"] == 1 else response.text)
 
-    async def handshake() -> None:
-        url = socket_url(seeded, f"since={OLD}")
+    async def handshake(index: int) -> None:
+        # A user of its own each time: one user's socket opens have a budget of their own.
+        url = f"{seeded.server.ws_url}/ws/{ROOM}/reader-{index}?since={OLD}"
         # Reading on until the close reply, which waits behind the replay's frames.
         async with connect(url, max_queue=None, **from_address("10.1.1.1")) as ws:
             frame = json.loads(await ws.recv())
@@ -178,8 +179,8 @@ async def test_an_old_since_is_one_index_step(seeded: Seeded, http: httpx.AsyncC
         await timer.during("calm", 3)
         attack: list[asyncio.Task[None]] = []
         timer.phase = "attacked"
-        for _ in range(50):  # 5 s
-            attack += [asyncio.create_task(rest_read()), asyncio.create_task(handshake())]
+        for index in range(50):  # 5 s
+            attack += [asyncio.create_task(rest_read()), asyncio.create_task(handshake(index))]
             await asyncio.sleep(0.1)
         await asyncio.gather(*attack)
     assert sorted(set(outcomes)) == ["rest", "socket"] and len(outcomes) == 100

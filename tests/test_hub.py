@@ -118,6 +118,48 @@ async def test_a_socket_joining_while_events_are_held_sees_only_later_ones() -> 
     assert [frame["user_id"] for frame in drain(late)] == ["early"]
 
 
+def presence_event(kind: str, user: str) -> Frame:
+    return Frame(0, f'{{"type":"{kind}","user_id":"{user}"}}')
+
+
+async def test_a_join_and_leave_held_together_cancel_out() -> None:
+    hub = Hub()
+    watcher, late = await subscriber("a", "watcher"), await subscriber("a", "late")
+    hub.join(watcher)
+    churner = await subscriber("a", "churner")
+    for _ in range(3):  # a client opening and closing sockets in a loop
+        hub.join(churner)
+        hub.broadcast_event(
+            "a", presence_event("user_joined", "churner"), churner, ("churner", True)
+        )
+        hub.leave(churner)
+        hub.broadcast_event("a", presence_event("user_left", "churner"), None, ("churner", False))
+    hub.broadcast_event("a", Frame(0, '{"type":"typing","user_id":"watcher"}'), exclude=watcher)
+    hub.join(late)  # joined after the cancelled events: its view is renumbered
+    hub.broadcast_event("a", presence_event("user_joined", "late"), late, ("late", True))
+    # A reconnect (leave, then join again) held together changes nothing either.
+    hub.broadcast_event("a", presence_event("user_left", "bob"), None, ("bob", False))
+    hub.broadcast_event("a", presence_event("user_joined", "bob"), None, ("bob", True))
+    await held_events_flushed()
+    assert [(f["type"], f["user_id"]) for f in drain(watcher)] == [("user_joined", "late")]
+    assert drain(late) == []
+
+
+async def test_only_cancelled_events_held_send_nothing() -> None:
+    hub = Hub()
+    watcher = await subscriber("a", "watcher")
+    hub.join(watcher)
+    hub.broadcast_event("a", presence_event("user_joined", "x"), None, ("x", True))
+    hub.broadcast_event("a", presence_event("user_left", "x"), None, ("x", False))
+    hub.broadcast_event("a", presence_event("user_joined", "x"), None, ("x", True))
+    await held_events_flushed()
+    assert drain(watcher) == [{"type": "user_joined", "user_id": "x"}]  # the net change
+    hub.broadcast_event("a", presence_event("user_left", "x"), None, ("x", False))
+    hub.broadcast_event("a", presence_event("user_joined", "x"), None, ("x", True))
+    await held_events_flushed()
+    assert drain(watcher) == []
+
+
 async def test_an_emptied_room_drops_its_held_events() -> None:
     hub = Hub()
     bob = await subscriber("a", "bob")

@@ -292,7 +292,7 @@ def test_missing_file_is_a_clear_startup_error(installed: Installed, tmp_path: P
     finally:
         hidden.rename(template)
     assert result.returncode != 0
-    assert str(template) in result.stderr and "database" not in result.stderr
+    assert str(template) in result.stdout and "database" not in result.stdout
 
 
 async def test_pre_deploy_command_migrates_postgres(installed: Installed, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ STARTUP = [
     "presence heartbeat",
     "pinger",
     "sockets",
+    "fast paths",
     "garbage collector tuning",
 ]
 STEP_LINE = re.compile(r"quartchat\.lifecycle \[[^\]]*\] (startup|shutdown): (.+)$", re.MULTILINE)

@@ -1,12 +1,15 @@
-"""Request ids on every log line; each record on one line whatever a client sent; no
-message content in the log, even at DEBUG."""
+"""Request ids on every log line (the access log's too); every line on stdout, in the
+text or the JSON format; each record on one line whatever a client sent; no message
+content in the log, even at DEBUG."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -15,15 +18,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from quartchat.logs import FORMAT, OneLineFormatter, RequestIdFilter, request_id
+from quartchat.logs import FORMAT, JsonLineFormatter, OneLineFormatter, RequestIdFilter, request_id
 from tests.support import (
+    RunningServer,
     create_postgres_database,
     create_room,
     create_user,
     drop_postgres_database,
     open_socket,
     receive_messages,
+    receive_type,
     start_server,
+    wait_until_healthy,
 )
 
 
@@ -128,3 +134,111 @@ async def test_message_content_is_not_logged_even_at_debug(tmp_path: Path, datab
     assert "DEBUG quartchat.store" in log  # the level took effect
     for secret in secrets:
         assert secret not in log
+
+
+def test_a_json_record_is_one_ascii_line_with_its_fields() -> None:
+    formatter = JsonLineFormatter()
+    forged = 'x\n{"level": "ERROR"}\r\x85\u2028é'
+    record = logging.LogRecord(
+        "quartchat.closes", logging.INFO, __file__, 1, "no %s", (forged,), None
+    )
+    record.request_id = "trace-7"
+    record.room_id = forged
+    record.close_code = 4404
+    line = formatter.format(record)
+    assert line.isascii() and len(line.splitlines()) == 1
+    fields = json.loads(line)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", fields.pop("time"))
+    assert fields == {
+        "level": "INFO",
+        "logger": "quartchat.closes",
+        "message": 'no x\\n{"level": "ERROR"}\\r\\x85\\u2028é',  # escaped as in the text format
+        "request_id": "trace-7",
+        "room_id": 'x\\n{"level": "ERROR"}\\r\\x85\\u2028é',
+        "close_code": 4404,
+    }
+
+
+def start_apart(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """`quartchat serve` with its stdout and its stderr in two files; its port."""
+    with (tmp_path / "out.log").open("wb") as out, (tmp_path / "err.log").open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "quartchat", "serve"],
+            cwd=tmp_path,
+            env={
+                **os.environ,
+                "PORT": "0",
+                "HOST": "127.0.0.1",
+                "DATABASE_URL": f"sqlite://{tmp_path / 'chat.sqlite3'}",
+                **env,
+            },
+            stdout=out,
+            stderr=err,
+        )
+    server = RunningServer(process, 0, tmp_path / "out.log")
+    wait_until_healthy(server)
+    return process, server.port
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_every_line_is_on_stdout_with_its_request_id(tmp_path: Path, log_format: str) -> None:
+    process, port = start_apart(tmp_path, {"LOG_FORMAT": log_format})
+    server = RunningServer(process, port, tmp_path / "out.log")
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=15) as http:
+            assert (await http.get("/health", headers={"X-Request-ID": "trace-42"})).is_success
+            user = await create_user(http)
+            room = await create_room(http)
+            assert (
+                await http.get("/rooms/missing", headers={"X-Request-ID": "miss-1"})
+            ).status_code == 404
+            headers = {"X-Request-ID": "sock-1"}
+            async with open_socket(
+                server, room["id"], user["id"], additional_headers=headers
+            ) as ws:
+                await ws.send('{"type": "ping"}')
+                await receive_type(ws, "pong")
+    finally:
+        assert server.stop() == 0
+    assert (tmp_path / "err.log").read_text() == ""
+    out = server.log()
+    assert "startup: database" in out and "shutdown: database" in out
+    if log_format == "text":
+        assert re.search(
+            r' INFO hypercorn\.access \[trace-42\] \S+ - - \[[^]]+\] "GET /health 1\.1" 200 ', out
+        )
+        assert " INFO hypercorn.access [miss-1] " in out
+        assert re.search(
+            rf'hypercorn\.access \[sock-1\] .*"GET /ws/{room["id"]}/{user["id"]} 1\.1" 101', out
+        )
+        return
+    lines = [json.loads(line) for line in out.splitlines()]
+    for line in lines:
+        assert {"time", "level", "logger", "message", "request_id"} <= set(line), line
+    access = {line["request_id"]: line for line in lines if line["logger"] == "hypercorn.access"}
+    assert access["trace-42"]["status"] == 200 and access["trace-42"]["path"] == "/health"
+    assert access["miss-1"]["status"] == 404 and access["miss-1"]["method"] == "GET"
+    socket_line = access["sock-1"]
+    assert socket_line["status"] == 101
+    assert (socket_line["room_id"], socket_line["user_id"]) == (room["id"], user["id"])
+    assert socket_line["client"] == "127.0.0.1" and socket_line["duration_ms"] >= 0
+    assert any(line["message"].startswith("Running on http://127.0.0.1:") for line in lines)
+
+
+async def test_a_client_cannot_forge_json_lines(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"LOG_FORMAT": "json"})
+    try:
+        path = "/rooms/x%0A%7B%22level%22%3A%22ERROR%22%7D%E2%80%A8%C2%85"
+        head = f"GET {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: a\x85b\r\n\r\n".encode("latin1")
+        assert raw_request(server.port, head).startswith(b"HTTP/1.1 404")
+        deadline = time.monotonic() + 15
+        while "/rooms/x" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    text = server.log()
+    assert text.isascii()
+    lines = text.splitlines()  # breaks at \x85 and \u2028 too: none may be left raw
+    [access] = [json.loads(line) for line in lines if "/rooms/x" in line]
+    assert access["path"] == '/rooms/x\\n{"level":"ERROR"}\\u2028\\x85'
+    assert access["level"] == "INFO" and access["status"] == 404

@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from quartchat.payloads import ChatMessage, format_timestamp, message_frame, parse_timestamp
+from quartchat.payloads import (
+    ChatMessage,
+    event_frame,
+    format_timestamp,
+    message_frame,
+    parse_timestamp,
+    presence_change,
+)
 
 
 def test_format_always_has_microseconds_and_z() -> None:
@@ -51,3 +58,12 @@ def test_message_frame_has_the_frontend_fields_in_order() -> None:
         '"username":"John Doe","content":"Hello!","timestamp":"2025-10-21T12:00:00.123456Z",'
         '"room_id":"room","seq":17}'
     )
+
+
+def test_presence_change_reads_joins_and_leaves_only() -> None:
+    joined = event_frame("user_joined", user_id="u1", username="U", room_id="r", timestamp="t")
+    left = event_frame("user_left", user_id="u1", username="U", room_id="r", timestamp="t")
+    assert presence_change(joined) == ("u1", True)
+    assert presence_change(left) == ("u1", False)
+    assert presence_change(event_frame("typing", user_id="u1", username="U", room_id="r")) is None
+    assert presence_change('{"type":"message","user_id":"u1"}') is None

@@ -69,7 +69,7 @@ def logged_clients(server: RunningServer, request_line: str) -> list[str]:
     clients = []
     for line in server.log().splitlines():
         if f'"{request_line}' in line:
-            match = re.search(r"\[INFO\] ([0-9.]+?)(?::\d+)? - ", line)
+            match = re.search(r"hypercorn\.access \[\S+\] ([0-9.]+?)(?::\d+)? - ", line)
             assert match, line
             clients.append(match.group(1))
     return sorted(clients)

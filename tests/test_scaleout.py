@@ -224,6 +224,7 @@ async def test_redis_restart_loses_nothing_stored(tmp_path: Path, postgres_url: 
                 "status": "ok",
                 "database": "ok",
                 "broker": "ok",
+                "fast_paths": "ok",
             }
     finally:
         a.stop()
@@ -233,8 +234,10 @@ async def test_redis_restart_loses_nothing_stored(tmp_path: Path, postgres_url: 
 
 async def test_two_workers_with_redis_are_one_chat(tmp_path: Path, postgres_url: str) -> None:
     config = tmp_path / "two-workers.toml"
+    # Access lines with the worker's pid (`<1234>`), to tell which served what.
     config.write_text(
         (PROJECT_ROOT / "hypercorn.toml").read_text().replace("workers = 1", "workers = 2")
+        + "access_log_format = '%(p)s \"%(r)s\" %(s)s'\n"
     )
     env = {
         "DATABASE_URL": postgres_url,
@@ -255,7 +258,7 @@ async def test_two_workers_with_redis_are_one_chat(tmp_path: Path, postgres_url:
                 )
         assert all(stream == streams[0] for stream in streams)
         assert sorted(m["content"] for m in streams[0]) == sorted(f"{i}:0" for i in range(12))
-        pids = set(re.findall(r"\[(\d+)\] \[INFO\] [^\n]*GET /ws/", server.log()))
+        pids = set(re.findall(r"<(\d+)> \"GET /ws/", server.log()))
         assert len(pids) == 2, f"sockets were served by {pids}"
     finally:
         assert server.stop() == 0
@@ -265,7 +268,7 @@ async def wait_for_workers(server: RunningServer, count: int) -> None:
     """Until `count` processes answered: the first worker up answers the readiness
     check while the others may still be migrating, and gets every socket meanwhile."""
     deadline = asyncio.get_running_loop().time() + 30
-    while len(set(re.findall(r"\[(\d+)\] \[INFO\] [^\n]*GET /health", server.log()))) < count:
+    while len(set(re.findall(r"<(\d+)> \"GET /health", server.log()))) < count:
         assert asyncio.get_running_loop().time() < deadline, "the workers did not all start"
         async with httpx.AsyncClient(base_url=server.http_url) as fresh:  # a new connection
             await fresh.get("/health")

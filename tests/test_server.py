@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from quartchat.config import Settings
 from quartchat.server import ipv6_available
 from tests.support import (
     PROJECT_ROOT,
@@ -244,7 +246,7 @@ def test_more_than_one_worker_without_broker_is_refused(tmp_path: Path) -> None:
     )
     result = serve_until_refused(tmp_path, "--config", str(config))
     assert result.returncode != 0
-    assert "REDIS_URL" in result.stderr
+    assert "REDIS_URL" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -252,6 +254,7 @@ def test_more_than_one_worker_without_broker_is_refused(tmp_path: Path) -> None:
     [
         ("PORT", "eighty", "PORT must be an integer"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+        ("AUTH_SECRET", "k9x", "AUTH_SECRET is too weak"),
     ],
 )
 def test_bad_environment_is_a_clear_error(
@@ -259,7 +262,34 @@ def test_bad_environment_is_a_clear_error(
 ) -> None:
     result = serve_until_refused(tmp_path, env={name: value})
     assert result.returncode == 2
-    assert error in result.stderr
+    assert error in result.stdout
+
+
+def test_a_weak_secret_stops_serve_with_one_line_saying_what_to_do(tmp_path: Path) -> None:
+    result = serve_until_refused(tmp_path, env={"AUTH_SECRET": "k9x"})
+    assert result.returncode == 2
+    [line] = [line for line in result.stderr.splitlines() if "AUTH_SECRET" in line]
+    assert "at least 32 random characters" in line
+    assert "quartchat secret" in line
+
+
+def test_quartchat_secret_prints_a_secret_that_serve_accepts(tmp_path: Path) -> None:
+    made = [
+        subprocess.run(
+            [sys.executable, "-m", "quartchat.cli", "secret"],
+            env={**os.environ, "AUTH_SECRET": "k9x"},  # the weak one it is there to replace
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        for _ in range(2)
+    ]
+    first, second = (output.strip() for output in made)
+    assert made[0] == first + "\n"
+    assert first != second
+    assert len(first) == 64 and re.fullmatch(r"[A-Za-z0-9_-]+", first)
+    assert Settings.from_env({"AUTH_SECRET": first}).auth_secret == first
 
 
 async def test_ping_round_trip_after_restart_on_same_database(tmp_path: Path) -> None:
@@ -281,4 +311,4 @@ def test_missing_hypercorn_settings_are_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.toml"
     result = serve_until_refused(tmp_path, "--config", str(missing))
     assert result.returncode != 0
-    assert f"the Hypercorn settings file {missing} does not exist" in result.stderr
+    assert f"the Hypercorn settings file {missing} does not exist" in result.stdout

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict
 from quart import Blueprint, Response, current_app, request
+from quart_schema import document_response, operation_id
 
 from ..asyncapi import asyncapi_document
 from ..chat import current_chat
@@ -19,11 +22,22 @@ LINK_TEXT = (
 )
 
 
+class AsyncAPIDocument(BaseModel):
+    """The AsyncAPI 3.0 document of the socket protocol (its schema is AsyncAPI's own)."""
+
+    model_config = ConfigDict(extra="allow")
+    asyncapi: Literal["3.0.0"]
+
+
 @blueprint.get("/asyncapi.json")
+@operation_id("getAsyncApiDocument")
+@document_response(AsyncAPIDocument)
 async def get_asyncapi() -> Response:
-    """The WebSocket protocol of `/ws/{room_id}/{user_id}` as an AsyncAPI 3.0 document:
-    every frame in both directions with its JSON Schema, the error codes and the close
-    codes. It is generated from the definitions the server checks frames with."""
+    """The WebSocket protocol as an AsyncAPI 3.0 document.
+
+    The socket `/ws/{room_id}/{user_id}`: every frame in both directions with its JSON
+    Schema, the error codes and the close codes. It is generated from the definitions
+    the server checks frames with."""
     key = (current_chat().settings.max_message_chars, request.scheme in ("https", "wss"))
     body = _documents.get(key)
     if body is None:

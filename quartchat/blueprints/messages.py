@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from quart import Blueprint, Response, jsonify
 from quart_schema import (
     document_response,
+    operation_id,
     security_scheme,
     validate_querystring,
     validate_request,
@@ -17,7 +18,7 @@ from quart_schema import (
 from ..chat import current_chat
 from ..errors import APIError
 from ..limits import limit_reads, require_message_budget
-from ..lookups import require_room, username_or_404
+from ..lookups import require_room, username_of
 from ..protocol import parse_message_id, validate_content
 from ..replay import parse_since, require_one_point, seq_of
 from ..schemas import ResourceId, Timestamp, errors
@@ -63,6 +64,8 @@ class MessageCreate(BaseModel):
 
 
 class MessageOut(BaseModel):
+    """A stored message, as sockets receive it."""
+
     type: str = "message"
     id: UUID
     user_id: str
@@ -74,6 +77,7 @@ class MessageOut(BaseModel):
 
 
 @blueprint.get("/rooms/<room_id>/messages")
+@operation_id("listMessages")
 @limit_reads
 @security_scheme([{"bearer": []}])
 @validate_querystring(HistoryQuery)
@@ -89,7 +93,7 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
     AUTH_SECRET set, any user's `Authorization: Bearer` token is required.
     """
     chat = current_chat()
-    chat.tokens.require_bearer()
+    await chat.tokens.require_bearer()
     since, after, before = query_args.since, query_args.after, query_args.before
     require_one_point(since=since, after=after, before=before)
     await require_room(chat.directory, room_id)
@@ -108,6 +112,7 @@ async def get_messages(room_id: str, query_args: HistoryQuery) -> Response:
 
 
 @blueprint.post("/rooms/<room_id>/messages")
+@operation_id("createMessage")
 @security_scheme([{"bearer": []}])
 @validate_request(MessageCreate)
 @document_response(MessageOut, 201)
@@ -122,11 +127,11 @@ async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int
     messages over REST and over sockets draw from one rate limit (429, `Retry-After`).
     """
     chat = current_chat()
-    chat.tokens.require_bearer(data.user_id)
+    caller = await chat.tokens.require_bearer(data.user_id)
     content = validate_content(data.content, chat.settings.max_message_chars)
     message_id = parse_message_id(data.id)
     await require_room(chat.directory, room_id)
-    username = await username_or_404(chat.directory, data.user_id)
+    username = await username_of(chat.directory, data.user_id, caller)
     require_message_budget(data.user_id)
     stored = await chat.store.submit(
         Draft(

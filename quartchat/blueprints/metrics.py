@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from quart import Blueprint, Response, request
 from quart_schema import hide
 
@@ -18,11 +18,12 @@ blueprint = Blueprint("metrics", __name__)
 @hide
 async def get_metrics() -> Response:
     """Open sockets, rooms, messages stored, frames delivered, errors by code,
-    slow-consumer closes and the fan-out latency histogram of this process.
+    slow-consumer closes, the fan-out latency histogram, and the process's CPU, memory,
+    open files and garbage collection; with several workers, all of them added up.
 
     With METRICS_TOKEN set, only a scraper sending `Authorization: Bearer <token>`."""
     _require_metrics_token(current_chat().settings.metrics_token)
-    body = generate_latest(current_chat().metrics.registry)
+    body = await current_chat().metrics.exposition()
     return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 

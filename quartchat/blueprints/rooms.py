@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from quart import Blueprint, Response
 from quart_schema import (
     document_response,
+    operation_id,
     security_scheme,
     validate_querystring,
     validate_request,
@@ -31,6 +32,8 @@ class RoomCreate(BaseModel):
 
 
 class RoomOut(BaseModel):
+    """A room: its id, name and creation time."""
+
     id: str
     name: str
     created_at: Timestamp
@@ -41,11 +44,14 @@ class RoomOut(BaseModel):
 
 
 class PresenceOut(BaseModel):
+    """A user with at least one socket open in the room."""
+
     user_id: str
     username: str
 
 
 @blueprint.post("/rooms")
+@operation_id("createRoom")
 @limit_creations
 @security_scheme([{"bearer": []}])
 @validate_request(RoomCreate)
@@ -58,13 +64,14 @@ async def post_room(data: RoomCreate) -> tuple[RoomOut, int]:
     With AUTH_SECRET set, any user's `Authorization: Bearer` token is required.
     """
     chat = current_chat()
-    chat.tokens.require_bearer()
+    await chat.tokens.require_creator(user_needed=True)
     room = await create_or_409(Room, "ROOM_EXISTS", id=data.id or str(uuid4()), name=data.name)
     chat.directory.add_room(room.id)
     return RoomOut.of(room), 201
 
 
 @blueprint.get("/rooms")
+@operation_id("listRooms")
 @limit_reads
 @security_scheme([{"bearer": []}])
 @validate_querystring(ListQuery)
@@ -79,29 +86,32 @@ async def get_rooms(query_args: ListQuery) -> Response:
     ignoring case, in name order. With AUTH_SECRET set, any user's
     `Authorization: Bearer` token is required.
     """
-    current_chat().tokens.require_bearer()
+    await current_chat().tokens.require_bearer()
     return await list_page(Room, "name", query_args)
 
 
 @blueprint.get("/rooms/<room_id>")
+@operation_id("getRoom")
 @security_scheme([{"bearer": []}])
 @validate_response(RoomOut)
 @errors(401, 404)
 async def get_room(room_id: str) -> RoomOut:
     """Fetch one room (with AUTH_SECRET set, any user's Bearer token is required)."""
-    current_chat().tokens.require_bearer()
+    await current_chat().tokens.require_bearer()
     return RoomOut.of(await room_or_404(room_id))
 
 
 @blueprint.get("/rooms/<room_id>/presence")
+@operation_id("getRoomPresence")
 @security_scheme([{"bearer": []}])
 @validate_response(list[PresenceOut])
 @errors(401, 404)
 async def get_presence(room_id: str) -> list[PresenceOut]:
-    """Users with at least one open socket in the room (with AUTH_SECRET set, any
-    user's Bearer token is required)."""
+    """Users with at least one open socket in the room.
+
+    With AUTH_SECRET set, any user's `Authorization: Bearer` token is required."""
     chat = current_chat()
-    chat.tokens.require_bearer()
+    await chat.tokens.require_bearer()
     await require_room(chat.directory, room_id)
     return [
         PresenceOut(user_id=user_id, username=username)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from quart import Blueprint, Response
 from quart_schema import (
     document_response,
+    operation_id,
     security_scheme,
     validate_querystring,
     validate_request,
@@ -32,6 +33,8 @@ class UserCreate(BaseModel):
 
 
 class UserOut(BaseModel):
+    """A user: its id, username and creation time."""
+
     id: str
     username: str
     created_at: Timestamp
@@ -42,53 +45,72 @@ class UserOut(BaseModel):
 
 
 class UserCreated(UserOut):
+    """The user created, with its token when the server has AUTH_SECRET."""
+
     token: str | None = Field(
         default=None, description="only when the server has AUTH_SECRET: the user's token"
     )
 
 
 class TokenOut(BaseModel):
+    """A fresh token for the user."""
+
     user_id: str
     token: str
 
 
 @blueprint.post("/users")
+@operation_id("createUser")
 @limit_creations
+@security_scheme([{"bearer": []}])
 @validate_request(UserCreate)
 @validate_response(UserCreated, 201)
-@errors(400, 409, 429)
+@errors(400, 401, 409, 429)
 async def post_user(data: UserCreate) -> tuple[UserCreated, int]:
     """Create a user.
 
     The client may choose the id; otherwise it is a UUID4. 409 if the id is taken.
     With AUTH_SECRET set, the answer carries the user's `token`: sockets present it as
-    `?token=`, REST writes as `Authorization: Bearer`.
+    `?token=`, REST calls as `Authorization: Bearer`. With OPEN_SIGNUP=false only the
+    app's backend may create users (`Authorization: Bearer <API_KEY>`, else 401).
     """
+    chat = current_chat()
+    await chat.tokens.require_creator(user_needed=False)
     user = await create_or_409(
         User, "USER_EXISTS", id=data.id or str(uuid4()), username=data.username
     )
-    chat = current_chat()
     chat.directory.add_user(user.id, user.username)
     tokens = chat.tokens
-    token = tokens.issue(user.id) if tokens.enabled else None
+    token = tokens.issue(user.id) if tokens.can_issue else None
     return UserCreated(**UserOut.of(user).model_dump(), token=token), 201
 
 
 @blueprint.post("/users/<user_id>/token")
+@operation_id("renewToken")
 @security_scheme([{"bearer": []}])
 @validate_response(TokenOut)
-@errors(401, 403, 404)
+@errors(401, 403, 404, 409)
 async def post_token(user_id: str) -> TokenOut:
-    """A fresh token for `user_id`, in exchange for a still valid one of the same user
-    (404 when authentication is off)."""
+    """A fresh token for `user_id`.
+
+    For the app's backend (`Authorization: Bearer <API_KEY>`) for any user, so no
+    identity is ever locked out, or in exchange for a still valid token of the same
+    user. 404 `USER_NOT_FOUND` for a user that does not exist, 404 `AUTH_DISABLED` when
+    authentication is off, 409 `CANNOT_ISSUE_TOKENS` when the server only verifies
+    tokens (no AUTH_SECRET: the app's backend mints them)."""
     tokens = current_chat().tokens
     if not tokens.enabled:
         raise APIError(404, "AUTH_DISABLED", "the server has no AUTH_SECRET")
-    tokens.require_bearer(user_id)
+    if not tokens.can_issue:
+        detail = "this server verifies tokens but has no AUTH_SECRET to sign them"
+        raise APIError(409, "CANNOT_ISSUE_TOKENS", detail)
+    await tokens.require_bearer(user_id)
+    await user_or_404(user_id)
     return TokenOut(user_id=user_id, token=tokens.issue(user_id))
 
 
 @blueprint.get("/users")
+@operation_id("listUsers")
 @limit_reads
 @security_scheme([{"bearer": []}])
 @validate_querystring(ListQuery)
@@ -103,15 +125,16 @@ async def get_users(query_args: ListQuery) -> Response:
     ignoring case, in username order. With AUTH_SECRET set, any
     user's `Authorization: Bearer` token is required.
     """
-    current_chat().tokens.require_bearer()
+    await current_chat().tokens.require_bearer()
     return await list_page(User, "username", query_args)
 
 
 @blueprint.get("/users/<user_id>")
+@operation_id("getUser")
 @security_scheme([{"bearer": []}])
 @validate_response(UserOut)
 @errors(401, 404)
 async def get_user(user_id: str) -> UserOut:
     """Fetch one user (with AUTH_SECRET set, any user's Bearer token is required)."""
-    current_chat().tokens.require_bearer()
+    await current_chat().tokens.require_bearer()
     return UserOut.of(await user_or_404(user_id))

@@ -18,7 +18,9 @@ from uuid import uuid4
 from quart import Blueprint, websocket
 from quart_cors import cors_exempt
 
+from ..auth import Identity
 from ..chat import Chat, current_chat
+from ..closelog import socket_closed
 from ..errors import APIError
 from ..faults import describe
 from ..frames import CloseCode
@@ -26,6 +28,7 @@ from ..framing import Frame
 from ..hub import Subscriber
 from ..internals.transport import SocketWriter, refuse_compression
 from ..limits import FrameBudget, address_key, current_limits
+from ..lookups import username_of
 from ..outbox import Outbox
 from ..payloads import error_frame, event_frame, format_timestamp, message_frame, utc_now
 from ..protocol import parse_client_frame, refused_message_id
@@ -36,6 +39,8 @@ from ..text import is_resource_id
 log = logging.getLogger(__name__)
 blueprint = Blueprint("ws", __name__)
 
+SUBPROTOCOL = "quartchat"
+TOKEN_PREFIX = "token."
 REPLAY_PAGE = 100
 # Messages of one socket that may wait for their commit at once; past it the socket
 # simply stops being read, which pushes back on a flooding client.
@@ -53,28 +58,43 @@ async def ws_room(room_id: str, user_id: str) -> None:
     origin = websocket.headers.get("Origin")
     if origin is not None and not chat.settings.origin_allowed(origin):
         raise APIError(403, "ORIGIN_NOT_ALLOWED", f"origin {origin!r} may not open sockets")
-    refusal = _token_refusal(chat, user_id, websocket.args.get("token"))
+    limits = current_limits()
+    address = address_key(websocket.remote_addr or "")  # an IPv6 client: its /64
+    # Charged before anything else costs: every handshake is work, whatever its outcome.
+    subprotocol, offered_token = _subprotocol_and_token(websocket.requested_subprotocols)
+    refuse = partial(_refuse, chat, subprotocol)
+    refusal = limits.address_open_refusal(address)
     if refusal:
-        return await _refuse(chat, CloseCode.UNAUTHORIZED, refusal)
+        return await refuse(CloseCode.TOO_MANY_SOCKETS, refusal)
+    token = offered_token or websocket.args.get("token")
+    caller, refusal = await _authenticate(chat, user_id, token)
+    if refusal:
+        return await refuse(CloseCode.UNAUTHORIZED, refusal)
     invalid = _invalid_id(room_id, user_id)
     if invalid:
-        return await _refuse(chat, CloseCode.NOT_FOUND, invalid)
+        return await refuse(CloseCode.NOT_FOUND, invalid)
+    # After the token: with AUTH_SECRET, nobody else can spend a user's budget.
+    refusal = limits.user_open_refusal(user_id)
+    if refusal:
+        return await refuse(CloseCode.TOO_MANY_SOCKETS, refusal)
     room_exists = await chat.directory.room_exists(room_id)
-    username = await chat.directory.username(user_id)
+    try:
+        username: str | None = await username_of(chat.directory, user_id, caller)
+    except APIError:
+        username = None
     if not room_exists or username is None:
         missing = f"room {room_id!r}" if not room_exists else f"user {user_id!r}"
-        return await _refuse(chat, CloseCode.NOT_FOUND, _close_reason(f"{missing} not found"))
+        return await refuse(CloseCode.NOT_FOUND, _close_reason(f"{missing} not found"))
 
     owner = asyncio.current_task()
     assert owner is not None
-    address = address_key(websocket.remote_addr or "")  # an IPv6 client: its /64
     subscriber = Subscriber(
         room_id, user_id, username, chat.settings.send_queue_size, owner, address
     )
     replay = await _replay_or_report(chat, subscriber, websocket.args)
     refusal = _socket_limit_reached(chat, user_id, address)
     if refusal:
-        return await _refuse(chat, CloseCode.TOO_MANY_SOCKETS, refusal)
+        return await refuse(CloseCode.TOO_MANY_SOCKETS, refusal)
     if not chat.settings.ws_compression:
         refuse_compression()
     outbox: Outbox | None = None
@@ -83,7 +103,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
         # Joined before the handshake completes: whatever the room says after the
         # client sees its 101 reaches it.
         await chat.join(subscriber)
-        await websocket.accept()
+        await websocket.accept(subprotocol=subprotocol)
         writer = SocketWriter()
         outbox = Outbox(subscriber, writer, chat.metrics)
         outbox.open(partial(_send_replay, chat, subscriber, replay) if replay else None)
@@ -96,6 +116,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
             outbox.close()
         if subscriber.close_code == CloseCode.TOO_SLOW:
             chat.metrics.slow_closes.inc()
+        socket_closed(subscriber.close_code, subscriber.close_reason, room_id, user_id)
         # Out of the room (presence, metrics, broadcasts) as soon as it is being closed:
         # the close frame may wait behind a backlog for as long as `close_timeout`.
         chat.leave(subscriber)
@@ -106,15 +127,22 @@ async def ws_room(room_id: str, user_id: str) -> None:
         chat.leave(subscriber)
 
 
-async def _refuse(chat: Chat, code: int, reason: str) -> None:
+async def _refuse(chat: Chat, subprotocol: str | None, code: int, reason: str) -> None:
     """Accept, then close with `code` (browsers never see a handshake's HTTP status, only
     a close code), reading and dropping what the client sent until its close reply.
 
     Returning at once would close the connection with the client's first frames unread
     (quartchat.js pings the moment a socket opens), which makes the kernel reset it; a
     browser that had not yet read the close frame then loses it, reports 1006 and
-    retries. A client that does not answer within `close_timeout` is reset."""
-    await websocket.accept()
+    retries. A client that does not answer within `close_timeout` is reset.
+
+    Never with compression, whatever WS_COMPRESSION says: the server would inflate
+    whatever the client streams until its close reply, and a refused client (no token,
+    no such room) may not cost more than reading its bytes."""
+    route = websocket.view_args or {}
+    socket_closed(code, reason, route.get("room_id", "-"), route.get("user_id", "-"))
+    refuse_compression()
+    await websocket.accept(subprotocol=subprotocol)
     await websocket.close(code, reason)
     try:
         async with asyncio.timeout(chat.settings.close_timeout):
@@ -132,17 +160,36 @@ def _invalid_id(room_id: str, user_id: str) -> str:
     return ""
 
 
-def _token_refusal(chat: Chat, user_id: str, token: str | None) -> str:
-    """Why the socket may not act as `user_id` (AUTH_SECRET set), or "" if it may."""
+def _subprotocol_and_token(offered: list[str]) -> tuple[str | None, str | None]:
+    """The subprotocol to answer with (`quartchat`, if offered) and the token offered as
+    a `token.<TOKEN>` subprotocol, if any.
+
+    A browser may set no header on a socket but `Sec-WebSocket-Protocol`, which, unlike
+    the URL, edge proxies do not log. It fails the handshake unless the server answers
+    with one of the protocols it offered, hence `quartchat` beside the token."""
+    subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
+    tokens = [
+        entry.removeprefix(TOKEN_PREFIX) for entry in offered if entry.startswith(TOKEN_PREFIX)
+    ]
+    return subprotocol, tokens[0] if tokens else None
+
+
+async def _authenticate(chat: Chat, user_id: str, token: str | None) -> tuple[Identity | None, str]:
+    """Who the socket's token speaks for, and why it may not act as `user_id` ("" if it
+    may); (None, "") while authentication is off."""
     if not chat.tokens.enabled:
-        return ""
+        return None, ""
     if not token:
-        return "authentication required: add ?token=<the user's token>"
+        return None, (
+            "authentication required: offer subprotocols quartchat, token.<TOKEN> (or add ?token=)"
+        )
     try:
-        owner = chat.tokens.user_of(token)
+        caller = await chat.tokens.identify(token)
     except APIError as error:
-        return error.detail
-    return "" if owner == user_id else "the token belongs to another user"
+        return None, error.detail
+    if not caller.may_act_as(user_id):
+        return None, "the token belongs to another user"
+    return caller, ""
 
 
 def _socket_limit_reached(chat: Chat, user_id: str, address: str) -> str:
@@ -233,6 +280,10 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
         if frame.type == "ping":
             subscriber.deliver(Frame(0, event_frame("pong", timestamp=format_timestamp(utc_now()))))
         elif frame.type == "typing":
+            if not limits.typing_allowed(subscriber.user_id, subscriber.room_id):
+                # Dropped without an error frame: the room already heard this user is
+                # typing, and an error per keystroke would only be more traffic.
+                continue
             typing = event_frame(
                 "typing",
                 user_id=subscriber.user_id,
@@ -285,7 +336,11 @@ def _report_failure(
     if isinstance(error, APIError):  # this message's own fault (DraftRejectedError)
         _send_error(chat, subscriber, error.code, error.detail, id=str(draft.id))
     elif error is not None:
-        log.warning("message not stored: %s", describe(error))
+        log.warning(
+            "message not stored: %s",
+            describe(error),
+            extra={"error_code": "UNAVAILABLE", **_about(subscriber)},
+        )
         detail = "the message was not stored; send it again"
         _send_error(chat, subscriber, "UNAVAILABLE", detail, id=str(draft.id))
     elif accepted.result().outcome is Outcome.CONFLICT:
@@ -308,7 +363,17 @@ async def _close(chat: Chat, subscriber: Subscriber, writer: SocketWriter | None
             await _receive_frames(chat, subscriber)
     except TimeoutError:
         aborted = writer is not None and writer.abort()
-        log.info("socket closed with %d did not answer in time; aborted: %s", code, aborted)
+        log.info(
+            "socket closed with %d did not answer in time; aborted: %s",
+            code,
+            aborted,
+            extra={"close_code": code, **_about(subscriber)},
+        )
+
+
+def _about(subscriber: Subscriber) -> dict[str, str]:
+    """The fields of a log line about this socket."""
+    return {"room_id": subscriber.room_id, "user_id": subscriber.user_id}
 
 
 def _close_reason(text: str) -> str:

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from . import Presence
+from .redis import CALL_TIMEOUT_SECONDS
 
 # Presence questions sent in one pipeline at most.
 PIPELINE_BATCH = 500
@@ -153,7 +154,10 @@ class RedisPresence(Presence):
 
     async def _send(self, batch: list[_Question]) -> None:
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
+            async with (
+                asyncio.timeout(CALL_TIMEOUT_SECONDS),
+                self._client.pipeline(transaction=False) as pipe,
+            ):
                 for question in batch:
                     await question.script(keys=question.keys, args=question.args, client=pipe)
                 replies = await pipe.execute(raise_on_error=False)
@@ -172,13 +176,17 @@ class RedisPresence(Presence):
                 question.answer.set_result(int(reply) == question.true_when)
 
     async def members(self, room_id: str) -> list[tuple[str, str]]:
-        flat = await self._members(keys=self._keys(room_id))
+        async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+            flat = await self._members(keys=self._keys(room_id))
         return _pairs(flat)
 
     async def refresh(self, local: dict[str, dict[str, str]]) -> dict[str, list[tuple[str, str]]]:
         gone: dict[str, list[tuple[str, str]]] = {}
         for room_id, users in local.items():
-            async with self._client.pipeline(transaction=False) as pipe:
+            async with (
+                asyncio.timeout(CALL_TIMEOUT_SECONDS),
+                self._client.pipeline(transaction=False) as pipe,
+            ):
                 for user_id, username in users.items():
                     keys, args = self._join_call(room_id, user_id, username)
                     await self._join(keys=keys, args=args, client=pipe)

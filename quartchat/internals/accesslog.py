@@ -1,42 +1,129 @@
 """Hypercorn's access log, with each line's fields computed only when its format uses them.
 
-Hypercorn's own logger builds, for every request and socket, a dict of every request
-and response header and of the whole process environment, then formats a line from
-four of them: in a reconnect storm those dicts took 7% of the server's CPU. The lines
-written are the same, but for control characters in what the client sent (escaped, so
-that no client can forge a line) and `%(h)s` of a client named by a trusted proxy (which
-has no port); `access_log_format` keeps its meaning, every atom included. Hypercorn's
-error log keeps each record on one line too.
+Hypercorn 0.18's own logger builds (`AccessLogAtoms`), for every request and socket, a
+dict of every request and response header and of the whole process environment, then
+formats a line from four of them: in a reconnect storm those dicts took 7% of the
+server's CPU. The lines written are the same, but for control characters in what the
+client sent (escaped, so that no client can forge a line) and `%(h)s` of a client named
+by a trusted proxy (which has no port); `access_log_format` keeps its meaning, every
+atom included.
+
+Both of Hypercorn's logs (`accesslog`, `errorlog` in hypercorn.toml) write through the
+handler `quartchat serve` set up (logs.py: stdout, LOG_FORMAT) when they name `-`, so
+every line of the process has one format and one stream; each access line carries the
+request id the app chose (logs.py leaves it in the scope) and, in JSON, its fields.
+Successful requests' lines are limited per second, the others counted (logbudget.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from hypercorn.config import Config
 from hypercorn.logging import Logger
 from hypercorn.typing import ResponseSummary, WWWScope
 
+from .. import logs
+from ..logbudget import LineBudget, summary
 from ..logs import OneLineFormatter, escape_controls
+
+_SOCKET_PATH = re.compile(r"^/ws/([^/]+)/([^/]+)$")
 
 
 class AccessLogger(Logger):
-    """Hypercorn's `Logger` (set as `Config.logger_class`) with lazy atoms."""
+    """Hypercorn's `Logger` (set as `Config.logger_class`) with lazy atoms, quartchat's
+    handler, request ids and a budget of lines per second."""
+
+    lines_per_second = 100  # ACCESS_LOG_LINES_PER_SECOND, set by server.load_config
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
-        if self.error_logger is not None:
-            for handler in self.error_logger.handlers:
-                handler.setFormatter(OneLineFormatter.like(handler.formatter))
+        shared = logs.configured_handler()
+        for logger in (self.access_logger, self.error_logger):
+            if logger is not None:
+                _adopt(logger, shared)
+        self.budget = LineBudget(self.lines_per_second)
+        self._flush: asyncio.TimerHandle | None = None
+
+    async def access(
+        self, request: WWWScope, response: ResponseSummary, request_time: float
+    ) -> None:
+        if self.access_logger is None:
+            return
+        status = response["status"] if response is not None else 500
+        now = time.monotonic()
+        if self.budget.expired(now):
+            self._write_summary()
+        if status >= 400 or self.budget.take(now):
+            self.access_logger.info(
+                self.access_log_format,
+                self.atoms(request, response, request_time),
+                extra=_fields(request, status, request_time),
+            )
+            return
+        kind = "socket handshake" if request["type"] == "websocket" else request["method"]
+        self.budget.hold(f"{status} {kind}")
+        if self._flush is None:
+            delay = max(0.0, self.budget.ends - now)
+            self._flush = asyncio.get_running_loop().call_later(delay, self._write_summary)
+
+    def _write_summary(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        held = self.budget.release()
+        if held and self.access_logger is not None:
+            self.access_logger.info(
+                summary(held, self.budget.window),
+                extra={"request_id": "-", "not_written": dict(held)},
+            )
 
     def atoms(
         self, request: WWWScope, response: ResponseSummary | None, request_time: float
     ) -> Mapping[str, str]:
         return LazyAccessLogAtoms(request, response, request_time)
+
+
+def _adopt(logger: logging.Logger, shared: logging.Handler | None) -> None:
+    """Write `logger`'s records through `shared` (`-` in hypercorn.toml: the process's
+    own stream) or, for a file, with the same format; one line a record either way."""
+    if shared is None:
+        for handler in logger.handlers:
+            handler.setFormatter(OneLineFormatter.like(handler.formatter))
+        return
+    streams = [h for h in logger.handlers if not isinstance(h, logging.FileHandler)]
+    if streams:
+        logger.handlers = [shared]
+    for handler in logger.handlers:
+        if handler is not shared:
+            handler.setFormatter(shared.formatter)
+            handler.addFilter(logs.RequestIdFilter())
+    logger.propagate = False
+
+
+def _fields(request: WWWScope, status: int, request_time: float) -> dict[str, Any]:
+    """The `extra` of an access line: what a JSON line carries besides its message."""
+    fields: dict[str, Any] = {
+        "request_id": cast(Mapping[str, Any], request).get(logs.SCOPE_KEY, "-"),
+        "status": status,
+        "method": request["method"] if request["type"] == "http" else "GET",
+        "path": request["path"],
+        "duration_ms": round(request_time * 1000, 3),
+    }
+    client = request.get("client")
+    if client:
+        fields["client"] = str(client[0])
+    socket_path = _SOCKET_PATH.match(request["path"])
+    if request["type"] == "websocket" and socket_path:
+        fields["room_id"], fields["user_id"] = socket_path.groups()
+    return fields
 
 
 def _header(headers: Iterable[tuple[bytes, bytes]], name: str) -> str:

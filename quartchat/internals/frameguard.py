@@ -24,6 +24,12 @@ place: the stream class Hypercorn's HTTP/1.1 protocol builds each WebSocket from
    the connection OPEN, and Hypercorn answers a close only to a connection in
    REMOTE_CLOSING, so it dropped TCP without the close frame a browser shows. Here the
    close frame goes out with that code.
+4. Compression (`WS_COMPRESSION=true`): the socket's permessage-deflate is
+   `BoundedDeflate` (deflate.py), which stops inflating a message at
+   `websocket_max_message_size`; the socket is then refused 1009 as in 1., and nothing
+   more it sends is inflated.
+
+`install` also closes the doors around the guard: HTTP/2 (http11.py).
 
 Without the Hypercorn it was written for, `install` installs nothing and Hypercorn's own
 behaviour stays (startup's shortcut line says so).
@@ -35,23 +41,27 @@ import asyncio
 import logging
 from time import monotonic
 
-from hypercorn.protocol import h11
+from hypercorn.protocol import h11, ws_stream
 from hypercorn.protocol.events import StreamClosed
 from hypercorn.protocol.ws_stream import FrameTooLargeError, WSStream
-from hypercorn.typing import ASGISendEvent
+from hypercorn.typing import ASGISendEvent, WebsocketAcceptEvent
 from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping, Pong
+from wsproto.extensions import PerMessageDeflate
 
+from ..closelog import socket_closed_in
 from ..config import Settings
 from ..frames import CloseCode
 from ..limits import FrameBudget
+from . import http11
+from .deflate import BoundedDeflate, limit
 from .transport import abort_connection
 
 log = logging.getLogger(__name__)
 
 
 class GuardedWSStream(WSStream):
-    """Hypercorn's WebSocket stream with the three guards above."""
+    """Hypercorn's WebSocket stream with the four guards above."""
 
     close_timeout = 2.0
     control_rate = 5.0
@@ -59,16 +69,24 @@ class GuardedWSStream(WSStream):
     control_strikes = 50
     refused_too_big = False
     control_budget: FrameBudget | None = None  # made at the first control frame
+    inflater: BoundedDeflate | None = None  # permessage-deflate, when negotiated
 
     async def app_send(self, message: ASGISendEvent | None) -> None:
         if message is None and self.refused_too_big:
             return  # the client's close reply (or the timeout) ends the connection
         await super().app_send(message)
 
+    async def _accept(self, message: WebsocketAcceptEvent) -> None:
+        await super()._accept(message)
+        self.inflater = limit(self.connection, self.config.websocket_max_message_size)
+
     async def _handle_events(self) -> None:
         for event in self.connection.events():
             if isinstance(event, Message):
                 if self.refused_too_big:
+                    continue
+                if self.inflater is not None and self.inflater.refused:
+                    await self._refuse_too_big()
                     continue
                 try:
                     self.buffer.extend(event)
@@ -107,11 +125,13 @@ class GuardedWSStream(WSStream):
     async def _close(self, code: int, reason: str) -> None:
         """Close with `code` as if answering the client's own close: Hypercorn writes
         the close frame, then ends the connection."""
+        socket_closed_in(self.scope, code, reason)
         self.connection._state = ConnectionState.REMOTE_CLOSING
         await self._send_wsproto_event(CloseConnection(code=code, reason=reason))
         await self.send(StreamClosed(stream_id=self.stream_id))
 
     async def _refuse_too_big(self) -> None:
+        socket_closed_in(self.scope, CloseCode.MESSAGE_TOO_BIG, "message too big")
         self.refused_too_big = True
         self.buffer.clear()
         await self._send_wsproto_event(CloseConnection(code=CloseCode.MESSAGE_TOO_BIG))
@@ -126,13 +146,18 @@ class GuardedWSStream(WSStream):
 
 
 def install(settings: Settings) -> bool:
-    """Have Hypercorn build its HTTP/1.1 WebSocket streams as `GuardedWSStream`; False
-    (Hypercorn's own behaviour stays) under a Hypercorn it was not written for."""
+    """Have Hypercorn build its HTTP/1.1 WebSocket streams as `GuardedWSStream`, with
+    `BoundedDeflate`, and serve HTTP/1.1 only (http11.py); False (Hypercorn's own
+    behaviour stays) under a Hypercorn it was not written for."""
     GuardedWSStream.close_timeout = settings.close_timeout
     GuardedWSStream.control_rate = settings.control_frames_per_second
     GuardedWSStream.control_burst = settings.control_frames_burst
     GuardedWSStream.control_strikes = settings.rate_limit_strikes
     if getattr(h11, "WSStream", None) not in (WSStream, GuardedWSStream):
         return False
+    if getattr(ws_stream, "PerMessageDeflate", None) not in (PerMessageDeflate, BoundedDeflate):
+        return False
     setattr(h11, "WSStream", GuardedWSStream)  # noqa: B010 (not re-exported)
-    return True
+    setattr(ws_stream, "PerMessageDeflate", BoundedDeflate)  # noqa: B010 (not re-exported)
+    # A guard that HTTP/2 goes around guards nothing.
+    return http11.install()

@@ -9,10 +9,9 @@ and refuses one of more than `MAX_REQUEST_HEADERS` header lines, or longer than
 `h11_max_incomplete_size` bytes, as h11 refuses an incomplete head that is too long:
 Hypercorn answers 431 and closes the connection.
 
-`GuardedH11Protocol` is Hypercorn 0.18's `H11Protocol` whose `h11.Connection` is a
-`HeadGuardedConnection`, installed as `hypercorn.protocol.H11Protocol` (which builds
-every HTTP/1.1 connection). Without that name `install` installs nothing and every
-head is parsed, as before (startup's shortcut line says so).
+http11.py's `HTTP11Protocol` (installed as `hypercorn.protocol.H11Protocol`, which
+builds every connection) makes its `h11.Connection` a `HeadGuardedConnection`. Without
+it every head is parsed, as before (startup's shortcut line says so).
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import h11
-import hypercorn.protocol
-from hypercorn.protocol.h11 import H11Protocol
+from hypercorn import protocol
 
 from ..config import Settings
 
@@ -32,9 +30,10 @@ class HeadGuardedConnection(h11.Connection):
     """An h11 server connection that refuses a request head with more than
     `max_headers` lines or more than `max_head_bytes` bytes before parsing it."""
 
-    def __init__(self, max_headers: int, max_head_bytes: int) -> None:
+    max_headers = 100  # MAX_REQUEST_HEADERS, set by `install`
+
+    def __init__(self, max_head_bytes: int) -> None:
         super().__init__(h11.SERVER, max_incomplete_event_size=max_head_bytes)
-        self.max_headers = max_headers
         self.max_head_bytes = max_head_bytes
 
     def next_event(self) -> Any:
@@ -58,23 +57,9 @@ class HeadGuardedConnection(h11.Connection):
             )
 
 
-class GuardedH11Protocol(H11Protocol):
-    """Hypercorn's HTTP/1.1 protocol with a `HeadGuardedConnection`."""
-
-    max_headers = 100
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.connection = HeadGuardedConnection(
-            self.max_headers, self.config.h11_max_incomplete_size
-        )
-
-
 def install(settings: Settings) -> bool:
-    """Have Hypercorn build its HTTP/1.1 connections as `GuardedH11Protocol`; False
-    (every head is parsed, as before) under a Hypercorn it was not written for."""
-    GuardedH11Protocol.max_headers = settings.max_request_headers
-    if getattr(hypercorn.protocol, "H11Protocol", None) not in (H11Protocol, GuardedH11Protocol):
-        return False
-    setattr(hypercorn.protocol, "H11Protocol", GuardedH11Protocol)  # noqa: B010
-    return True
+    """Give every HTTP/1.1 connection a `HeadGuardedConnection` of `MAX_REQUEST_HEADERS`
+    (through http11.py's `HTTP11Protocol`, which must be installed first); False (every
+    head is parsed, as before) when Hypercorn does not build its connections with it."""
+    HeadGuardedConnection.max_headers = settings.max_request_headers
+    return bool(getattr(getattr(protocol, "H11Protocol", None), "guards_heads", False))

@@ -1,15 +1,15 @@
 """Quart's websocket connection with one task per socket instead of two.
 
-Quart runs each websocket as two tasks of its own: one moves every received frame from
-the ASGI server's queue into a second `asyncio.Queue` (sending a blinker signal per
-frame), the other runs the route, and the first cancels the second when the client
-disconnects. Per idle socket that is a task, a queue of four deques and an Event (about
-6 KiB), and per received frame a task switch. Here the route runs in the ASGI call's
-own task and `websocket.receive()` reads the server's queue directly; a disconnect
-ends the route from inside that call (`ClientDisconnected`). The route waits in
-`receive()` whenever it is not handling a frame, so it notices a disconnect as soon as
-Quart's receiver task would have; what it awaits before that (the room and user
-lookups) runs to its end first.
+Quart 0.22 runs each websocket as two tasks of its own (`ASGIWebsocketConnection`): one
+moves every received frame from the ASGI server's queue into a second `asyncio.Queue`
+(sending a blinker signal per frame), the other runs the route, and the first cancels
+the second when the client disconnects. Per idle socket that is a task, a queue of four
+deques and an Event (about 6 KiB), and per received frame a task switch. Here the route
+runs in the ASGI call's own task and `websocket.receive()` reads the server's queue
+directly; a disconnect ends the route from inside that call (`ClientDisconnected`). The
+route waits in `receive()` whenever it is not handling a frame, so it notices a
+disconnect as soon as Quart's receiver task would have; what it awaits before that (the
+room and user lookups) runs to its end first.
 """
 
 from __future__ import annotations

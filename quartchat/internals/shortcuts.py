@@ -1,20 +1,21 @@
 """The shortcuts into framework internals, checked once at startup.
 
-Four modules reach past public APIs because measurement said it pays: transport.py
-(Hypercorn's stream, TCP writer and handshake, wsproto's connection), frameguard.py (a
-Hypercorn WSStream subclass), headguard.py (a Hypercorn H11Protocol subclass) and
-commit.py (aiosqlite's private `_execute` and `_conn`).
-They were written against the versions pinned in pyproject.toml. This module looks at
-the installed libraries for what each shortcut uses and logs one line saying which are
-active. A socket shortcut that is missing falls back to the public behaviour, which is
-slower but right; the SQLite one has no right fallback (its SQL is SQLite's own), so
-with a SQLite database a missing one stops the server at startup, naming what is gone.
+The modules of this package reach past public APIs because measurement said it pays
+(see its docstring); commit.py uses aiosqlite's private `_execute` and `_conn` through
+`sqlite_thread`. They were written against the versions the lock pins. This module looks
+at the installed libraries for the names each shortcut uses and logs one line saying
+which are active. A socket shortcut that is missing falls back to the public behaviour,
+which is slower but right; the SQLite one has no right fallback (its SQL is SQLite's
+own), so with a SQLite database a missing one stops the server at startup, naming what
+is gone. Names are not behaviour: under `quartchat serve` every shortcut must also pass
+the startup probe (`quartchat/probe.py`), and a missing one stops the server too.
 """
 
 from __future__ import annotations
 
 import dis
 import logging
+import platform
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,12 @@ log = logging.getLogger(__name__)
 
 SqliteRun = Callable[..., Awaitable[Any]]
 LIBRARIES = ("quart", "hypercorn", "wsproto", "aiosqlite")
+SOCKET_WRITES = "socket frames written at once"
+STALLED_RESET = "reset of stalled connections"
+COMPRESSION_REFUSED = "compression refused"
+FRAME_GUARD = "frame guard (1009, control frames, protocol errors)"
+HEAD_GUARD = "header guard (431 before parsing)"
+INLINE_SOCKET = "one task per socket"
 SQLITE_BATCH = "SQLite batch in one thread call"
 
 
@@ -87,15 +94,28 @@ def check(frame_guard_installed: bool = True, head_guard_installed: bool = True)
     head_guard = _lacking(h11.H11Protocol, "connection", "config")
     if not head_guard_installed:
         head_guard.append("hypercorn.protocol.H11Protocol (not the class it was written for)")
+    # Quart 0.23 dropped both: its websocket reads a buffer of its own (see inline_socket).
+    inline = [
+        *_lacking(ASGIWebsocketConnection, "queue", "_create_websocket_from_scope"),
+        *_lacking(ASGIWebsocketConnection, "handle_websocket"),
+        *_lacking(Websocket, "_receive"),
+    ]
     sqlite_batch = _lacking(aiosqlite.Connection, "_execute", "_conn")
     return [
-        Shortcut("socket frames written at once", (*reach_stream, *reach_tcp, *framing)),
-        Shortcut("reset of stalled connections", (*reach_stream, *reach_tcp)),
-        Shortcut("compression refused", (*reach_stream, *handshake)),
-        Shortcut("frame guard (1009, control frames, protocol errors)", tuple(frame_guard)),
-        Shortcut("header guard (431 before parsing)", tuple(head_guard)),
+        Shortcut(SOCKET_WRITES, (*reach_stream, *reach_tcp, *framing)),
+        Shortcut(STALLED_RESET, (*reach_stream, *reach_tcp)),
+        Shortcut(COMPRESSION_REFUSED, (*reach_stream, *handshake)),
+        Shortcut(FRAME_GUARD, tuple(frame_guard)),
+        Shortcut(HEAD_GUARD, tuple(head_guard)),
+        Shortcut(INLINE_SOCKET, tuple(inline)),
         Shortcut(SQLITE_BATCH, tuple(sqlite_batch)),
     ]
+
+
+def versions() -> str:
+    """The installed versions the shortcuts depend on, for log lines."""
+    installed = ", ".join(f"{name} {version(name)}" for name in LIBRARIES)
+    return f"{installed}, Python {platform.python_version()}"
 
 
 def report(
@@ -103,9 +123,8 @@ def report(
 ) -> list[Shortcut]:
     """Log which shortcuts are active (one line); raise if SQLite's is needed and gone."""
     shortcuts = check(frame_guard_installed, head_guard_installed)
-    versions = ", ".join(f"{name} {version(name)}" for name in LIBRARIES)
     states = "; ".join(f"{shortcut.name}: {_state(shortcut)}" for shortcut in shortcuts)
-    log.info("framework shortcuts (%s): %s", versions, states)
+    log.info("framework shortcuts (%s): %s", versions(), states)
     sqlite_batch = next(shortcut for shortcut in shortcuts if shortcut.name == SQLITE_BATCH)
     if needs_sqlite and not sqlite_batch.active:
         raise ShortcutMissingError(_sqlite_missing(", ".join(sqlite_batch.missing)))

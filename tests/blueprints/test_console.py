@@ -265,7 +265,9 @@ async def test_fits_a_phone_screen(
 
 
 async def test_console_uses_the_tokens_of_users_it_created(page: Page, tmp_path: Path) -> None:
-    server = start_server(tmp_path, env={"AUTH_SECRET": "console-secret"})
+    server = start_server(
+        tmp_path, env={"AUTH_SECRET": "console-secret-9e107d9d372bb6826bd81d3542a419d6"}
+    )
     try:
         await page.goto(server.http_url + "/")
         room_id, user_id = await create_in_page(page, "Token holder", "Secured room")

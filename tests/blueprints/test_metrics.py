@@ -13,6 +13,7 @@ from tests.support import (
     create_user,
     metric,
     open_socket,
+    open_sockets,
     receive_messages,
     receive_type,
     served,
@@ -73,3 +74,19 @@ async def test_messages_sent_close_together_share_commits(tmp_path: Path) -> Non
         assert metric(scraped, "quartchat_messages_stored_total") == 5
         # The first alone (nothing came before it), the others sharing commits.
         assert metric(scraped, "quartchat_commits_total") < 5
+
+
+async def test_process_and_runtime_metrics_are_this_process(tmp_path: Path) -> None:
+    async with served(tmp_path) as (server, http):
+        before = (await http.get("/metrics")).text
+        assert metric(before, "process_cpu_seconds_total") > 0
+        assert metric(before, "process_resident_memory_bytes") > 10_000_000
+        assert metric(before, "process_max_fds") > 0
+        assert metric(before, 'python_gc_collections_total{generation="0"}') >= 0
+        assert 'python_info{implementation="CPython"' in before
+        room = await create_room(http)
+        users = [await create_user(http) for _ in range(10)]
+        async with open_sockets([(server, room["id"], user["id"]) for user in users]):
+            during = (await http.get("/metrics")).text
+        # Each socket is a file descriptor of the server's own process.
+        assert metric(during, "process_open_fds") >= metric(before, "process_open_fds") + 10

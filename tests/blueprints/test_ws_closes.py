@@ -29,6 +29,7 @@ from tests.support import (
     create_user,
     open_socket,
     receive_type,
+    round_trips_during,
     start_server,
 )
 from tests.support.browser import launch_chromium
@@ -360,3 +361,52 @@ async def test_a_refused_socket_reads_what_the_client_sent_before_its_close(
     client.sock.settimeout(10)
     assert await asyncio.to_thread(client.sock.recv, 1024) == b""
     client.close()
+
+
+OFFER_DEFLATE = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+# A deflate bomb inflating to 1 GiB, about 1 MiB on the wire. Unbounded, the server
+# inflates it at well under 1 GiB/s of one core; read and dropped, it costs next to
+# nothing. Generous for a loaded 2-core machine.
+BOMB = 1 << 30
+BOMB_CPU = 0.5
+
+
+@pytest.mark.parametrize("refusal", [4401, 4404, 4429])
+async def test_a_refused_socket_never_negotiates_compression(
+    start: Callable[..., RunningServer],
+    http_of: Callable[[RunningServer], httpx.AsyncClient],
+    refusal: int,
+) -> None:
+    # Compression on for accepted sockets: a refused one must not get it all the same.
+    server = start(
+        AUTH_SECRET="a-secret-for-the-test-only-0123456789",
+        MAX_SOCKETS_PER_USER="1",
+        WS_COMPRESSION="true",
+    )
+    http = http_of(server)
+    user = await create_user(http)
+    http.headers["Authorization"] = f"Bearer {user['token']}"
+    room = await create_room(http)
+    path = {
+        4401: f"/ws/{room['id']}/{user['id']}",  # no token
+        4404: f"/ws/no-such-room/{user['id']}?token={user['token']}",
+        4429: f"/ws/{room['id']}/{user['id']}?token={user['token']}",  # the user's second
+    }[refusal]
+    async with open_socket(server, room["id"], user["id"], f"token={user['token']}") as ws:
+        client = await asyncio.to_thread(RawWebSocket, server.port, path, headers=OFFER_DEFLATE)
+        try:
+            assert b"permessage-deflate" not in client.response.lower()
+            _, code = await asyncio.to_thread(client.read_until_close, 10)
+            assert code == refusal
+            # While the server waits for its close reply, the client streams a bomb.
+            cpu = server.cpu_seconds()
+            rtts = await round_trips_during(ws, asyncio.to_thread(client.send_deflate_bomb, BOMB))
+            cpu = server.cpu_seconds() - cpu
+        finally:
+            client.close()
+        print(
+            f"\nrefused {refusal}, deflate bomb: server CPU {cpu:.3f} s, neighbour round "
+            f"trip max {max(rtts) * 1000:.0f} ms over {len(rtts)}"
+        )
+        assert cpu < BOMB_CPU
+        assert max(rtts) < 1.0

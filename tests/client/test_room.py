@@ -26,6 +26,7 @@ from tests.support import (
 )
 
 WAIT = 60_000  # ms: generous, for a loaded 2-core machine
+CLIENT_SECRET = "client-secret-e4d909c290d0fb1ca068ffaddf22cbd0"
 
 
 async def join(page: Page, url: str, room_id: str, user_id: str, **options: Any) -> str:
@@ -266,7 +267,7 @@ async def test_a_refused_token_asks_the_token_function_again(
     open_page: OpenPage, tmp_path: Path
 ) -> None:
     # open() reads history first, so here the REST 401 is what asks again.
-    async with served(tmp_path, env={"AUTH_SECRET": "client-secret"}) as (server, http):
+    async with served(tmp_path, env={"AUTH_SECRET": CLIENT_SECRET}) as (server, http):
         user = (await http.post("/users", json={"username": "Ida"})).json()
         headers = {"Authorization": f"Bearer {user['token']}"}
         room = (await http.post("/rooms", json={"name": "Locked"}, headers=headers)).json()
@@ -287,12 +288,33 @@ async def test_a_refused_token_asks_the_token_function_again(
         assert await refused.evaluate("room.status") == "closed"
 
 
+async def test_the_socket_carries_its_token_in_a_subprotocol_not_its_url(
+    open_page: OpenPage, tmp_path: Path
+) -> None:
+    async with served(tmp_path, env={"AUTH_SECRET": CLIENT_SECRET}) as (server, http):
+        user = (await http.post("/users", json={"username": "Uma"})).json()
+        headers = {"Authorization": f"Bearer {user['token']}"}
+        room = (await http.post("/rooms", json={"name": "Locked"}, headers=headers)).json()
+        page = await open_page(server.http_url)
+        assert await join(page, server.http_url, room["id"], user["id"], token=user["token"]) == (
+            "opened"
+        )
+        [opened] = [f for f in await page.evaluate("log.frames") if f.startswith("open ws")]
+        assert f"/ws/{room['id']}/{user['id']}?" in opened
+        assert "token" not in opened and user["token"] not in opened
+        assert await page.evaluate("room._socket.url.includes('token')") is False
+        assert await page.evaluate("room._socket.protocol") == "quartchat"
+        await page.evaluate("send('authenticated without a token in the URL')")
+        await wait_until(page, "log.sent.length === 1")
+        assert user["token"] not in server.log()
+
+
 async def test_a_token_that_expired_while_open_is_replaced_on_the_4401(
     open_page: OpenPage, tmp_path: Path
 ) -> None:
     # Token ages count whole seconds: one is refused once more than TTL seconds have
     # passed since the second it was issued in, so up to TTL + 2 s after.
-    env = {"AUTH_SECRET": "client-secret", "AUTH_TOKEN_TTL": "8"}
+    env = {"AUTH_SECRET": CLIENT_SECRET, "AUTH_TOKEN_TTL": "8"}
     async with served(tmp_path, env=env) as (server, http):
         user = (await http.post("/users", json={"username": "Ivo"})).json()
         loop = asyncio.get_running_loop()

@@ -14,8 +14,8 @@ def head(headers: int, value: bytes = b"y") -> bytes:
     return b"GET /health HTTP/1.1\r\nhost: a\r\n" + lines + b"\r\n"
 
 
-def request_of(data: bytes, max_headers: int = 100, max_bytes: int = 16384) -> h11.Request:
-    connection = HeadGuardedConnection(max_headers, max_bytes)
+def request_of(data: bytes, max_bytes: int = 16384) -> h11.Request:
+    connection = HeadGuardedConnection(max_bytes)  # and the default 100 header lines
     connection.receive_data(data)
     event = connection.next_event()
     assert isinstance(event, h11.Request)
@@ -28,7 +28,7 @@ def test_a_head_within_the_limits_is_parsed() -> None:
 
 @pytest.mark.parametrize("pieces", [1, 3])
 def test_too_many_header_lines_are_refused_with_431(pieces: int) -> None:
-    connection = HeadGuardedConnection(100, 65536)
+    connection = HeadGuardedConnection(65536)
     data = head(3500)
     size = len(data) // pieces + 1
     with pytest.raises(h11.RemoteProtocolError) as refused:
@@ -49,7 +49,7 @@ def test_a_head_over_the_byte_limit_is_refused_even_in_one_piece() -> None:
 
 
 def test_a_head_behind_another_request_is_measured_too() -> None:
-    connection = HeadGuardedConnection(100, 65536)
+    connection = HeadGuardedConnection(65536)
     connection.receive_data(head(1) + head(3500))
     assert isinstance(connection.next_event(), h11.Request)
     assert isinstance(connection.next_event(), h11.EndOfMessage)

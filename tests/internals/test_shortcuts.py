@@ -70,10 +70,11 @@ def test_a_sqlite_server_without_the_shortcut_refuses_to_start(tmp_path: Path) -
         text=True,
         timeout=60,
     )
-    assert result.returncode != 0, result.stderr
-    assert "lacks aiosqlite.core.Connection._execute" in result.stderr
-    assert "pinned in pyproject.toml" in result.stderr
-    assert "startup: database" not in result.stderr  # it stopped before opening it
+    output = result.stdout + result.stderr  # the log is on stdout
+    assert result.returncode != 0, output
+    assert "lacks aiosqlite.core.Connection._execute" in output
+    assert "pinned in pyproject.toml" in output
+    assert "startup: database" not in output  # it stopped before opening it
     assert not (tmp_path / "chat.sqlite3").exists()
 
 

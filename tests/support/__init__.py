@@ -5,9 +5,12 @@
 - `clients`: make users and rooms over HTTP, open `websockets` sockets, read frames;
 - `raw_socket`: a bare RFC 6455 client, for a peer that stops reading or control frames;
 - `databases`: a fresh PostgreSQL database, or private PostgreSQL / Redis processes;
-- `browser` (imported on its own, it needs Playwright): Debian's Chromium.
+- `browser` (imported on its own, it needs Playwright): Debian's Chromium;
+- `watch` (imported on its own): a neighbour socket in a process of its own, timing its
+  echoes next to an attack.
 
-Everything but `browser` is re-exported here, so `from tests.support import ...` works.
+Everything but `browser` and `watch` is re-exported here, so `from tests.support import
+...` works.
 """
 
 # Star imports on purpose: each module's __all__ says what it offers, once.

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "receive_json",
     "receive_messages",
     "receive_type",
+    "round_trips_during",
     "send_from_all",
     "stored_messages",
     "unique_id",
@@ -146,3 +147,20 @@ async def assert_silent(
     except TimeoutError:
         return
     raise AssertionError(f"unexpected {frame_type} frame: {frame}")
+
+
+async def round_trips_during(ws: ClientConnection, work: Awaitable[Any]) -> list[float]:
+    """Seconds of each ping -> pong round trip `ws` makes, one after another, until
+    `work` is done (at least one round trip)."""
+    done = asyncio.ensure_future(work)
+    times: list[float] = []
+    try:
+        while not done.done() or not times:
+            started = time.monotonic()
+            await ws.send('{"type": "ping"}')
+            await receive_type(ws, "pong", timeout=30)
+            times.append(time.monotonic() - started)
+            await asyncio.sleep(0.02)
+    finally:
+        await done
+    return times

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,12 @@ class RunningServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far, all its threads (Linux)."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 15) -> int:
         """Signal the server and wait for it to exit; returns the exit code."""
         if self.process.poll() is None:
@@ -73,11 +80,12 @@ def start_server(
     port: int | None = None,
     wait: bool = True,
 ) -> RunningServer:
-    """Start `quartchat serve` on a free port with a fresh SQLite file in `workdir`."""
-    port = port or free_port()
+    """Start `quartchat serve` with a fresh SQLite file in `workdir`, on `port` or else on
+    one the server picks itself (`PORT=0`, read back from its log by
+    `wait_until_healthy`), so that no two tests race for a free port."""
     server_env = {
         **os.environ,
-        "PORT": str(port),
+        "PORT": str(port or 0),
         "HOST": "127.0.0.1",
         "DATABASE_URL": f"sqlite://{workdir / 'chat.sqlite3'}",
         "PYTHONUNBUFFERED": "1",
@@ -91,7 +99,7 @@ def start_server(
         "REST_READS_BURST": "100000",
         **(env or {}),
     }
-    log_path = workdir / f"server-{port}.log"
+    log_path = workdir / f"server-{uuid.uuid4().hex[:8]}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "quartchat.cli", "serve", *(args or [])],
@@ -100,15 +108,29 @@ def start_server(
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    server = RunningServer(process, port, log_path, server_env)
+    server = RunningServer(process, port or 0, log_path, server_env)
     if wait:
         wait_until_healthy(server)
     return server
 
 
+# Hypercorn's line once it listens; with PORT=0 the only place the port is told.
+LISTENING = re.compile(r"Running on http://\S+:(\d+) ")
+
+
 def wait_until_healthy(server: RunningServer, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if server.port == 0:
+            listening = LISTENING.search(server.log())
+            if listening is None:
+                if server.process.poll() is not None:
+                    raise AssertionError(
+                        f"server exited with {server.process.returncode}:\n{server.log()}"
+                    )
+                time.sleep(0.05)
+                continue
+            server.port = int(listening.group(1))
         if server.process.poll() is not None:
             raise AssertionError(f"server exited with {server.process.returncode}:\n{server.log()}")
         try:

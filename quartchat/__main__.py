@@ -1,0 +1,5 @@
+"""`python -m quartchat`: the `quartchat` command."""
+
+from .cli import main
+
+main()
