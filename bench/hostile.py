@@ -1,10 +1,10 @@
 """A hostile client next to well-behaved ones: do the good ones lose anything or slow down?
 
     .venv/bin/python bench/hostile.py [--minutes 10] [--good 50] [--users 100000] [--postgres]
-                                      [--redis]
+                                      [--redis] [--big-room 200000]
 
 Starts its own server (SQLite by default, PostgreSQL with `--postgres`), seeds `--users`
-users, then runs side by side for `--minutes`:
+users and a room of `--big-room` messages, then runs side by side for `--minutes`:
 - `--good` well-behaved clients in 5 rooms, each sending one message a second with its
   own id and timing the round trip to its own echo;
 - one hostile client doing everything it can think of, in turns: poison content (NUL,
@@ -15,7 +15,11 @@ users, then runs side by side for `--minutes`:
   clients' rooms, as one user and as many, 20 sockets of one user typing at 9 frames/s
   each, and handshakes with odd subprotocols (an empty token, hundreds of protocols);
   with `--redis` (a private redis-server behind the server), Redis paused with SIGSTOP
-  for 3 s each round.
+  for 3 s each round; and reads that once cost far more than they returned: `since=`
+  in 2000 on the big room (REST and socket handshakes), 20 sockets replaying the big
+  room from its first message, searches (`q=`) that match nothing, `/openapi.json` and
+  `/asyncapi.json` bursts, and requests of 3,500 headers or 7,000 cookies (expected:
+  431).
 At the end it checks, through REST, that every message a good client sent is stored
 and was received by every good client of its room, and prints one summary table: the
 good clients' round-trip p50/p99, messages lost, the hostile side's outcomes by status
@@ -32,6 +36,7 @@ import json
 import os
 import random
 import signal
+import socket
 import sqlite3
 import statistics
 import sys
@@ -90,6 +95,7 @@ class Tally:
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self.server_errors: list[str] = []
+        self.replayed: list[float] = []  # messages/s of each replay storm
 
     def status(self, what: str, status: int) -> None:
         self.event(f"{status // 100}xx")
@@ -124,6 +130,135 @@ async def seed_postgres_users(url: str, count: int) -> None:
         )
     finally:
         await connection.close()
+
+
+BIG_ROOM = "big-room"
+OLD_SINCE = "2000-01-01T00:00:00Z"
+
+
+def seed_sqlite_room(database: Path, count: int) -> None:
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO rooms (id, name, created_at, last_seq, last_message_at) "
+            "VALUES (?, 'Big room', '2025-12-31 00:00:00+00:00', ?, "
+            "datetime('2026-01-01', ?))",
+            (BIG_ROOM, count, f"+{count} seconds"),
+        )
+        connection.executemany(
+            "INSERT INTO messages (id, room_id, user_id, content, created_at, seq) "
+            "VALUES (?, ?, 'seed-0', ?, ?, ?)",
+            (
+                (
+                    str(uuid.uuid4()),
+                    BIG_ROOM,
+                    f"old {seq}",
+                    time.strftime("%Y-%m-%d %H:%M:%S+00:00", time.gmtime(1767225600 + seq)),
+                    seq,
+                )
+                for seq in range(1, count + 1)
+            ),
+        )
+
+
+async def seed_postgres_room(url: str, count: int) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "INSERT INTO rooms (id, name, created_at, last_seq, last_message_at) VALUES "
+            "($1, 'Big room', now(), $2::bigint, "
+            "timestamptz '2026-01-01' + $2::int * interval '1 s')",
+            BIG_ROOM,
+            count,
+        )
+        await connection.execute(
+            "INSERT INTO messages (id, room_id, user_id, content, created_at, seq) "
+            "SELECT gen_random_uuid(), $1, 'seed-0', 'old ' || n, "
+            "timestamptz '2026-01-01' + n * interval '1 second', n "
+            "FROM generate_series(1, $2) AS n",
+            BIG_ROOM,
+            count,
+        )
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
+def many_headers(port: int, headers: int, cookies: int) -> int:
+    """GET /health with `headers` extra headers or a Cookie of `cookies` cookies, in one
+    write; the answer's status."""
+    lines = b"".join(b"x-%d: y\r\n" % index for index in range(headers))
+    if cookies:
+        lines += b"cookie: " + b"; ".join(b"c%d=1" % i for i in range(cookies)) + b"\r\n"
+    head = b"GET /health HTTP/1.1\r\nhost: a\r\nconnection: close\r\n" + lines + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(head)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+async def hostile_reads(server: RunningServer, http: httpx.AsyncClient, tally: Tally) -> None:
+    """One round of reads that once cost far more than they returned, each for ~2 s."""
+    room_url = f"{server.ws_url}/ws/{BIG_ROOM}/seed-0"
+    for index in range(20):  # since= in 2000: REST (inside the read budget) and handshakes
+        with contextlib.suppress(httpx.HTTPError):
+            response = await http.get(
+                f"/rooms/{BIG_ROOM}/messages", params={"since": OLD_SINCE, "limit": "1"}
+            )
+            tally.status("GET old since", response.status_code)
+        with contextlib.suppress(OSError, ConnectionClosed, InvalidStatus, TimeoutError):
+            # max_queue=None: it keeps reading (as a browser does) until the close reply,
+            # which otherwise waits behind the frames of the replay it does not read.
+            url = f"{room_url[:-1]}{100 + index}?since={OLD_SINCE}"  # users' open budgets
+            async with asyncio.timeout(5), connect(url, max_queue=None) as ws:
+                await ws.recv()
+                tally.event("old-since-socket")
+        await asyncio.sleep(0.1)
+    first = await http.get(f"/rooms/{BIG_ROOM}/messages", params={"since": OLD_SINCE})
+    if first.status_code == 200 and first.json():
+        after = first.json()[0]["id"]
+        await replay_storm([f"{room_url[:-1]}{i}?after={after}" for i in range(1, 21)], tally)
+    for index in range(20):  # searches that match nothing, at the read budget
+        with contextlib.suppress(httpx.HTTPError):
+            path = "/users" if index % 2 else "/rooms"
+            response = await http.get(path, params={"q": f"nobody-{index}"})
+            tally.status("GET search", response.status_code)
+        await asyncio.sleep(0.1)
+    for _ in range(50):  # the API documents, open to anyone
+        with contextlib.suppress(httpx.HTTPError):
+            for path in ("/openapi.json", "/asyncapi.json"):
+                tally.status(f"GET {path}", (await http.get(path)).status_code)
+        await asyncio.sleep(0.02)
+    for index in range(40):  # request heads of thousands of headers (431 expected)
+        headers, cookies = (3500, 0) if index % 2 else (0, 7000)
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            status = await asyncio.to_thread(many_headers, server.port, headers, cookies)
+            tally.status("many headers", status)
+            tally.event(f"many-headers-{status}")
+        await asyncio.sleep(0.05)
+
+
+async def replay_storm(urls: list[str], tally: Tally, seconds: float = 3) -> None:
+    """A socket per URL (one address, users of their own) replaying from the big room's
+    first message for `seconds`; what they got per second lands in the tally."""
+    received = 0
+
+    async def replay(url: str) -> None:
+        nonlocal received
+        with contextlib.suppress(OSError, ConnectionClosed, InvalidStatus):
+            async with connect(url, max_size=None, max_queue=None) as ws:
+                async for _ in ws:
+                    received += 1
+
+    tasks = [asyncio.create_task(replay(url)) for url in urls]
+    await asyncio.sleep(seconds)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    tally.replayed.append(received / seconds)
 
 
 class GoodClient:
@@ -389,6 +524,7 @@ async def measure(
                 await typing_flood(server, rooms, tally)
                 await odd_subprotocols(server, rooms, tally)
                 await redis_hang(redis, tally)
+                await hostile_reads(server, http, tally)
 
         async def watch() -> None:
             nonlocal peak_rss
@@ -458,6 +594,10 @@ async def report(
         ("good round trip p50 / p99", f"{p50:.1f} / {p99:.1f} ms"),
         ("hostile outcomes", ", ".join(f"{k} {v}" for k, v in sorted(tally.counts.items()))),
         ("hostile 5xx", str(len(tally.server_errors))),
+        (
+            "replay storms (20 sockets, one address)",
+            ", ".join(f"{rate:.0f}" for rate in tally.replayed) + " messages/s",
+        ),
         ("server peak RSS", f"{peak_rss:.1f} MiB"),
     ]
     print("| figure | value |\n|---|---|")
@@ -490,8 +630,10 @@ async def run(args: argparse.Namespace) -> int:
         try:
             if args.postgres:
                 await seed_postgres_users(database_url, args.users)
+                await seed_postgres_room(database_url, args.big_room)
             else:
                 seed_sqlite_users(Path(workdir) / "chat.sqlite3", args.users)
+                seed_sqlite_room(Path(workdir) / "chat.sqlite3", args.big_room)
             return await measure(server, args, redis)
         finally:
             server.stop()
@@ -506,6 +648,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--good", type=int, default=50)
     parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--big-room", type=int, default=200_000, help="messages in it")
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--redis", action="store_true", help="a private Redis, paused each round")
     raise SystemExit(asyncio.run(run(parser.parse_args())))

@@ -5,11 +5,16 @@ is told why it is closed (4403). Its creator, and the app's backend, manage memb
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 from tortoise.expressions import Q, Subquery
 
 from .auth import Identity
 from .directory import PRIVATE, Directory
 from .errors import APIError
+from .listing import Visibility
 from .lookups import not_found
 from .models import Room, RoomMember
 
@@ -42,14 +47,35 @@ def require_manager(room: Room, caller: Identity | None) -> None:
         raise APIError(403, "FORBIDDEN", "only the room's creator or API_KEY manages members")
 
 
-def visible_rooms(caller: Identity | None) -> Q | None:
-    """The rooms `GET /rooms` lists to `caller` (None: every room, for API_KEY)."""
+def visible_rooms(caller: Identity | None) -> Visibility | None:
+    """The rooms `GET /rooms` lists (and searches) for `caller`; None: every room (the
+    app's backend)."""
     if caller is not None and caller.server:
         return None
-    visible = Q(private=False)
-    if caller is not None:
-        member_of = RoomMember.filter(user_id=caller.user_id).values("room_id")
-        visible |= Q(id__in=Subquery(member_of))
-        if caller.rooms:
-            visible |= Q(id__in=sorted(caller.rooms))
-    return visible
+    return RoomsVisibleTo(caller)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomsVisibleTo:
+    """Public rooms, and the private ones `caller` is a member of (listing.Visibility)."""
+
+    caller: Identity | None
+
+    def q(self) -> Q:
+        visible = Q(private=False)
+        if self.caller is not None:
+            member_of = RoomMember.filter(user_id=self.caller.user_id).values("room_id")
+            visible |= Q(id__in=Subquery(member_of))
+            if self.caller.rooms:
+                visible |= Q(id__in=sorted(self.caller.rooms))
+        return visible
+
+    def sql(self, bind: Callable[[Any], str]) -> str:
+        parts = ["NOT private"]
+        if self.caller is not None:
+            members = "SELECT room_id FROM room_members WHERE user_id = "
+            parts.append(f"id IN ({members}{bind(self.caller.user_id)})")
+            if self.caller.rooms:
+                granted = ", ".join(bind(room) for room in sorted(self.caller.rooms))
+                parts.append(f"id IN ({granted})")
+        return f"({' OR '.join(parts)})"

@@ -113,6 +113,7 @@ def create_app(
     blueprints = (users, rooms, members, messages, ws, health, docs, metrics, asyncapi, client)
     for blueprint in blueprints:
         app.register_blueprint(blueprint.blueprint)
+    docs.serve_openapi_once(app)
     if settings.console_enabled:  # else `/` and `/console` are plain JSON 404s
         app.register_blueprint(console.blueprint)
     else:

@@ -15,7 +15,7 @@ import enum
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -126,9 +126,18 @@ def message_from_row(row: Sequence[Any]) -> ChatMessage:
         user_id=user_id,
         username=username,
         content=content,
-        created_at=_CREATED_AT.to_python_value(created_at),
+        created_at=db_datetime(created_at),
         seq=int(seq),
     )
+
+
+def db_datetime(value: Any) -> datetime:
+    """A timestamp column's value as read by plain SQL, as an aware UTC datetime."""
+    # SQLite's text, as its adapter wrote it ("2026-01-01 12:00:00.123456+00:00"):
+    # fromisoformat reads it ten times faster than the ORM's parser.
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).astimezone(UTC)
+    return _CREATED_AT.to_python_value(value)  # type: ignore[no-any-return]
 
 
 _SELECT_EXISTING = (

@@ -57,6 +57,9 @@ class Settings:
     forwarded_allow_ips: str = ""
     rest_reads_per_minute: float = 600.0
     rest_reads_burst: int = 100
+    replay_messages_per_second: float = 2000.0
+    replay_burst: int = 20_000
+    max_request_headers: int = 100
     auth_secret: str = ""
     auth_token_ttl: int = 7 * 24 * 3600
     auth_public_key: str = ""
@@ -146,6 +149,11 @@ class Settings:
                 env, "REST_READS_PER_MINUTE", defaults.rest_reads_per_minute
             ),
             rest_reads_burst=_int(env, "REST_READS_BURST", defaults.rest_reads_burst),
+            replay_messages_per_second=_float(
+                env, "REPLAY_MESSAGES_PER_SECOND", defaults.replay_messages_per_second
+            ),
+            replay_burst=_int(env, "REPLAY_BURST", defaults.replay_burst),
+            max_request_headers=_int(env, "MAX_REQUEST_HEADERS", defaults.max_request_headers),
             auth_secret=_auth_secret(env),
             auth_token_ttl=_int(env, "AUTH_TOKEN_TTL", defaults.auth_token_ttl),
             auth_public_key=_public_key_pem(env),

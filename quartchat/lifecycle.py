@@ -44,7 +44,7 @@ from quart import Quart
 from . import db, gc_tuning, probe, startup
 from .chat import Chat
 from .config import Settings
-from .internals import frameguard, shortcuts
+from .internals import frameguard, headguard, shortcuts
 from .probe import FastPathBroken
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,7 @@ class Lifecycle:
             found = shortcuts.report(
                 needs_sqlite=needs_sqlite,
                 frame_guard_installed=frameguard.install(self._settings),
+                head_guard_installed=headguard.install(self._settings),
             )
         except shortcuts.ShortcutMissingError as error:
             raise FastPathBroken(shortcuts.SQLITE_BATCH, str(error)) from None

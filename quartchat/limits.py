@@ -1,12 +1,14 @@
 """Abuse limits: token buckets for a socket's frames, a user's messages (socket and REST
 alike) and typing events, the sockets a user and an address open, and an address's
-creations of users and rooms and its expensive REST reads (lists and history pages: far
-more frequent than creations, so with settings of their own)."""
+creations of users and rooms, its expensive REST reads (lists and history pages: far
+more frequent than creations, so with settings of their own) and the messages its
+sockets' replays read."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sized
 from functools import wraps
 from ipaddress import IPv6Address, IPv6Network, ip_address
 from time import monotonic
@@ -20,6 +22,7 @@ from .errors import APIError
 EXTENSION_KEY = "quartchat.limits"
 P = ParamSpec("P")
 R = TypeVar("R")
+S = TypeVar("S", bound=Sized)
 
 
 class FrameBudget:
@@ -41,8 +44,7 @@ class FrameBudget:
 
     def take(self, now: float, cost: float = 1.0) -> float:
         """Spend `cost` tokens: 0.0 if the frame may pass, else seconds until they are back."""
-        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
-        self._stamp = now
+        self._refill(now)
         if self._tokens >= self._burst:
             self.strikes = 0
         if self._tokens >= cost:
@@ -50,6 +52,23 @@ class FrameBudget:
             return 0.0
         self.strikes += 1
         return (cost - self._tokens) / self._rate
+
+    def reserve(self, now: float, cost: float) -> float:
+        """Set `cost` tokens aside, into debt if need be, unless a debt is still owed:
+        0.0 if they were set aside, else seconds until the debt is paid. `refund` gives
+        back what the reservation did not use."""
+        self._refill(now)
+        if self._tokens < 0:
+            return -self._tokens / self._rate
+        self._tokens -= cost
+        return 0.0
+
+    def refund(self, amount: float) -> None:
+        self._tokens = min(self._burst, self._tokens + amount)
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
 
     @property
     def last_used(self) -> float:
@@ -101,9 +120,47 @@ class Budgets:
             self._budgets.popitem(last=False)
 
 
+# Replay pages read at once by this process (see PacedReads): a commit waits behind at
+# most this many, and one page of 500 takes a few milliseconds.
+REPLAY_READS = 2
+
+
+class PacedReads:
+    """Pages read for one purpose (socket replays), paced per key (a client address).
+
+    A key's budget counts the items its pages returned; past it, its pages wait (slowed,
+    never refused). And only `at_once` pages are read at a time, whoever asks: on
+    SQLite every read queues on the one connection that also commits everyone's
+    messages, and twenty replays' pages queued there held a neighbour's commit for 2 s.
+    """
+
+    def __init__(self, budgets: Budgets, at_once: int) -> None:
+        self.budgets = budgets
+        self._reading = asyncio.Semaphore(at_once)
+
+    async def read(self, key: str, most: int, read: Callable[[], Awaitable[S]]) -> S:
+        """`read()` a page of at most `most` items once `key` owes its budget nothing.
+
+        The whole page is set aside before the read, so that the concurrent readers of
+        one key wait for each other, and what it did not use is given back after it."""
+        budget = self.budgets.of(key, monotonic())
+        wait = budget.reserve(monotonic(), most)
+        while wait:
+            await asyncio.sleep(wait)
+            wait = budget.reserve(monotonic(), most)
+        used = most
+        try:
+            async with self._reading:
+                page = await read()
+            used = len(page)
+        finally:
+            budget.refund(most - used)
+        return page
+
+
 class Limits:
-    """This instance's shared budgets: messages per user, creations and reads per client
-    address."""
+    """This instance's shared budgets: messages per user; creations, reads and replayed
+    messages per client address."""
 
     def __init__(self, settings: Settings) -> None:
         # REST posts and socket frames alike, so mixing transports gains nothing, and
@@ -114,6 +171,9 @@ class Limits:
         self.message_rate = settings.rate_limit_per_second
         self.creations = Budgets(settings.creations_per_minute / 60, settings.creations_burst)
         self.reads = Budgets(settings.rest_reads_per_minute / 60, settings.rest_reads_burst)
+        self.replays = PacedReads(
+            Budgets(settings.replay_messages_per_second, settings.replay_burst), REPLAY_READS
+        )
         # Per user and room: typing says "someone is typing here", so one a second of a
         # user's sockets says all of it; the client library sends one per 2 s.
         self.typing = Budgets(settings.typing_per_second, settings.typing_burst)
@@ -215,18 +275,9 @@ def _limit_per_address(
 
 # Anonymous creation of users and rooms (CREATIONS_PER_MINUTE, CREATIONS_BURST).
 limit_creations = _limit_per_address(lambda limits: limits.creations, "creations")
-# A search (`q=`) of the user or room list: no index serves it, so one that matches few
-# rows reads the whole table (388 ms for 300,000 users on SQLite, whose one connection
-# the commits share); it costs this many reads of the budget.
-SEARCH_READS = 10
-
-
-def _read_cost() -> float:
-    return SEARCH_READS if request.args.get("q") else 1.0
-
-
-# Lists and history pages (REST_READS_PER_MINUTE, REST_READS_BURST).
-limit_reads = _limit_per_address(lambda limits: limits.reads, "reads", _read_cost)
+# Lists, searches and history pages (REST_READS_PER_MINUTE, REST_READS_BURST): each
+# walks an index for what it returns (a search too, since migration 0004).
+limit_reads = _limit_per_address(lambda limits: limits.reads, "reads")
 
 
 def init_app(app: Quart, settings: Settings) -> None:

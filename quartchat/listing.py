@@ -4,11 +4,13 @@ A page is a JSON array, oldest first, as it always was; when more follow, a `Lin
 header (RFC 8288) names the next page: `</users?limit=100&after=<last id>>; rel="next"`.
 The cursor is the id of the last item received, so a client may also build the next
 URL itself. Pages follow the (created_at, id) index, so page 1,000 costs what page 1
-does.
+does; searches (`q=`) follow indexes of their own, in name order (`search.py`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
@@ -18,9 +20,22 @@ from tortoise.expressions import Q
 from .errors import APIError
 from .lookups import RoomOrUser
 from .payloads import format_timestamp
+from .search import search_page
 from .text import is_resource_id
 
 MAX_PAGE = 500
+
+
+class Visibility(Protocol):
+    """Which rows a caller may list, said twice: as a Tortoise filter for pages, and as
+    an SQL condition for searches (which walk their indexes in plain SQL), binding each
+    value it needs through the function it is given."""
+
+    def q(self) -> Q: ...
+
+    def sql(self, bind: Callable[[Any], str]) -> str: ...
+
+
 DEFAULT_PAGE = 100
 
 
@@ -36,8 +51,9 @@ class ListQuery(BaseModel):
         max_length=64,
         # C0 controls (NUL above all) are no name's prefix, and PostgreSQL refuses NUL
         pattern=r"^[^\x00-\x1f\x7f]*$",
-        description="only items whose name (or id) starts with this, ignoring case "
-        "(of ASCII letters only, on SQLite)",
+        description="a search: the item whose id is this (ignoring case), then the items "
+        "whose name starts with it, ignoring case (of ASCII letters only, on SQLite), in "
+        "name order",
     )
 
 
@@ -57,31 +73,21 @@ async def list_page(
     name_field: str,
     query: ListQuery,
     *,
-    visible: Q | None = None,
+    visible: Visibility | None = None,
     extra: tuple[str, ...] = (),
 ) -> Response:
-    """One page of `model` in (created_at, id) order as `[{"id", name_field,
-    "created_at", *extra}]`, only rows matching `visible` when given, with the `Link`
-    header naming the next.
+    """One page of `model` in (created_at, id) order, or a search's (`q`), as
+    `[{"id", name_field, "created_at", *extra}]`, only rows `visible` when given, with
+    the `Link` header naming the next.
 
     Rows are read as tuples and written by hand: models and response validation cost
     several times the query for a page of 500."""
-    rows = model.all() if visible is None else model.filter(visible)
     if query.q:
-        rows = rows.filter(
-            Q(**{f"{name_field}__istartswith": query.q}) | Q(id__istartswith=query.q)
+        page = await search_page(
+            model, name_field, query.q, query.after, query.limit, where=visible, extra=extra
         )
-    if query.after is not None:
-        last = await _cursor_row(model, query.after)
-        rows = rows.filter(
-            Q(created_at__gt=last.created_at) | Q(created_at=last.created_at, id__gt=last.id)
-        )
-    # One more than asked, to know whether a next page exists.
-    page = await (
-        rows.order_by("created_at", "id")
-        .limit(query.limit + 1)
-        .values_list("id", name_field, "created_at", *extra)
-    )
+    else:
+        page = await _plain_page(model, name_field, query, visible, extra)
     response = jsonify(
         [
             {
@@ -99,6 +105,28 @@ async def list_page(
             arguments["q"] = query.q
         response.headers["Link"] = f'<{request.path}?{urlencode(arguments)}>; rel="next"'
     return response
+
+
+async def _plain_page(
+    model: type[RoomOrUser],
+    name_field: str,
+    query: ListQuery,
+    visible: Visibility | None,
+    extra: tuple[str, ...],
+) -> list[Any]:
+    rows = model.all() if visible is None else model.filter(visible.q())
+    if query.after is not None:
+        last = await _cursor_row(model, query.after)
+        rows = rows.filter(
+            Q(created_at__gt=last.created_at) | Q(created_at=last.created_at, id__gt=last.id)
+        )
+    # One more than asked, to know whether a next page exists.
+    page: list[Any] = await (
+        rows.order_by("created_at", "id")
+        .limit(query.limit + 1)
+        .values_list("id", name_field, "created_at", *extra)
+    )
+    return page
 
 
 async def _cursor_row(model: type[RoomOrUser], after: str) -> RoomOrUser:

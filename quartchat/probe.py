@@ -53,6 +53,7 @@ from .internals import loopback
 from .internals.shortcuts import (
     COMPRESSION_REFUSED,
     FRAME_GUARD,
+    HEAD_GUARD,
     INLINE_SOCKET,
     SOCKET_WRITES,
     SQLITE_BATCH,
@@ -73,6 +74,7 @@ WHERE = {
     STALLED_RESET: "internals/transport.py abort_connection",
     COMPRESSION_REFUSED: "internals/transport.py refuse_compression",
     FRAME_GUARD: "internals/frameguard.py GuardedWSStream",
+    HEAD_GUARD: "internals/headguard.py GuardedH11Protocol",
     INLINE_SOCKET: "internals/inline_socket.py InlineWebsocketConnection",
     SQLITE_BATCH: "internals/shortcuts.py sqlite_thread, commit.py",
 }

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 
 from . import db
@@ -48,8 +49,15 @@ _FULL_ENOUGH = 16
 # makes several commits, each published as soon as it is stored, rather than one that
 # holds every sender in it until the last row is written.
 _MAX_BATCH = 1000
-# The column order of commit.message_from_row.
-_ROW_FIELDS = ("id", "room_id", "user_id", "user__username", "content", "created_at", "seq")
+# History pages in plain SQL, in the column order of commit.message_from_row: read
+# through the ORM, a page of 500 cost 30 ms of the event loop's CPU converting values.
+_SELECT = (
+    "SELECT m.id, m.room_id, m.user_id, u.username, m.content, m.created_at, m.seq "
+    "FROM messages m JOIN users u ON u.id = m.user_id "
+)
+_FORWARD = _SELECT + "WHERE m.room_id = {} AND m.seq > {} ORDER BY m.seq LIMIT {}"
+_BACKWARD = _SELECT + "WHERE m.room_id = {} AND m.seq < {} ORDER BY m.seq DESC LIMIT {}"
+_NO_SEQ_LIMIT = 2**63 - 1
 
 
 class DraftRejectedError(APIError):
@@ -131,21 +139,38 @@ class MessageStore:
     ) -> list[ChatMessage]:
         """Messages oldest first: after a timestamp, after a seq, else the latest `limit`
         (of those before `before_seq`, when given)."""
-        query = Message.filter(room_id=room_id)
-        forward = since is not None or after_seq is not None
         if since is not None:
-            query = query.filter(created_at__gt=since).order_by("seq")
-        elif after_seq is not None:
-            query = query.filter(seq__gt=after_seq).order_by("seq")
+            first = await self.first_seq_after(room_id, since)
+            if first is None:
+                return []
+            after_seq = first - 1
+        if after_seq is not None:
+            query, bound = _FORWARD, after_seq
         else:
-            if before_seq is not None:
-                query = query.filter(seq__lt=before_seq)
-            query = query.order_by("-seq")
-        rows = await query.limit(limit).values_list(*_ROW_FIELDS)
-        messages = [message_from_row(row) for row in rows]
-        if not forward:
+            query, bound = _BACKWARD, _NO_SEQ_LIMIT if before_seq is None else before_seq
+        client = connections.get("default")
+        marks = ("?", "?", "?") if client.capabilities.dialect == "sqlite" else ("$1", "$2", "$3")
+        _, rows = await client.execute_query(query.format(*marks), [room_id, bound, limit])
+        messages = [message_from_row(tuple(row)) for row in rows]
+        if after_seq is None:
             messages.reverse()
         return messages
+
+    async def first_seq_after(self, room_id: str, since: datetime) -> int | None:
+        """The seq of the room's first message stored after `since` (None: none was).
+
+        One step down the (room_id, created_at) index: timestamps strictly increase with
+        seq in a room (commit.py), so the messages after `since` are exactly those from
+        this seq on, and are then read along (room_id, seq). Filtering on created_at and
+        ordering by seq instead made SQLite sort every message after `since`: an old
+        `since` cost a sort of the room's whole history (190 ms at 200,000 messages)."""
+        seqs: list[int] = await (
+            Message.filter(room_id=room_id, created_at__gt=since)
+            .order_by("created_at")
+            .limit(1)
+            .values_list("seq", flat=True)
+        )  # type: ignore[assignment]
+        return seqs[0] if seqs else None
 
     async def last_seq(self, room_id: str) -> int:
         """The room's newest seq (0 for a room without messages or without a row)."""

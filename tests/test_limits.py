@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from quartchat.config import Settings
-from quartchat.limits import Budgets, FrameBudget
+from quartchat.limits import Budgets, FrameBudget, PacedReads
 from tests.support import (
     create_room,
     create_user,
@@ -64,6 +64,40 @@ def test_budgets_stay_bounded_under_key_churn() -> None:
     assert len(budgets._budgets) == 50
     assert "churn0" not in budgets._budgets
     assert budgets.take("steady", 1.0) > 0  # still spent: its bucket was kept, not renewed
+
+
+def test_a_reservation_may_go_into_debt_once_and_is_refunded() -> None:
+    budget = FrameBudget(rate=100, burst=150, max_strikes=1, now=0.0)
+    assert budget.reserve(0.0, 100) == 0.0
+    assert budget.reserve(0.0, 100) == 0.0  # 50 left: set aside, 50 owed
+    assert budget.reserve(0.0, 100) == pytest.approx(0.5)  # until the debt is paid
+    budget.refund(95)  # the second page returned 5 items
+    assert budget.reserve(0.0, 100) == 0.0
+
+
+async def test_paced_reads_wait_past_the_budget_and_cost_what_they_return() -> None:
+    reads = PacedReads(Budgets(rate=1000, burst=300), at_once=2)
+    in_flight = most_in_flight = 0
+
+    async def read(size: int) -> list[int]:
+        nonlocal in_flight, most_in_flight
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return list(range(size))
+
+    started = time.monotonic()
+    small = await asyncio.gather(*(reads.read("a", 100, lambda: read(10)) for _ in range(20)))
+    assert [len(page) for page in small] == [10] * 20
+    assert time.monotonic() - started < 0.5  # 200 items, inside the burst: no wait
+    assert most_in_flight == 2  # never more pages at once than `at_once`, whoever asks
+    started = time.monotonic()
+    await asyncio.gather(*(reads.read("a", 100, lambda: read(100)) for _ in range(10)))
+    assert time.monotonic() - started >= 0.5  # 1000 items, at most 300 in the bucket
+    started = time.monotonic()
+    await reads.read("b", 100, lambda: read(100))  # another address: its own budget
+    assert time.monotonic() - started < 0.2
 
 
 async def test_creations_are_limited_per_address(tmp_path: Path) -> None:

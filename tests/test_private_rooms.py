@@ -86,8 +86,11 @@ async def test_a_private_room_is_invisible_to_non_members(
         await ws.send(json.dumps({"content": "for members only"}))
         [message] = await receive_messages(ws, 1)
     as_bob = bearer(bob["token"])
-    listed = (await http.get("/rooms?limit=500", headers=as_bob)).json()
-    assert room["id"] not in [r["id"] for r in listed]
+    for listing in ("/rooms?limit=500", "/rooms?q=Secret", f"/rooms?q={room['id']}"):
+        listed = (await http.get(listing, headers=as_bob)).json()
+        assert room["id"] not in [r["id"] for r in listed], listing
+        found = (await http.get(listing, headers=bearer(alice["token"]))).json()
+        assert room["id"] in [r["id"] for r in found], listing
     guesses = [
         url,
         f"{url}/messages",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
-from quart import Blueprint, Response, jsonify, request
+from quart import Blueprint, Response, current_app, request
 from quart_schema import document_response, operation_id
 
 from ..asyncapi import asyncapi_document
@@ -37,6 +38,16 @@ async def get_asyncapi() -> Response:
     The socket `/ws/{room_id}/{user_id}`: every frame in both directions with its JSON
     Schema, the error codes and the close codes. It is generated from the definitions
     the server checks frames with."""
-    settings = current_chat().settings
-    secure = request.scheme in ("https", "wss")
-    return jsonify(asyncapi_document(settings.max_message_chars, request.host, secure))
+    key = (current_chat().settings.max_message_chars, request.scheme in ("https", "wss"))
+    body = _documents.get(key)
+    if body is None:
+        body = _documents[key] = current_app.json.dumps(asyncapi_document(key[0], _HOST, key[1]))
+    host = json.dumps(request.host)[1:-1]  # as the JSON string's inside
+    return Response(body.replace(_HOST, host), content_type="application/json")
+
+
+# Built once per scheme (and MAX_MESSAGE_CHARS) with this stand-in for the host the
+# client named (any Host header: no cache keyed by it could stay small), which each
+# answer replaces: a build costs 20-50 ms of CPU, and the route is open to anyone.
+_HOST = "host.quartchat.invalid"
+_documents: dict[tuple[int, bool], str] = {}

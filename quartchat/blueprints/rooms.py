@@ -114,8 +114,9 @@ async def get_rooms(query_args: ListQuery) -> Response:
     """Rooms, oldest first, a page at a time (`limit`, default 100, at most 500).
 
     When more follow, the `Link` header names the next page:
-    `</rooms?limit=100&after=<id of the last room>>; rel="next"`. `q` keeps only rooms
-    whose name or id starts with it, ignoring case. With authentication on, any user's
+    `</rooms?limit=100&after=<id of the last room>>; rel="next"`. `q` searches: the room
+    whose id is `q` (ignoring case) first, then rooms whose name starts with `q`,
+    ignoring case, in name order. With authentication on, any user's
     `Authorization: Bearer` token is required; private rooms are listed only to their
     members (and API_KEY).
     """

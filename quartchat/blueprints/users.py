@@ -120,8 +120,9 @@ async def get_users(query_args: ListQuery) -> Response:
     """Users, oldest first, a page at a time (`limit`, default 100, at most 500).
 
     When more follow, the `Link` header names the next page:
-    `</users?limit=100&after=<id of the last user>>; rel="next"`. `q` keeps only users
-    whose username or id starts with it, ignoring case. With AUTH_SECRET set, any
+    `</users?limit=100&after=<id of the last user>>; rel="next"`. `q` searches: the user
+    whose id is `q` (ignoring case) first, then users whose username starts with `q`,
+    ignoring case, in username order. With AUTH_SECRET set, any
     user's `Authorization: Bearer` token is required.
     """
     await current_chat().tokens.require_bearer()

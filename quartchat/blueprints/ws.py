@@ -44,7 +44,7 @@ blueprint = Blueprint("ws", __name__)
 
 SUBPROTOCOL = "quartchat"
 TOKEN_PREFIX = "token."
-REPLAY_PAGE = 500
+REPLAY_PAGE = 100
 # Messages of one socket that may wait for their commit at once; past it the socket
 # simply stops being read, which pushes back on a flooding client.
 MAX_IN_FLIGHT = 256
@@ -115,7 +115,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
         await websocket.accept(subprotocol=subprotocol)
         writer = SocketWriter()
         outbox = Outbox(subscriber, writer, chat.metrics)
-        outbox.open(partial(_send_replay, chat, subscriber.room_id, replay) if replay else None)
+        outbox.open(partial(_send_replay, chat, subscriber, replay) if replay else None)
         await _receive_frames(chat, subscriber)
     except asyncio.CancelledError:
         if subscriber.close_code is None:
@@ -233,11 +233,21 @@ async def _replay_or_report(
     return None
 
 
-async def _send_replay(chat: Chat, room_id: str, replay: Replay, writer: SocketWriter) -> int:
-    """Send every stored message after the replay point, in order; return the last seq."""
+async def _send_replay(
+    chat: Chat, subscriber: Subscriber, replay: Replay, writer: SocketWriter
+) -> int:
+    """Send every stored message after the replay point, in order; return the last seq.
+
+    Pages draw the messages they read from the client address's replay budget
+    (REPLAY_MESSAGES_PER_SECOND, REPLAY_BURST) and wait for it once it is spent."""
     since, last_seq = replay.since, replay.after_seq
+    replays = current_limits().replays
+    history = chat.store.history
     while True:
-        page = await chat.store.history(room_id, since=since, after_seq=last_seq, limit=REPLAY_PAGE)
+        read = partial(
+            history, subscriber.room_id, since=since, after_seq=last_seq, limit=REPLAY_PAGE
+        )
+        page = await replays.read(subscriber.address, REPLAY_PAGE, read)
         await writer.send_frames([Frame(m.seq, message_frame(m)) for m in page])
         if page:
             last_seq = page[-1].seq

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 from itertools import chain
+from typing import Any
 
 import h11
 import orjson
@@ -38,6 +39,8 @@ from hypercorn.config import Config
 from hypercorn.events import Closed, Event
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
+
+from .headguard import HeadGuardedConnection
 
 REFUSAL = orjson.dumps(
     {
@@ -52,9 +55,15 @@ class _RefusedError(Exception):
 
 
 class HTTP11Protocol(H11Protocol):
-    """Hypercorn's HTTP/1.1 protocol, never switching a connection to HTTP/2."""
+    """Hypercorn's HTTP/1.1 protocol, never switching a connection to HTTP/2, whose
+    request heads are measured before they are parsed (headguard.py)."""
 
     refused = False
+    guards_heads = True  # what headguard.install looks for
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connection = HeadGuardedConnection(self.config.h11_max_incomplete_size)
 
     async def handle(self, event: Event) -> None:
         if self.refused:

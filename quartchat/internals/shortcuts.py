@@ -39,6 +39,7 @@ SOCKET_WRITES = "socket frames written at once"
 STALLED_RESET = "reset of stalled connections"
 COMPRESSION_REFUSED = "compression refused"
 FRAME_GUARD = "frame guard (1009, control frames, protocol errors)"
+HEAD_GUARD = "header guard (431 before parsing)"
 INLINE_SOCKET = "one task per socket"
 SQLITE_BATCH = "SQLite batch in one thread call"
 
@@ -77,7 +78,7 @@ def _lacking(cls: type, *attributes: str) -> list[str]:
     ]
 
 
-def check(frame_guard_installed: bool = True) -> list[Shortcut]:
+def check(frame_guard_installed: bool = True, head_guard_installed: bool = True) -> list[Shortcut]:
     """What each shortcut needs, looked up in the installed libraries."""
     reach_stream = [
         *_lacking(Websocket, "_send"),
@@ -90,6 +91,9 @@ def check(frame_guard_installed: bool = True) -> list[Shortcut]:
     frame_guard = _lacking(WSStream, "_handle_events", "_send_wsproto_event", "buffer", "app_put")
     if not frame_guard_installed:
         frame_guard.append("hypercorn.protocol.h11.WSStream (not the class it was written for)")
+    head_guard = _lacking(h11.H11Protocol, "connection", "config")
+    if not head_guard_installed:
+        head_guard.append("hypercorn.protocol.H11Protocol (not the class it was written for)")
     # Quart 0.23 dropped both: its websocket reads a buffer of its own (see inline_socket).
     inline = [
         *_lacking(ASGIWebsocketConnection, "queue", "_create_websocket_from_scope"),
@@ -102,6 +106,7 @@ def check(frame_guard_installed: bool = True) -> list[Shortcut]:
         Shortcut(STALLED_RESET, (*reach_stream, *reach_tcp)),
         Shortcut(COMPRESSION_REFUSED, (*reach_stream, *handshake)),
         Shortcut(FRAME_GUARD, tuple(frame_guard)),
+        Shortcut(HEAD_GUARD, tuple(head_guard)),
         Shortcut(INLINE_SOCKET, tuple(inline)),
         Shortcut(SQLITE_BATCH, tuple(sqlite_batch)),
     ]
@@ -113,9 +118,11 @@ def versions() -> str:
     return f"{installed}, Python {platform.python_version()}"
 
 
-def report(*, needs_sqlite: bool, frame_guard_installed: bool) -> list[Shortcut]:
+def report(
+    *, needs_sqlite: bool, frame_guard_installed: bool, head_guard_installed: bool = True
+) -> list[Shortcut]:
     """Log which shortcuts are active (one line); raise if SQLite's is needed and gone."""
-    shortcuts = check(frame_guard_installed)
+    shortcuts = check(frame_guard_installed, head_guard_installed)
     states = "; ".join(f"{shortcut.name}: {_state(shortcut)}" for shortcut in shortcuts)
     log.info("framework shortcuts (%s): %s", versions(), states)
     sqlite_batch = next(shortcut for shortcut in shortcuts if shortcut.name == SQLITE_BATCH)
