@@ -118,12 +118,14 @@ def _same_id(
     where: Visibility | None,
 ) -> _Query:
     query = _Query(postgres)
-    later = f"AND {query.ordered('id')} > {query(after)} " if after is not None else ""
+    # Bound in the order they stand in the text: SQLite's placeholders are positional.
+    condition = f"lower(id) = {query(prefix)} "
+    if after is not None:
+        condition += f"AND {query.ordered('id')} > {query(after)} "
     if where is not None:
-        later += f"AND {where.sql(query)} "
+        condition += f"AND {where.sql(query)} "
     query.text = (
-        f"SELECT {columns} FROM {table} "
-        f"WHERE lower(id) = {query(prefix)} {later}"
+        f"SELECT {columns} FROM {table} WHERE {condition}"
         f"ORDER BY {query.ordered('id')} LIMIT {query(limit + 1)}"
     )
     return query
