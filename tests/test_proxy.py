@@ -174,7 +174,8 @@ async def test_clients_are_limited_and_logged_by_their_own_address(tmp_path: Pat
                     await receive_type(ws, "pong")
 
         await assert_logged(server, "POST /users", ["127.0.0.2"] * 3 + ["127.0.0.3"] * 4)
-        await assert_logged(server, "GET /ws/", ["127.0.0.2"] * 2 + ["127.0.0.3"])
+        # Not the startup probe's own sockets (GET /ws/quartchat-probe-…), before any client.
+        await assert_logged(server, "GET /ws/room", ["127.0.0.2"] * 2 + ["127.0.0.3"])
 
 
 async def test_headers_a_client_sends_are_not_believed(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from tests.support import (
     RunningServer,
     create_room,
     create_user,
+    free_port,
     open_socket,
     receive_type,
     start_server,
@@ -309,7 +310,8 @@ async def test_tls_never_serves_http2(tmp_path: Path, listed: bool) -> None:
     if listed:
         settings += 'alpn_protocols = ["h2", "http/1.1"]\n'
     (tmp_path / "hypercorn.toml").write_text(settings)
-    server = start_server(tmp_path, args=["--config", str(tmp_path / "hypercorn.toml")], wait=False)
+    config = ["--config", str(tmp_path / "hypercorn.toml")]
+    server = start_server(tmp_path, args=config, port=free_port(), wait=False)
     try:
         if listed:
             picked, answer = await asyncio.to_thread(

@@ -115,7 +115,7 @@ def start_server(
 
 
 # Hypercorn's line once it listens; with PORT=0 the only place the port is told.
-LISTENING = re.compile(r"Running on http://\S+:(\d+) ")
+LISTENING = re.compile(r"Running on https?://\S+:(\d+) ")
 
 
 def wait_until_healthy(server: RunningServer, timeout: float = 30) -> None:
