@@ -25,6 +25,7 @@ async def closed_with(ws: ClientConnection, timeout: float = 20) -> int | None:
         pass
     return ws.close_code
 
+
 # The startup probe closes one of its own sockets with 1002 (quartchat/probe.py).
 PROBE = "quartchat-probe-"
 

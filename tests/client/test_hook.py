@@ -158,7 +158,9 @@ async def test_readme_page_through_a_restart_mid_conversation(
 async def test_an_inline_token_function_keeps_one_socket_through_renders(
     open_app: OpenApp, tmp_path: Path
 ) -> None:
-    async with served(tmp_path, env={"AUTH_SECRET": "hook-secret-1679091c5a880faf6fb5e6087eb1b2dc"}) as (server, http):
+    async with served(
+        tmp_path, env={"AUTH_SECRET": "hook-secret-1679091c5a880faf6fb5e6087eb1b2dc"}
+    ) as (server, http):
         user = (await http.post("/users", json={"username": "Fay"})).json()
         headers = {"Authorization": f"Bearer {user['token']}"}
         room = (await http.post("/rooms", json={"name": "Locked"}, headers=headers)).json()
