@@ -38,10 +38,15 @@ from tests.support import (  # noqa: E402
     RedisServer,
     RunningServer,
     create_postgres_database,
+    create_room,
+    create_user,
     drop_postgres_database,
     start_server,
 )
 from tests.support.servers import metric  # noqa: E402
+
+# CPU measured with the sockets open and nobody sending: what an instance costs anyway.
+IDLE_SECONDS = 3.0
 
 
 @dataclass
@@ -53,6 +58,8 @@ class Run:
     seconds: float
     frames_received: list[float | None] = field(default_factory=list)
     cpu_seconds: list[float] = field(default_factory=list)
+    idle_cpu_per_second: list[float] = field(default_factory=list)
+    commits: list[float] = field(default_factory=list)
     redis_publishes: int = 0
 
     @property
@@ -65,13 +72,20 @@ def publishes(client: redis.Redis) -> int:
     return int(stats.get("cmdstat_publish", {}).get("calls", 0))
 
 
-async def frames_received(server: RunningServer) -> float | None:
+async def scrape(server: RunningServer) -> str:
     async with httpx.AsyncClient(base_url=server.http_url) as http:
-        scraped = (await http.get("/metrics")).text
+        return (await http.get("/metrics")).text
+
+
+async def frames_received(server: RunningServer) -> float | None:
     try:
-        return metric(scraped, "quartchat_broker_frames_received_total")
+        return metric(await scrape(server), "quartchat_broker_frames_received_total")
     except AssertionError:
         return None  # a build from before the metric
+
+
+async def commits(server: RunningServer) -> float:
+    return metric(await scrape(server), "quartchat_commits_total")
 
 
 async def receive(ws: ClientConnection, count: int) -> None:
@@ -93,32 +107,30 @@ async def measure(
     counters = redis.Redis.from_url(private.url)
     try:
         async with httpx.AsyncClient(base_url=servers[0].http_url, timeout=30) as http:
-            room_ids = [
-                (
-                    await http.post(
-                        "/rooms", json={"name": f"r{n}", "id": f"r{n}-{uuid.uuid4().hex[:8]}"}
-                    )
-                ).json()["id"]
-                for n in range(rooms)
-            ]
-            user = (
-                await http.post(
-                    "/users", json={"username": "bench", "id": f"bench-{uuid.uuid4().hex[:8]}"}
-                )
-            ).json()["id"]
+            # A user per socket: the per-user limits on opening sockets stay out of it.
+            users = [await create_user(http, f"u{n}") for n in range(rooms * (1 + spread))]
+            room_ids = [(await create_room(http, f"r{n}"))["id"] for n in range(rooms)]
         sockets: list[tuple[ClientConnection, int]] = []  # (socket, messages it must get)
         senders: list[ClientConnection] = []
         per_room = messages // rooms
         for n, room_id in enumerate(room_ids):
             home = n % instances
-            url = f"{{}}/ws/{room_id}/{user}"
-            sender = await connect(url.format(servers[home].ws_url), max_queue=None)
-            senders.append(sender)
-            sockets.append((sender, per_room))
-            for offset in range(spread):
-                server = servers[(home + offset) % instances]
-                sockets.append((await connect(url.format(server.ws_url), max_queue=None), per_room))
+            for offset in range(1 + spread):
+                # The sender on the room's instance, its listeners there and on the next.
+                server = servers[(home + max(0, offset - 1)) % instances]
+                user = users.pop()["id"]
+                ws = await connect(f"{server.ws_url}/ws/{room_id}/{user}", max_queue=None)
+                sockets.append((ws, per_room))
+                if offset == 0:
+                    senders.append(ws)
         await asyncio.sleep(1.0)  # presence settles
+        idle_from = [server.cpu_seconds() for server in servers]
+        await asyncio.sleep(IDLE_SECONDS)
+        idle = [
+            round((s.cpu_seconds() - c) / IDLE_SECONDS, 3)
+            for s, c in zip(servers, idle_from, strict=True)
+        ]
+        commits_before = [await commits(server) for server in servers]
         frames_before = [await frames_received(server) for server in servers]
         cpu_before = [server.cpu_seconds() for server in servers]
         publishes_before = publishes(counters)
@@ -144,6 +156,8 @@ async def measure(
                 round(s.cpu_seconds() - c, 2) for s, c in zip(servers, cpu_before, strict=True)
             ],
             redis_publishes=publishes(counters) - publishes_before,
+            idle_cpu_per_second=idle,
+            commits=[await commits(s) - c for s, c in zip(servers, commits_before, strict=True)],
         )
         for before, after in zip(frames_before, frames_after, strict=True):
             run.frames_received.append(None if before is None or after is None else after - before)
@@ -186,7 +200,7 @@ async def main() -> None:
                     instances,
                     options.rooms,
                     options.messages,
-                    min(options.spread, instances),
+                    options.spread,
                 )
             )
         finally:
@@ -197,12 +211,14 @@ async def main() -> None:
             f"{run.deliveries} deliveries in {run.seconds} s; Redis PUBLISH calls: "
             f"{run.redis_publishes}; CPU per delivery: {run.cpu_us_per_delivery} µs"
         )
-        print("| instance | broker frames received | CPU s |")
-        print("|---|---|---|")
+        print("| instance | broker frames received | CPU s | idle CPU s/s | commits |")
+        print("|---|---|---|---|---|")
         for index, (frames, cpu) in enumerate(
             zip(run.frames_received, run.cpu_seconds, strict=True)
         ):
-            print(f"| {index} | {'n/a' if frames is None else int(frames)} | {cpu} |")
+            idle, commits_made = run.idle_cpu_per_second[index], int(run.commits[index])
+            shown = "n/a" if frames is None else int(frames)
+            print(f"| {index} | {shown} | {cpu} | {idle} | {commits_made} |")
     if options.json:
         options.json.write_text(json.dumps([asdict(run) for run in runs], indent=2))
 
