@@ -53,7 +53,7 @@ class Chat:
         self.store = MessageStore(
             publish=self._publish_stored, commit_window=settings.commit_window
         )
-        self.metrics = Metrics(self.hub, self.directory, self.store)
+        self.metrics = Metrics(self.hub, self.directory, self.store, broker)
         self.relay = Relay(self.hub, broker, self.store, self.instance_id)
         self.relay.on_reconnect = self._confirm_presence_later
         # (room_id, user_id) -> username: users whose arrival or departure here Redis did

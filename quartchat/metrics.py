@@ -19,6 +19,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .broker import Broker
 from .directory import Directory
 from .hub import Hub
 from .store import MessageStore
@@ -26,13 +27,14 @@ from .worker_metrics import Gathered, WorkerMetrics
 
 
 class _ScrapeTimeCollector(Collector):
-    """Read from the hub, the directory and the store when scraped, so the per-frame,
-    handshake and commit paths only bump plain ints."""
+    """Read from the hub, the directory, the store and the broker when scraped, so the
+    per-frame, handshake and commit paths only bump plain ints."""
 
-    def __init__(self, hub: Hub, directory: Directory, store: MessageStore) -> None:
+    def __init__(self, hub: Hub, directory: Directory, store: MessageStore, broker: Broker) -> None:
         self._hub = hub
         self._directory = directory
         self._store = store
+        self._broker = broker
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -62,18 +64,24 @@ class _ScrapeTimeCollector(Collector):
             "the messages per commit; COMMIT_WINDOW raises it while the server is busy)",
             self._store.commits,
         )
+        yield CounterMetricFamily(
+            "quartchat_broker_frames_received",
+            "Frames this process received from the broker: the traffic of its own rooms "
+            "(its own echoes included) and instance-wide control frames",
+            self._broker.frames_received,
+        )
 
 
 class Metrics:
     """Counters and gauges of one Chat; each app has its own registry."""
 
-    def __init__(self, hub: Hub, directory: Directory, store: MessageStore) -> None:
+    def __init__(self, hub: Hub, directory: Directory, store: MessageStore, broker: Broker) -> None:
         self.registry = CollectorRegistry()
         # CPU, memory, open file descriptors, GC: what every Prometheus client exports.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        self.registry.register(_ScrapeTimeCollector(hub, directory, store))
+        self.registry.register(_ScrapeTimeCollector(hub, directory, store, broker))
         self.workers: WorkerMetrics | None = None
         self.messages_stored = Counter(
             "quartchat_messages_stored", "Messages stored by this process", registry=self.registry

@@ -9,8 +9,13 @@ ahead waits while the missing ones are read from the database, which has them al
 Every few seconds, and after the broker reconnects, the relay also compares its rooms
 with the database, so a lost last message is not lost for long either.
 
-The relay owns a room's life on this instance: its first local socket starts tracking
-it from the room's newest seq (`track`), its last one leaving forgets it (`untrack`).
+The relay owns a room's life on this instance: its first local socket subscribes to the
+room's broker traffic and starts tracking it from the room's newest seq (`track`), its
+last one leaving unsubscribes and forgets it (`untrack`). The subscription is in effect
+before the newest seq is read, so a message committed after that read is published
+after it too and reaches this instance; one the broker still missed (its origin had not
+yet heard that this instance listens) is read from the database at the room's next
+message or resync.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 
 from .broker import EVICT, RESYNC, Broker, Envelope
 from .frames import CloseCode
@@ -84,30 +88,39 @@ class Relay:
 
     async def track(self, room_id: str) -> None:
         """Deliver a room here from its newest seq when its first local socket joins
-        (what came before is history, replayed on request). The seq is read once,
-        however many sockets join meanwhile (a reconnect storm is a thousand first
-        joins at once)."""
+        (what came before is history, replayed on request). The room is subscribed and
+        its seq read once, however many sockets join meanwhile (a reconnect storm is a
+        thousand first joins at once)."""
         if room_id in self._cursors:
             return
         reading = self._reading_last_seq.get(room_id)
         if reading is None:
-            reading = asyncio.ensure_future(self._store.last_seq(room_id))
+            reading = asyncio.ensure_future(self._start(room_id))
             self._reading_last_seq[room_id] = reading
-            reading.add_done_callback(partial(self._forget_reading, room_id))
-        # Shielded: a socket that goes away while waiting must not cancel the others' read.
-        last_seq = await asyncio.shield(reading)
-        if room_id not in self._cursors:
-            self._cursors[room_id] = _Cursor(delivered=last_seq)
-
-    def _forget_reading(self, room_id: str, reading: asyncio.Future[int]) -> None:
+        try:
+            # Shielded: a socket that goes away while waiting must not cancel the others'.
+            last_seq = await asyncio.shield(reading)
+        except Exception:
+            if self._reading_last_seq.get(room_id) is reading:
+                del self._reading_last_seq[room_id]  # the next join tries again
+            raise
+        # Not if the room emptied meanwhile (`untrack` dropped this reading); a rejoin
+        # since then made its own, subscribed after that leave's unsubscribe.
         if self._reading_last_seq.get(room_id) is reading:
             del self._reading_last_seq[room_id]
+            self._cursors[room_id] = _Cursor(delivered=last_seq)
+
+    async def _start(self, room_id: str) -> int:
+        await self._broker.subscribe_room(room_id)
+        return await self._store.last_seq(room_id)
 
     def tracking(self, room_id: str) -> bool:
         return room_id in self._cursors
 
     def untrack(self, room_id: str) -> None:
         """Forget a room once its last local socket has left."""
+        self._reading_last_seq.pop(room_id, None)
+        self._broker.unsubscribe_room(room_id)
         cursor = self._cursors.pop(room_id, None)
         if cursor is not None and cursor.filling is not None:
             cursor.filling.cancel()
@@ -116,7 +129,7 @@ class Relay:
         """A message this instance stored: serve local sockets, then the other instances."""
         text = message_frame(message)
         self._offer(message.room_id, message.seq, text)
-        if self._broker.others_listening:
+        if self._broker.others_listening(message.room_id):
             self._outbox.put_nowait(Envelope(message.room_id, message.seq, text, self._instance))
 
     def publish_event(
@@ -128,19 +141,19 @@ class Relay:
     ) -> None:
         """A frame that is not stored (typing, presence) for the room's sockets everywhere."""
         self._hub.broadcast_event(room_id, Frame(0, text), exclude=exclude, presence=presence)
-        if self._broker.others_listening:
+        if self._broker.others_listening(room_id):
             self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
 
     def publish_to_others(self, room_id: str, text: str) -> None:
         """An event for the other instances only (one this instance's sockets had)."""
-        if self._broker.others_listening:
+        if self._broker.others_listening(room_id):
             self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
 
     def evict(self, room_id: str, user_id: str) -> None:
         """A user removed from a private room: its sockets here are closed (4403) before
         this returns, the other instances' as soon as the broker carries it."""
         self._hub.close_user(room_id, user_id, *REMOVED)
-        if self._broker.others_listening:
+        if self._broker.others_listening(room_id):
             self._outbox.put_nowait(Envelope(room_id, EVICT, user_id, self._instance))
 
     @property

@@ -3,7 +3,8 @@
 A backend is chosen by URL (encode/broadcaster style): `memory://` keeps everything in
 this process (one instance, one worker), `redis://` / `rediss://` uses Redis pub/sub
 and Redis-held presence so that any number of instances and workers form one chat.
-Each instance delivers to its own sockets first and publishes for the others.
+Each instance delivers to its own sockets first and publishes for the others, and hears
+a room's traffic only while it subscribes to the room (while it has a socket there).
 """
 
 from __future__ import annotations
@@ -44,14 +45,28 @@ class Broker(ABC):
     whole chat (then there is nobody to publish to, or to listen to)."""
 
     spans_instances: bool = True
+    # Frames this instance received from the broker (room traffic and control), for
+    # `quartchat_broker_frames_received_total`.
+    frames_received: int = 0
 
-    @property
-    def others_listening(self) -> bool:
-        """Whether publishing can reach another instance. A broker that spans instances
-        answers False only while it knows that no other instance is subscribed: a
-        message published then would reach nobody, and an instance that subscribes
-        later reads what it missed from the database."""
+    def others_listening(self, room_id: str) -> bool:
+        """Whether publishing the room's traffic can reach another instance. A broker
+        that spans instances answers False only while it knows that no other instance
+        subscribes to the room: a message published then would reach nobody, and an
+        instance that subscribes later reads what it missed from the database."""
         return self.spans_instances
+
+    @abstractmethod
+    async def subscribe_room(self, room_id: str) -> None:
+        """Hear the room's traffic from now on: the room's first local socket joined.
+        Returns once the subscription is in effect (a message published afterwards
+        reaches this instance), or once it failed (the broker is then unhealthy, and
+        reconnecting subscribes every local room before its RESYNC)."""
+
+    @abstractmethod
+    def unsubscribe_room(self, room_id: str) -> None:
+        """Stop hearing the room: its last local socket left. Ordered with
+        `subscribe_room` calls (a leave and rejoin stay subscribed)."""
 
     @abstractmethod
     async def connect(self) -> None: ...
@@ -123,7 +138,7 @@ def backends_for(
 
         client = connect_client(url)
         return (
-            RedisBroker(client, f"{prefix}:rooms", instance_id),
+            RedisBroker(client, prefix, instance_id),
             RedisPresence(client, prefix, instance_id, presence_ttl),
         )
     raise ValueError(f"unsupported broker URL scheme {scheme!r}; use memory:// or redis://")

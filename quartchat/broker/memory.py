@@ -20,6 +20,12 @@ class MemoryBroker(Broker):
     async def disconnect(self) -> None:
         return None
 
+    async def subscribe_room(self, room_id: str) -> None:
+        return None  # nothing crosses: every room's traffic is already here
+
+    def unsubscribe_room(self, room_id: str) -> None:
+        return None
+
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         return None  # local sockets were served before publishing; there are no others
 

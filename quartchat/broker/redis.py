@@ -1,12 +1,19 @@
-"""The Redis broker: pub/sub on one channel for room traffic (presence is in
-redis_presence.py).
+"""The Redis broker: one pub/sub channel per room, and a control channel (presence is
+in redis_presence.py).
 
-An instance that is the channel's only subscriber publishes nothing (one instance with
-Redis configured would otherwise send every message to Redis only to hear it back).
-It learns that it is alone from the receiver count Redis returns for each publish and
-for the hello it publishes after subscribing, and that it no longer is from another
-instance's hello. A message committed in the moment between a newcomer's hello and its
-arrival is not published; the newcomer reads it from the database at its next resync.
+A room's traffic (messages, events, evictions) goes to `{prefix}:room:{room}`, which an
+instance subscribes to while the room has a socket there (`subscribe_room` on the first,
+`unsubscribe_room` after the last): its broker work follows its own rooms, not the whole
+deployment's. Every instance listens to `{prefix}:control`, where each one says hello
+after it (re)subscribes.
+
+An instance publishes nothing for a room whose channel has no other subscriber (one
+instance with Redis configured would otherwise send every message to Redis only to hear
+it back). It learns that from the receiver count Redis returns for each publish, and
+that it no longer holds from another instance's hello: on the room's channel when that
+instance subscribes to the room, on the control channel when it (re)connects. A message
+committed in the moment between a newcomer's hello and its arrival is not published;
+the newcomer reads it from the database at the room's next message or resync.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Sequence
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -54,15 +62,34 @@ def connect_client(url: str) -> Redis:
 
 
 class RedisBroker(Broker):
-    def __init__(self, client: Redis, channel: str, instance_id: str) -> None:
+    def __init__(self, client: Redis, prefix: str, instance_id: str) -> None:
         self._client = client
-        self._channel = channel
+        self._control = f"{prefix}:control"
+        self._room_prefix = f"{prefix}:room:"
         self._instance = instance_id
         self._pubsub: PubSub | None = None
         self._healthy = False
         self._failures = 0
-        self._others = True  # until Redis says otherwise
         self._checked = 0.0  # loop time of the last answer that proved Redis alive
+        self._rooms: set[str] = set()  # rooms with a local socket: subscribed, or to be
+        # Rooms whose subscription Redis confirmed (and no unsubscribe was sent since):
+        # only those count this instance among a publish's receivers.
+        self._subscribed: set[str] = set()
+        # Subscribed rooms whose last publish reached no other instance.
+        self._alone: set[str] = set()
+        # Per room, one future per SUBSCRIBE sent and not yet confirmed, in order.
+        self._confirming: dict[str, deque[asyncio.Future[None]]] = {}
+        # (subscribe?, room) in call order, sent by one task so that a leave's
+        # unsubscribe and a rejoin's subscribe reach Redis in that order.
+        self._commands: list[tuple[bool, str]] = []
+        self._sending: asyncio.Task[None] | None = None
+        # Rooms whose subscription Redis confirmed, to say hello in (batched).
+        self._hellos: list[str] = []
+        self._greeting: asyncio.Task[None] | None = None
+        self.frames_received = 0
+
+    def _channel(self, room_id: str) -> str:
+        return self._room_prefix + room_id
 
     async def connect(self) -> None:
         """Subscribe; a Redis that does not answer yet leaves the instance degraded (it
@@ -88,10 +115,116 @@ class RedisBroker(Broker):
         return f"{found.get('host', 'localhost')}:{found.get('port', 6379)}"
 
     async def disconnect(self) -> None:
+        for task in (self._sending, self._greeting):
+            if task is not None:
+                task.cancel()
         if self._pubsub is not None:
             await self._pubsub.aclose()
             self._pubsub = None
+        self._release_waiters()
         await self._client.aclose()
+
+    async def subscribe_room(self, room_id: str) -> None:
+        self._rooms.add(room_id)
+        if self._pubsub is None:
+            return  # subscribed with the others once Redis answers; the relay resyncs then
+        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirming.setdefault(room_id, deque()).append(confirmed)
+        self._queue(True, room_id)
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                await asyncio.shield(confirmed)
+        except TimeoutError:
+            # The listener finds Redis unreachable too; reconnecting subscribes every
+            # local room and the relay resyncs them from the database.
+            log.warning("broker: the subscription to room %s is not confirmed yet", room_id)
+
+    def unsubscribe_room(self, room_id: str) -> None:
+        self._rooms.discard(room_id)
+        self._subscribed.discard(room_id)
+        self._alone.discard(room_id)
+        if self._pubsub is not None:
+            self._queue(False, room_id)
+
+    def _queue(self, subscribe: bool, room_id: str) -> None:
+        self._commands.append((subscribe, room_id))
+        if self._sending is None:
+            self._sending = asyncio.create_task(self._send_commands())
+
+    async def _send_commands(self) -> None:
+        """Send queued (un)subscriptions in order, a run of the same kind as one command
+        (a storm's thousand first joins are a few SUBSCRIBEs)."""
+        try:
+            while self._commands:
+                subscribe = self._commands[0][0]
+                run = next(
+                    (i for i, (kind, _) in enumerate(self._commands) if kind != subscribe),
+                    len(self._commands),
+                )
+                channels = [self._channel(room) for _, room in self._commands[:run]]
+                del self._commands[:run]
+                pubsub = self._pubsub
+                if pubsub is None:
+                    continue  # (re)subscribing takes every room wanted then
+                try:
+                    async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                        if subscribe:
+                            await pubsub.subscribe(*channels)
+                        else:
+                            await pubsub.unsubscribe(*channels)
+                except (RedisError, OSError) as error:
+                    log.warning("broker: (un)subscribing rooms failed: %s", error)
+        finally:
+            self._sending = None
+
+    def _confirmed(self, channel: bytes) -> None:
+        name = channel.decode()
+        if not name.startswith(self._room_prefix):
+            return
+        room_id = name[len(self._room_prefix) :]
+        waiting = self._confirming.get(room_id)
+        if waiting:
+            answer = waiting.popleft()
+            if not answer.done():
+                answer.set_result(None)
+        if not waiting:
+            self._confirming.pop(room_id, None)
+            if room_id in self._rooms:
+                self._subscribed.add(room_id)
+                self._greet(room_id)
+
+    def _greet(self, room_id: str) -> None:
+        """Say hello in a room once subscribed (said by the listener, so that it is said
+        even when the joining socket stopped waiting)."""
+        self._hellos.append(room_id)
+        if self._greeting is None:
+            self._greeting = asyncio.create_task(self._send_hellos())
+
+    async def _send_hellos(self) -> None:
+        try:
+            while self._hellos:
+                rooms, self._hellos = self._hellos, []
+                try:
+                    async with (
+                        asyncio.timeout(CALL_TIMEOUT_SECONDS),
+                        self._client.pipeline(transaction=False) as pipe,
+                    ):
+                        for room_id in rooms:
+                            hello = Envelope(room_id, HELLO, "", self._instance)
+                            pipe.publish(self._channel(room_id), hello.encode())
+                        await pipe.execute()
+                except (RedisError, OSError) as error:
+                    log.warning("broker: saying hello in %d rooms failed: %s", len(rooms), error)
+        finally:
+            self._greeting = None
+
+    def _release_waiters(self) -> None:
+        for waiting in self._confirming.values():
+            for answer in waiting:
+                if not answer.done():
+                    answer.set_result(None)
+        self._confirming.clear()
+        self._subscribed.clear()
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         if not self._healthy:
@@ -102,25 +235,31 @@ class RedisBroker(Broker):
         try:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
                 if len(envelopes) == 1:
-                    receivers = await self._client.publish(self._channel, envelopes[0].encode())
+                    envelope = envelopes[0]
+                    receivers = [
+                        await self._client.publish(
+                            self._channel(envelope.room_id), envelope.encode()
+                        )
+                    ]
                 else:
                     async with self._client.pipeline(transaction=False) as pipe:
                         for envelope in envelopes:
-                            pipe.publish(self._channel, envelope.encode())
-                        receivers = (await pipe.execute())[-1]
+                            pipe.publish(self._channel(envelope.room_id), envelope.encode())
+                        receivers = await pipe.execute()
         except (RedisError, OSError) as error:  # OSError includes TimeoutError
             self._healthy = False
             log.warning("broker publish failed (peers will fill the gap): %s", error)
             return
-        self._count_others(int(receivers))
+        for envelope, count in zip(envelopes, receivers, strict=True):
+            # Only a room this instance subscribes to (confirmed) can be known to have
+            # nobody else: the hello of an instance arriving there reaches it only then.
+            if envelope.room_id in self._subscribed and int(count) <= 1:
+                self._alone.add(envelope.room_id)
+            else:
+                self._alone.discard(envelope.room_id)
 
-    @property
-    def others_listening(self) -> bool:
-        return self._others
-
-    def _count_others(self, receivers: int) -> None:
-        own = 1 if self._pubsub is not None else 0
-        self._others = receivers - own > 0
+    def others_listening(self, room_id: str) -> bool:
+        return room_id not in self._alone
 
     async def next_published(self) -> Envelope:
         while True:
@@ -129,20 +268,26 @@ class RedisBroker(Broker):
                     await self._subscribe()
                     return Envelope(room_id="", seq=RESYNC, text="", origin="")
                 assert self._pubsub is not None
-                message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=PING_INTERVAL_SECONDS
-                )
+                message = await self._pubsub.get_message(timeout=PING_INTERVAL_SECONDS)
                 if message is None:
                     await self._check_alive()
             except (RedisError, OSError) as error:
                 await self._lost(error)
                 continue
-            if message is not None and message["type"] == "message":
+            if message is None:
+                continue
+            if message["type"] == "subscribe":
+                self._confirmed(message["channel"])
+            elif message["type"] == "message":
+                self.frames_received += 1
                 envelope = Envelope.decode(message["data"])
                 if envelope.seq != HELLO:
                     return envelope
                 if envelope.origin != self._instance:
-                    self._others = True
+                    if envelope.room_id:
+                        self._alone.discard(envelope.room_id)
+                    else:
+                        self._alone.clear()
 
     @property
     def healthy(self) -> bool:
@@ -159,27 +304,36 @@ class RedisBroker(Broker):
         self._checked = now
 
     async def _subscribe(self) -> None:
+        """Subscribe to the control channel and every local room in one command, then
+        say hello: the others publish every room's traffic again, learning anew which
+        rooms have nobody else."""
         pubsub = self._client.pubsub()
+        rooms = set(self._rooms)
         hello = Envelope(room_id="", seq=HELLO, text="", origin=self._instance)
         try:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-                await pubsub.subscribe(self._channel)
-                # Confirmed before the hello, so that Redis counts this instance as a
-                # receiver.
+                await pubsub.subscribe(self._control, *(self._channel(room) for room in rooms))
+                # Confirmed before the hello (the control channel's comes first; the
+                # rooms' are read by the listener).
                 while (await pubsub.get_message(timeout=1.0) or {}).get("type") != "subscribe":
                     pass
-                receivers = int(await self._client.publish(self._channel, hello.encode()))
+                await self._client.publish(self._control, hello.encode())
         except BaseException:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()
             raise
         self._pubsub = pubsub
+        self._alone.clear()
         if self._failures:
             log.info("broker: connected to Redis at %s", self.where)
         self._healthy = True
         self._failures = 0
         self._checked = asyncio.get_running_loop().time()
-        self._count_others(receivers)
+        # Rooms joined or left while subscribing.
+        for room_id in self._rooms - rooms:
+            self._queue(True, room_id)
+        for room_id in rooms - self._rooms:
+            self._queue(False, room_id)
 
     async def _lost(self, error: Exception) -> None:
         if self._healthy:
@@ -190,6 +344,7 @@ class RedisBroker(Broker):
                 async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
                     await self._pubsub.aclose()
             self._pubsub = None
+        self._release_waiters()
         delay = RECONNECT_DELAYS[min(self._failures, len(RECONNECT_DELAYS) - 1)]
         self._failures += 1
         await asyncio.sleep(delay)

@@ -25,11 +25,36 @@ class FakeHub:
         return self.members.get(room_id, [])
 
 
+class Listener:
+    """What an instance's relay does: read the broker all along (subscriptions are
+    confirmed by what it reads), keeping the room traffic."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.heard: asyncio.Queue[Envelope] = asyncio.Queue()
+        self._task = asyncio.create_task(self._listen(broker))
+
+    async def _listen(self, broker: Broker) -> None:
+        while True:
+            envelope = await broker.next_published()
+            if envelope.seq != RESYNC:
+                self.heard.put_nowait(envelope)
+
+    async def next(self, seconds: float) -> Envelope:
+        async with asyncio.timeout(seconds):
+            return await self.heard.get()
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
 @dataclass
 class Instance:
     broker: Broker
     presence: Presence
     hub: FakeHub
+    listener: Listener
 
 
 @dataclass
@@ -48,9 +73,12 @@ async def _backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         hub = FakeHub()
         broker, presence = backends_for(request.param, prefix, name, 2, hub)
         await broker.connect()
-        instances.append(Instance(broker, presence, hub))
+        listener = Listener(broker)
+        await broker.subscribe_room("room")
+        instances.append(Instance(broker, presence, hub, listener))
     yield Backend(instances[0].broker.spans_instances, *instances)
     for instance in instances:
+        await instance.listener.stop()
         await instance.broker.disconnect()
 
 
@@ -66,14 +94,9 @@ async def test_published_envelopes_reach_every_instance(backend: Backend) -> Non
     for instance in (backend.one, backend.two):
         if not backend.spans_instances:
             with pytest.raises(TimeoutError):
-                async with asyncio.timeout(0.2):
-                    await instance.broker.next_published()
+                await instance.listener.next(0.2)
             continue
-        async with asyncio.timeout(5):
-            received = await instance.broker.next_published()
-            while received.seq == RESYNC:
-                received = await instance.broker.next_published()
-        assert received == envelope
+        assert await instance.listener.next(5) == envelope
 
 
 async def test_envelopes_published_together_arrive_in_order(backend: Backend) -> None:
@@ -81,11 +104,8 @@ async def test_envelopes_published_together_arrive_in_order(backend: Backend) ->
     await backend.one.broker.publish(envelopes)
     received: list[Envelope] = []
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(5 if backend.spans_instances else 0.2):
-            while len(received) < len(envelopes):
-                envelope = await backend.two.broker.next_published()
-                if envelope.seq != RESYNC:
-                    received.append(envelope)
+        while len(received) < len(envelopes):
+            received.append(await backend.two.listener.next(5 if backend.spans_instances else 0.2))
     assert received == (envelopes if backend.spans_instances else [])
 
 
@@ -144,23 +164,74 @@ async def test_refresh_reports_users_whose_instance_stopped(backend: Backend) ->
     assert await backend.one.presence.members(room) == [("ann", "Ann")]
 
 
+async def test_an_instance_hears_only_the_rooms_it_subscribes_to(backend: Backend) -> None:
+    one, two = backend.one.broker, backend.two.broker
+    await one.subscribe_room("mine")
+    await one.publish([Envelope("elsewhere", 1, "{}", "one"), Envelope("mine", 1, "{}", "one")])
+    if not backend.spans_instances:
+        with pytest.raises(TimeoutError):
+            await backend.two.listener.next(0.2)
+        return
+    # `two` never subscribed to either room: the first thing it hears comes later.
+    await two.subscribe_room("mine")
+    await one.publish([Envelope("mine", 2, "{}", "one")])
+    assert await backend.two.listener.next(5) == Envelope("mine", 2, "{}", "one")
+    frames = two.frames_received
+    two.unsubscribe_room("mine")
+    await two.subscribe_room("later")  # ordered after the unsubscribe: both in effect
+    await one.publish([Envelope("mine", 3, "{}", "one"), Envelope("later", 1, "{}", "one")])
+    assert await backend.two.listener.next(5) == Envelope("later", 1, "{}", "one")
+    assert two.frames_received == frames + 2  # its hello in "later", and the message
+    # A leave and an immediate rejoin stay subscribed.
+    two.unsubscribe_room("later")
+    await two.subscribe_room("later")
+    await one.publish([Envelope("later", 2, "{}", "one")])
+    assert await backend.two.listener.next(5) == Envelope("later", 2, "{}", "one")
+    # `one` hears its own rooms, its own envelopes included, and not "elsewhere".
+    heard = [await backend.one.listener.next(5) for _ in range(2)]
+    assert heard == [Envelope("mine", 1, "{}", "one"), Envelope("mine", 2, "{}", "one")]
+
+
 async def test_an_instance_publishes_only_while_another_listens() -> None:
     memory, _ = backends_for("memory://", unique_id("alone"), "one", 2, FakeHub())
-    assert not memory.others_listening  # one process is the whole chat
+    assert not memory.others_listening("room")  # one process is the whole chat
     prefix = unique_id("alone")
     one, _ = backends_for(REDIS_TEST_URL, prefix, "one", 2, FakeHub())
+    two, _ = backends_for(REDIS_TEST_URL, prefix, "two", 2, FakeHub())
     await one.connect()
+    await two.connect()
+    listeners = [Listener(one), Listener(two)]
     try:
-        assert not one.others_listening  # the channel's only subscriber: publishing reaches nobody
-        two, _ = backends_for(REDIS_TEST_URL, prefix, "two", 2, FakeHub())
-        await two.connect()
-        assert two.others_listening  # Redis counted `one` among the receivers of its hello
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.5):
-                await one.next_published()  # reads the hello, which is not room traffic
-        assert one.others_listening
-        await two.disconnect()
+        await one.subscribe_room("room")
+        assert one.others_listening("room")  # until a publish says otherwise
         await one.publish([Envelope("room", 1, "{}", "one")])
-        assert not one.others_listening  # Redis counted one receiver: itself
+        assert not one.others_listening("room")  # Redis counted one receiver: itself
+        # Another instance in another room changes nothing for this one.
+        await two.subscribe_room("other")
+        await one.publish([Envelope("room", 2, "{}", "one")])
+        assert not one.others_listening("room")
+        # Its hello in the room, once `one` has read it, does.
+        await two.subscribe_room("room")
+        await asyncio.sleep(0.3)
+        assert one.others_listening("room")
+        await one.publish([Envelope("room", 3, "{}", "one")])
+        assert one.others_listening("room")  # two receivers
+        two.unsubscribe_room("room")
+        await asyncio.sleep(0.3)  # the unsubscribe is sent in the background
+        await one.publish([Envelope("room", 4, "{}", "one")])
+        assert not one.others_listening("room")
+        # A room it does not subscribe to: it would not hear a newcomer's hello there.
+        await one.publish([Envelope("unheard", 1, "{}", "one")])
+        assert one.others_listening("unheard")
+        # An instance (re)connecting says hello on the control channel: every room's
+        # traffic is published again until publishing tells who is alone.
+        three, _ = backends_for(REDIS_TEST_URL, prefix, "three", 2, FakeHub())
+        await three.connect()
+        await asyncio.sleep(0.3)
+        assert one.others_listening("room")
+        await three.disconnect()
     finally:
+        for listener in listeners:
+            await listener.stop()
         await one.disconnect()
+        await two.disconnect()
