@@ -206,7 +206,7 @@ async def test_an_instance_cut_from_redis_for_ten_seconds(hosts: Cluster) -> Non
         stop.set()
 
         async def a_ok() -> bool:
-            return (await health(a))[1]["status"] == "ok"
+            return bool((await health(a))[1]["status"] == "ok")
 
         await until(a_ok, CONVERGED, "A's broker back")
         await assert_converged(hosts, room_id, talkers)
