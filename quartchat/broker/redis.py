@@ -264,6 +264,11 @@ class RedisBroker(Broker):
     async def next_published(self) -> Envelope:
         while True:
             try:
+                if self._pubsub is not None and not self._healthy:
+                    # A publish failed while the subscription looked fine (a slow
+                    # link): only a fresh subscription sets the broker healthy again,
+                    # and its RESYNC fills what peers missed meanwhile.
+                    raise RedisError("a publish failed; subscribing again")
                 if self._pubsub is None:
                     await self._subscribe()
                     return Envelope(room_id="", seq=RESYNC, text="", origin="")

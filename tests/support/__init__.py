@@ -8,8 +8,10 @@
 - `browser` (imported on its own, it needs Playwright): Debian's Chromium;
 - `watch` (imported on its own): a neighbour socket in a process of its own, timing its
   echoes next to an attack.
+- `netns` (imported on its own, it needs root): test hosts in network namespaces, two
+  instances, Redis and PostgreSQL, with links a test cuts or slows.
 
-Everything but `browser` and `watch` is re-exported here, so `from tests.support import
+Everything but `browser`, `watch` and `netns` is re-exported here, so `from tests.support import
 ...` works.
 """
 
