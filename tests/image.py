@@ -1,13 +1,18 @@
 """Reading a Docker build as Docker does, for tests that perform it without a daemon:
-the Dockerfile's instructions, and the build context that .dockerignore leaves."""
+the Dockerfile's instructions, the build context that .dockerignore leaves, and the
+installed server started as the image starts it."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support import RunningServer, free_port, wait_until_healthy
 
 
 @dataclass(frozen=True)
@@ -91,3 +96,35 @@ def copy_build_context(source: Path, target: Path) -> None:
                 for name in subfolders
                 if not ignored((relative_folder / name).as_posix(), rules)
             ]
+
+
+@dataclass(frozen=True)
+class Installed:
+    """A virtualenv that quartchat was installed into (non-editable)."""
+
+    venv: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The image's environment: its virtualenv first on PATH, nothing of the checkout."""
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        env.update(VIRTUAL_ENV=str(self.venv), PATH=f"{self.venv / 'bin'}:{env['PATH']}")
+        env.update(extra)
+        return env
+
+
+def start_installed(installed: Installed, workdir: Path, dockerfile: Path) -> RunningServer:
+    """The installed `quartchat serve`, run as the image runs it (its CMD): from an empty
+    folder, with only the image's environment (SQLite in that folder by default)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server_env = installed.env(PORT=str(port), HOST="127.0.0.1", PYTHONUNBUFFERED="1")
+    server_env.pop("DATABASE_URL", None)
+    cmd = next(s.arguments for s in dockerfile_instructions(dockerfile) if s.keyword == "CMD")
+    log_path = workdir.parent / f"{workdir.name}-server.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            json.loads(cmd), cwd=workdir, env=server_env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    server = RunningServer(process, port, log_path, server_env)
+    wait_until_healthy(server, timeout=60)
+    return server

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import subprocess
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -24,12 +22,14 @@ from websockets.exceptions import ConnectionClosed
 
 from quartchat.config import Settings
 from tests.image import (
+    Installed,
     Instruction,
     copy_build_context,
     dockerfile_instructions,
     dockerignore_rules,
     ignored,
     install_steps,
+    start_installed,
 )
 from tests.support import (
     PROJECT_ROOT,
@@ -40,7 +40,6 @@ from tests.support import (
     drop_postgres_database,
     free_port,
     receive_messages,
-    wait_until_healthy,
 )
 
 INSTALL_SCRIPT = "scripts/docker-install"
@@ -50,20 +49,11 @@ INSTALL_TIMEOUT = 600
 pytestmark = pytest.mark.timeout(3 * INSTALL_TIMEOUT)
 
 
+DOCKERFILE = PROJECT_ROOT / "Dockerfile"
+
+
 def instructions() -> list[Instruction]:
-    return dockerfile_instructions(PROJECT_ROOT / "Dockerfile")
-
-
-@dataclass(frozen=True)
-class Installed:
-    venv: Path
-
-    def env(self, **extra: str) -> dict[str, str]:
-        """The image's environment: its virtualenv first on PATH, nothing of the checkout."""
-        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-        env.update(VIRTUAL_ENV=str(self.venv), PATH=f"{self.venv / 'bin'}:{env['PATH']}")
-        env.update(extra)
-        return env
+    return dockerfile_instructions(DOCKERFILE)
 
 
 @pytest.fixture(scope="module", name="installed")
@@ -108,29 +98,11 @@ def copy_into(source: Path, workdir: Path, target: str) -> None:
         shutil.copy2(source, destination)
 
 
-def start_installed(installed: Installed, workdir: Path) -> RunningServer:
-    """The installed `quartchat serve`, run as the image runs it: from an empty folder,
-    with only the image's environment (SQLite in that folder by default)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    server_env = installed.env(PORT=str(port), HOST="127.0.0.1", PYTHONUNBUFFERED="1")
-    server_env.pop("DATABASE_URL", None)
-    command = json.loads(next(s.arguments for s in instructions() if s.keyword == "CMD"))
-    log_path = workdir.parent / f"{workdir.name}-server.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=workdir, env=server_env, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    server = RunningServer(process, port, log_path, server_env)
-    wait_until_healthy(server, timeout=60)
-    return server
-
-
 @pytest.fixture(scope="module", name="server")
 def _server(
     installed: Installed, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    server = start_installed(installed, tmp_path_factory.mktemp("run") / "empty")
+    server = start_installed(installed, tmp_path_factory.mktemp("run") / "empty", DOCKERFILE)
     yield server
     server.stop()
 

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -26,18 +25,16 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.image import copy_build_context
+from tests.image import Installed, copy_build_context, start_installed
 from tests.support import (
     PROJECT_ROOT,
     RunningServer,
     create_room,
     create_user,
-    free_port,
     receive_json,
     receive_messages,
     receive_type,
     stored_messages,
-    wait_until_healthy,
 )
 from tests.support.browser import launch_chromium
 
@@ -73,18 +70,6 @@ def test_pyproject_promises_exactly_the_tested_pythons() -> None:
     assert f"{sys.version_info.major}.{sys.version_info.minor}" in SUPPORTED
 
 
-@dataclass(frozen=True)
-class Installed:
-    version: str
-    venv: Path
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-        env.update(VIRTUAL_ENV=str(self.venv), PATH=f"{self.venv / 'bin'}:{env['PATH']}")
-        env.update(extra)
-        return env
-
-
 @pytest.fixture(scope="module", params=SUPPORTED, name="installed")
 def _installed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -99,7 +84,7 @@ def _installed(
     root = tmp_path_factory.mktemp(f"python{version}")
     context = root / "context"
     copy_build_context(PROJECT_ROOT, context)
-    installed = Installed(version, root / "venv")
+    installed = Installed(root / "venv")
     subprocess.run([python, "-m", "venv", str(installed.venv)], check=True, timeout=120)
     for step in ("dependencies", "project"):
         result = subprocess.run(
@@ -122,18 +107,7 @@ def _installed(
 
 
 def start(installed: Installed, workdir: Path) -> RunningServer:
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = installed.env(PORT=str(port), HOST="127.0.0.1", PYTHONUNBUFFERED="1")
-    env.pop("DATABASE_URL", None)
-    log_path = workdir.parent / f"{workdir.name}-server.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            ["quartchat", "serve"], cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    server = RunningServer(process, port, log_path, env)
-    wait_until_healthy(server, timeout=60)
-    return server
+    return start_installed(installed, workdir, PROJECT_ROOT / "Dockerfile")
 
 
 @pytest.fixture(scope="module", name="server")
