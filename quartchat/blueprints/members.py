@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
-from quart import Blueprint, Response
+from quart import Blueprint, Response, jsonify
 from quart_schema import (
     document_response,
     operation_id,
@@ -70,10 +70,7 @@ async def get_members(room_id: str, query_args: MembersQuery) -> Response:
             raise APIError(400, "INVALID_AFTER", "after= is no member of this room")
         rows = rows.filter(id__gt=last.id)
     page = await rows.order_by("id").limit(query_args.limit).prefetch_related("user")
-    return Response(
-        _json([_member(member, member.user.username) for member in page]),
-        content_type="application/json",
-    )
+    return jsonify([_member(member, member.user.username) for member in page])
 
 
 @blueprint.put("/rooms/<room_id>/members/<user_id>")
@@ -122,9 +119,3 @@ def _member(member: RoomMember, username: str) -> dict[str, str]:
         "username": username,
         "added_at": format_timestamp(member.added_at),
     }
-
-
-def _json(items: list[dict[str, str]]) -> str:
-    import orjson
-
-    return orjson.dumps(items).decode()
