@@ -167,9 +167,6 @@ class Directory:
             return None
         return await self._usernames.get(user_id)
 
-    async def room_exists(self, room_id: str) -> bool:
-        return await self.room_privacy(room_id) is not None
-
     async def room_privacy(self, room_id: str) -> str | None:
         """`PUBLIC` or `PRIVATE`, or None if there is no such room (nor can be)."""
         return await self._rooms.get(room_id) if is_resource_id(room_id) else None

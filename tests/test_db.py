@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,23 +9,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.support import run_script
-
-
-def migrate(database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "quartchat.cli", "migrate"],
-        cwd=cwd,
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.support import migrate_database, run_script
 
 
 async def test_migrate_postgres_twice(postgres_url: str, tmp_path: Path) -> None:
     for _ in range(2):
-        result = migrate(postgres_url, tmp_path)
+        result = migrate_database(postgres_url, tmp_path)
         assert result.returncode == 0, result.stderr
     connection = await asyncpg.connect(postgres_url)
     try:
@@ -44,7 +32,7 @@ async def test_migrate_postgres_twice(postgres_url: str, tmp_path: Path) -> None
 def test_migrate_sqlite_twice(tmp_path: Path) -> None:
     url = f"sqlite://{tmp_path / 'fresh.sqlite3'}"
     for _ in range(2):
-        result = migrate(url, tmp_path)
+        result = migrate_database(url, tmp_path)
         assert result.returncode == 0, result.stderr
     assert "schema is up to date" in result.stdout
 
@@ -112,7 +100,7 @@ async def upgrade_with_data(url: str, tmp_path: Path) -> None:
         "('6f1c4c5e-0000-4000-8000-000000000001', 'r1', 'u1', 'kept', CURRENT_TIMESTAMP, 1)",
     ]
     await run_sql(url, inserts)
-    result = migrate(url, tmp_path)
+    result = migrate_database(url, tmp_path)
     assert result.returncode == 0, result.stderr
     [room] = await run_sql(url, ["SELECT id, private, created_by FROM rooms"])
     assert (room[0], bool(room[1]), room[2]) == ("r1", False, None)

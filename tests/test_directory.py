@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from quartchat.directory import Directory, LookupCache
+from quartchat.directory import PUBLIC, Directory, LookupCache
 from tests.support import (
     create_postgres_database,
     create_room,
@@ -28,7 +28,7 @@ async def test_users_and_rooms_created_here_are_known_without_asking_the_databas
     directory.add_user("never-stored-user", "Ghost")
     directory.add_room("never-stored-room")
     assert await directory.username("never-stored-user") == "Ghost"
-    assert await directory.room_exists("never-stored-room") is True
+    assert await directory.room_privacy("never-stored-room") == PUBLIC
 
 
 async def test_the_cache_keeps_only_the_most_recent_entries() -> None:
@@ -105,7 +105,7 @@ async def test_ids_no_row_can_have_are_not_looked_up() -> None:
     directory = Directory()
     for bad in ("x" * 65, "x\x00", "x\ud800", "a b", ""):
         assert await directory.username(bad) is None
-        assert await directory.room_exists(bad) is False
+        assert await directory.room_privacy(bad) is None
     assert directory.queries == 0
 
 

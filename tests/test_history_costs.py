@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from tests.support import (
     RunningServer,
     create_postgres_database,
     drop_postgres_database,
+    migrate_database,
     start_server,
 )
 from tests.support.echo_timer import echo_timer
@@ -45,17 +45,6 @@ class Seeded:
     server: RunningServer
     url: str
     first_id: str
-
-
-def migrate(url: str, workdir: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "quartchat.cli", "migrate"],
-        cwd=workdir,
-        env={"DATABASE_URL": url, "PATH": ""},
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
 
 
 def seed_sqlite(path: Path) -> None:
@@ -125,7 +114,8 @@ async def _seeded(
     workdir = tmp_path_factory.mktemp("history")
     postgres = await create_postgres_database() if request.param == "postgres" else None
     url = postgres or f"sqlite://{workdir / 'chat.sqlite3'}"
-    migrate(url, workdir)
+    migrated = migrate_database(url, workdir)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     if postgres:
         await seed_postgres(postgres)
     else:

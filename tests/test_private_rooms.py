@@ -21,6 +21,7 @@ from tests.support import (
     RunningServer,
     open_socket,
     receive_messages,
+    start_instances,
     start_server,
     unique_id,
 )
@@ -219,10 +220,7 @@ async def test_a_removal_reaches_the_other_instance_within_a_second(
         "REDIS_URL": REDIS_TEST_URL,
         "REDIS_PREFIX": unique_id("test"),
     }
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first = start_server(tmp_path / "a", env=env)
-    second = start_server(tmp_path / "b", env=env)
+    first, second = start_instances(tmp_path, env)
     try:
         async with httpx.AsyncClient(base_url=first.http_url, timeout=15) as http:
             alice, bob = await new_user(http, "Alice"), await new_user(http, "Bob")

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -24,23 +21,13 @@ from tests.support import (
     RunningServer,
     create_postgres_database,
     drop_postgres_database,
+    migrate_database,
     start_server,
 )
 from tests.support.echo_timer import echo_timer
 
 USERS = 200_000
 FLOOR = 0.25  # see tests/test_history_costs.py
-
-
-def migrate(url: str, workdir: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "quartchat.cli", "migrate"],
-        cwd=workdir,
-        env={"DATABASE_URL": url, "PATH": ""},
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
 
 
 @pytest.fixture(name="server", scope="module", params=["sqlite", "postgres"])
@@ -50,7 +37,8 @@ async def _server(
     workdir = tmp_path_factory.mktemp("search")
     postgres = await create_postgres_database() if request.param == "postgres" else None
     url = postgres or f"sqlite://{workdir / 'chat.sqlite3'}"
-    migrate(url, workdir)
+    migrated = migrate_database(url, workdir)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     if postgres:
         connection = await asyncpg.connect(postgres)
         await connection.execute(

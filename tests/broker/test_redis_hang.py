@@ -16,12 +16,11 @@ import httpx
 
 from tests.support import (
     RedisServer,
-    RunningServer,
     create_room,
     create_user,
     open_socket,
     receive_type,
-    start_server,
+    start_instances,
 )
 from tests.support.watch import neighbour
 
@@ -49,10 +48,7 @@ async def test_a_hung_redis_stalls_nothing_and_presence_converges(
 ) -> None:
     redis = RedisServer(tmp_path)
     env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis.url, "PRESENCE_TTL": "3"}
-    servers: list[RunningServer] = []
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        servers.append(start_server(tmp_path / name, env=env))
+    servers = start_instances(tmp_path, env)
     a, b = servers
     assert redis.process is not None
     try:

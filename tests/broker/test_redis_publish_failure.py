@@ -14,13 +14,12 @@ from redis import Redis
 
 from tests.support import (
     RedisServer,
-    RunningServer,
     create_room,
     create_user,
     open_socket,
     receive_messages,
     receive_type,
-    start_server,
+    start_instances,
 )
 
 
@@ -29,10 +28,7 @@ async def test_a_failed_publish_heals_once_redis_takes_writes(
 ) -> None:
     redis = RedisServer(tmp_path)
     env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis.url, "PRESENCE_TTL": "3"}
-    servers: list[RunningServer] = []
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        servers.append(start_server(tmp_path / name, env=env))
+    servers = start_instances(tmp_path, env)
     a, b = servers
     try:
         async with httpx.AsyncClient(base_url=b.http_url, timeout=30) as http_b:

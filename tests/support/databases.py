@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -22,12 +23,25 @@ __all__ = [
     "RedisServer",
     "create_postgres_database",
     "drop_postgres_database",
+    "migrate_database",
 ]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "QUARTCHAT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REDIS_TEST_URL = os.environ.get("QUARTCHAT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def migrate_database(database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`quartchat migrate` on `database_url`, run to its end (stdout and stderr kept)."""
+    return subprocess.run(
+        [sys.executable, "-m", "quartchat.cli", "migrate"],
+        cwd=cwd,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 async def create_postgres_database() -> str:

@@ -20,6 +20,7 @@ __all__ = [
     "free_port",
     "metric",
     "run_script",
+    "start_instances",
     "start_server",
     "wait_until_healthy",
 ]
@@ -112,6 +113,17 @@ def start_server(
     if wait:
         wait_until_healthy(server)
     return server
+
+
+def start_instances(workdir: Path, env: dict[str, str], count: int = 2) -> list[RunningServer]:
+    """`count` instances of one chat (`env` names their shared database and broker),
+    each in a folder of its own below `workdir` (a, b, …)."""
+    servers = []
+    for index in range(count):
+        folder = workdir / chr(ord("a") + index)
+        folder.mkdir(exist_ok=True)
+        servers.append(start_server(folder, env=env))
+    return servers
 
 
 # Hypercorn's line once it listens; with PORT=0 the only place the port is told.
