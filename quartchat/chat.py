@@ -51,7 +51,9 @@ class Chat:
         self.broker = broker
         self.presence: Presence = presence
         self.store = MessageStore(
-            publish=self._publish_stored, commit_window=settings.commit_window
+            publish=self._publish_stored,
+            commit_window=settings.commit_window,
+            commit_timeout=settings.db_commit_timeout,
         )
         self.metrics = Metrics(self.hub, self.directory, self.store, broker)
         self.relay = Relay(self.hub, broker, self.store, self.instance_id)

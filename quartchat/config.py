@@ -76,6 +76,7 @@ class Settings:
     log_format: str = "text"
     access_log_lines_per_second: int = 100
     db_startup_timeout: float = 30.0
+    db_commit_timeout: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -178,6 +179,9 @@ class Settings:
             ),
             db_startup_timeout=_float(
                 env, "DB_STARTUP_TIMEOUT", defaults.db_startup_timeout, zero_allowed=True
+            ),
+            db_commit_timeout=_float(
+                env, "DB_COMMIT_TIMEOUT", defaults.db_commit_timeout, maximum=600.0
             ),
         )
 

@@ -97,6 +97,12 @@ async def disconnect() -> None:
     await Tortoise.close_connections()
 
 
+def is_remote() -> bool:
+    """Whether the open database is a server across a network (PostgreSQL), which can
+    stop answering without closing the connection, rather than a local file."""
+    return bool(connections.get("default").capabilities.dialect == "postgres")
+
+
 async def ping() -> None:
     """Raise if the database does not answer a trivial query."""
     await connections.get("default").execute_query("SELECT 1")

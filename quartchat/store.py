@@ -12,6 +12,10 @@ together also leave in one write per socket. The wait ends early once enough mes
 wait, or when the server drains at shutdown; a quiet server commits each message at once.
 One sender's message that the database refuses costs the others nothing: a batch that
 fails for anything but an outage is split until only the drafts at fault fail.
+A PostgreSQL commit that has no answer within `commit_timeout` fails its batch as an
+outage: a link that silently drops packets would otherwise hold the writer, and every
+sender behind it, until TCP gives up (minutes), while each sender can be told at once to
+send again with the same id.
 """
 
 from __future__ import annotations
@@ -77,6 +81,13 @@ async def _database_answers() -> bool:
     return True
 
 
+class CommitTimeoutError(TimeoutError):
+    """The database did not answer a commit in time (an outage: a 503 or UNAVAILABLE)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no answer to a commit within {seconds:g} s (DB_COMMIT_TIMEOUT)")
+
+
 def _fail(batch: list[tuple[Draft, asyncio.Future[Stored]]], error: Exception) -> None:
     for _, accepted in batch:
         if not accepted.done():
@@ -87,10 +98,17 @@ class MessageStore:
     """Stores messages and hands each newly stored one to `publish`, in room order."""
 
     def __init__(
-        self, publish: Callable[[ChatMessage], None], *, commit_window: float = 0.0
+        self,
+        publish: Callable[[ChatMessage], None],
+        *,
+        commit_window: float = 0.0,
+        commit_timeout: float = math.inf,
     ) -> None:
         self._publish = publish
         self._window = commit_window
+        self._commit_timeout = commit_timeout
+        # Commits given up on, still ending (their rollback waits for the connection).
+        self._abandoned: set[asyncio.Task[list[Stored]]] = set()
         self._pending: list[tuple[Draft, asyncio.Future[Stored]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._last_submit = -math.inf
@@ -266,10 +284,34 @@ class MessageStore:
     async def _commit_with_retry(self, drafts: Sequence[Draft]) -> list[Stored]:
         for attempt in range(_COMMIT_ATTEMPTS):
             try:
-                return await commit(drafts)
+                return await self._commit_within_timeout(drafts)
             except IntegrityError:
                 # Another instance stored one of these client-chosen ids between our
                 # duplicate check and our insert; the next attempt sees it as stored.
                 if attempt == _COMMIT_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
+
+    async def _commit_within_timeout(self, drafts: Sequence[Draft]) -> list[Stored]:
+        """`commit(drafts)`, given up after `commit_timeout` on PostgreSQL. SQLite's
+        commit runs on a local file and cannot be abandoned halfway (its thread goes on),
+        so it is always awaited."""
+        if not math.isfinite(self._commit_timeout) or not db.is_remote():
+            return await commit(drafts)
+        attempt = asyncio.ensure_future(commit(drafts))
+        try:
+            return await asyncio.wait_for(asyncio.shield(attempt), self._commit_timeout)
+        except TimeoutError:
+            # Cancelling rolls the transaction back; that rollback may itself wait for
+            # the lost link, so it finishes in the background, holding its connection.
+            attempt.cancel()
+            self._abandoned.add(attempt)
+            attempt.add_done_callback(self._forget)
+            raise CommitTimeoutError(self._commit_timeout) from None
+
+    def _forget(self, attempt: asyncio.Task[list[Stored]]) -> None:
+        self._abandoned.discard(attempt)
+        if not attempt.cancelled() and attempt.exception() is None:
+            # Its COMMIT was on the wire when it was given up: the messages are stored,
+            # and the relay's gap-fill delivers them from the database.
+            log.warning("a commit given up after %.1f s was stored after all", self._commit_timeout)

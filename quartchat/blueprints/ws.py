@@ -350,7 +350,7 @@ def _report_failure(
             describe(error),
             extra={"error_code": "UNAVAILABLE", **_about(subscriber)},
         )
-        detail = "the message was not stored; send it again"
+        detail = "the message was not stored; send it again with the same id"
         _send_error(chat, subscriber, "UNAVAILABLE", detail, id=str(draft.id))
     elif accepted.result().outcome is Outcome.CONFLICT:
         detail = "that id belongs to another message"
