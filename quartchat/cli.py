@@ -28,12 +28,12 @@ from .config import ConfigError, Settings
 log = logging.getLogger("quartchat")
 
 OPERATOR_ERROR = 2
-# What each command reads from the environment; README's Configuration table says more.
+# What each command reads from the environment; docs/configuration.md says more.
 COMMON_VARIABLES = "LOG_LEVEL, LOG_FORMAT"
 SERVE_VARIABLES = (
     "PORT, HOST, DATABASE_URL, DB_POOL_MIN, DB_POOL_MAX, DB_STARTUP_TIMEOUT, "
     "MIGRATE_ON_START, REDIS_URL, REDIS_PREFIX, ACCESS_LOG, ACCESS_LOG_LINES_PER_SECOND, "
-    "and every other variable of README's Configuration table"
+    "and every other variable of docs/configuration.md"
 )
 
 

@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every knob of the service; the README's configuration table documents each one."""
+    """Every knob of the service; docs/configuration.md documents each one."""
 
     port: int = 8000
     host: str = "::"

@@ -237,7 +237,7 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
 
 
-# What each close code means and what the client should do: README's table.
+# What each close code means and what the client should do: docs/protocol.md's table.
 CLOSE_CODES: dict[CloseCode, tuple[str, str]] = {
     CloseCode.NOT_FOUND: (
         "the room or the user does not exist, or the URL's id is not a valid id, so none can "

@@ -9,6 +9,7 @@ document, `schemas/3.0.0-without-$id.json` of the npm package `@asyncapi/specs` 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import jsonschema_rs
@@ -95,10 +96,10 @@ def test_message_limit_follows_the_setting() -> None:
         assert content["payload"]["properties"]["content"]["maxLength"] == limit
 
 
-def test_close_codes_are_those_of_the_readme() -> None:
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    table = readme.split("**Close codes.**", 1)[1].split("\n\n")[1]
-    rows = [line.split("|")[1:4] for line in table.splitlines()[2:]]
+def test_close_codes_are_those_of_the_protocol_page() -> None:
+    page = (PROJECT_ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    section = page.split("\n## Close codes\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:4] for line in section.splitlines() if re.match(r"\| \d", line)]
     assert {int(code): (meaning.strip(), action.strip()) for code, meaning, action in rows} == {
         code: (meaning, action) for code, (meaning, action) in CLOSE_CODES.items()
     }

@@ -131,17 +131,16 @@ class _RecordingEnvironment(Mapping[str, str]):
         return 0
 
 
-def _readme_configuration_variables() -> set[str]:
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `")]
+def _documented_configuration_variables() -> set[str]:
+    page = (PROJECT_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
     return {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])}
 
 
-def test_the_readme_configuration_table_lists_every_variable_and_nothing_else() -> None:
+def test_the_configuration_page_lists_every_variable_and_nothing_else() -> None:
     environment = _RecordingEnvironment()
     Settings.from_env(environment)
     # Railway's own variables are read only to detect Railway; they are not settings.
     read = environment.asked - set(RAILWAY_VARIABLES)
     assert read, "the recording environment saw no variable"
-    assert _readme_configuration_variables() == read
+    assert _documented_configuration_variables() == read

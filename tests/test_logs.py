@@ -108,7 +108,7 @@ def test_a_client_cannot_forge_access_log_lines(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
 async def test_message_content_is_not_logged_even_at_debug(tmp_path: Path, database: str) -> None:
-    env = {"LOG_LEVEL": "debug"}  # lower case: README promises any case
+    env = {"LOG_LEVEL": "debug"}  # lower case: docs/configuration.md promises any case
     if database == "postgres":
         env["DATABASE_URL"] = await create_postgres_database()
     server = start_server(tmp_path, env=env)

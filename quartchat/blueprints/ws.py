@@ -53,7 +53,7 @@ MAX_IN_FLIGHT = 256
 @blueprint.websocket("/ws/<room_id>/<user_id>")
 @cors_exempt  # quart-cors would reject handshakes without Origin; origins are checked below
 async def ws_room(room_id: str, user_id: str) -> None:
-    """Join a room as a user; see README.md for the frames in both directions."""
+    """Join a room as a user; see docs/protocol.md for the frames in both directions."""
     chat = current_chat()
     if not chat.accepting_sockets:
         # Before the accept, so the client learns at once and reconnects elsewhere.

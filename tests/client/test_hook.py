@@ -1,5 +1,5 @@
 """`quartchat/react`'s useRoom as a frontend installs it: the packed tarball in
-node_modules, README's page.tsx (read from README, so README cannot drift) bundled with
+node_modules, docs/client.md's page.tsx (read from the page, so it cannot drift) bundled with
 React 19 by esbuild (`process.env.NEXT_PUBLIC_CHAT_URL` baked in, as Next.js does),
 two users in Chromium against a real server."""
 
@@ -20,7 +20,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser
 
-from tests.client.readme_page import (
+from tests.client.documented_page import (
     WAIT,
     OpenApp,
     PageUrl,
@@ -37,17 +37,17 @@ ESBUILD = REACT_TOOLS / ".bin" / "esbuild"
 HARNESS = Path(__file__).with_name("hook")
 
 
-def readme_file(name: str) -> str:
-    """The README code block that starts with the comment `// <name>`."""
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    blocks: list[tuple[str, str]] = re.findall(r"```tsx\n(// (\S+)\n.*?)```", readme, re.DOTALL)
+def documented_file(name: str) -> str:
+    """The code block of docs/client.md that starts with the comment `// <name>`."""
+    page = (PROJECT_ROOT / "docs" / "client.md").read_text()
+    blocks: list[tuple[str, str]] = re.findall(r"```tsx\n(// (\S+)\n.*?)```", page, re.DOTALL)
     found = [code for code, path in blocks if path == name]
-    assert len(found) == 1, f"README has {len(found)} blocks for {name}"
+    assert len(found) == 1, f"docs/client.md has {len(found)} blocks for {name}"
     return found[0]
 
 
 def build_app(workdir: Path, chat_url: str) -> Path:
-    """A project with the tarball installed, README's page and the harnesses, bundled
+    """A project with the tarball installed, docs/client.md's page and the harnesses, bundled
     for the browser; returns the folder to serve."""
     assert ESBUILD.exists(), "install react, react-dom and esbuild first (scripts/test does)"
     modules = workdir / "node_modules"
@@ -60,8 +60,8 @@ def build_app(workdir: Path, chat_url: str) -> Path:
     (modules / "package").rename(modules / "quartchat")
     page = workdir / "app" / "room" / "[id]" / "page.tsx"
     page.parent.mkdir(parents=True)
-    page.write_text(readme_file("app/room/[id]/page.tsx"))
-    (page.parent / "loading.tsx").write_text(readme_file("app/room/[id]/loading.tsx"))
+    page.write_text(documented_file("app/room/[id]/page.tsx"))
+    (page.parent / "loading.tsx").write_text(documented_file("app/room/[id]/loading.tsx"))
     out = workdir / "out"
     for harness in HARNESS.glob("*.tsx"):
         shutil.copy(harness, workdir / harness.name)
@@ -119,7 +119,7 @@ def page_url(origin: str) -> PageUrl:
     return lambda room_id, user_id: f"{origin}/page.html?room={room_id}&user={user_id}"
 
 
-async def test_readme_page_two_users_messages_presence_typing_and_older(
+async def test_documented_page_two_users_messages_presence_typing_and_older(
     open_app: OpenApp, tmp_path: Path
 ) -> None:
     async with served(tmp_path) as (server, http):
@@ -127,13 +127,13 @@ async def test_readme_page_two_users_messages_presence_typing_and_older(
             await two_users_see_each_message_once(open_app, http, page_url(origin))
 
 
-async def test_readme_page_shows_an_unknown_room(open_app: OpenApp, tmp_path: Path) -> None:
+async def test_documented_page_shows_an_unknown_room(open_app: OpenApp, tmp_path: Path) -> None:
     async with served(tmp_path) as (server, http):
         with frontend(build_app(tmp_path / "app", server.http_url)) as origin:
             await an_unknown_room_is_shown(open_app, http, page_url(origin))
 
 
-async def test_readme_page_through_a_restart_mid_conversation(
+async def test_documented_page_through_a_restart_mid_conversation(
     open_app: OpenApp, tmp_path: Path
 ) -> None:
     servers = [start_server(tmp_path)]

@@ -1,7 +1,7 @@
 """A real Next.js app, as a frontend developer makes one: create-next-app's output
 (pinned in tests/client/nextapp/ with its package-lock.json), the packed quartchat
-tarball installed with `npm install`, README's page and loading.tsx added (read from
-README), `next build` with NEXT_PUBLIC_CHAT_URL, `next start`, and README's scenarios in
+tarball installed with `npm install`, docs/client.md's page and loading.tsx added (read from
+the page), `next build` with NEXT_PUBLIC_CHAT_URL, `next start`, and its scenarios in
 Chromium against a real quartchat. `next build` costs about a minute of CPU, and the
 first `npm ci` a few more: the `nextjs` marker (`-m "not nextjs"` skips this tier)."""
 
@@ -23,7 +23,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser
 
-from tests.client.readme_page import (
+from tests.client.documented_page import (
     OpenApp,
     PageUrl,
     a_restart_mid_conversation_loses_and_repeats_nothing,
@@ -31,7 +31,7 @@ from tests.client.readme_page import (
     app_pages,
     two_users_see_each_message_once,
 )
-from tests.client.test_hook import readme_file
+from tests.client.test_hook import documented_file
 from tests.client.test_package import npm_pack
 from tests.support import PROJECT_ROOT, RunningServer, free_port, start_server
 
@@ -59,7 +59,7 @@ def run(*command: str, env: dict[str, str] | None = None, timeout: float = 600) 
 
 def install_app(tarball: Path) -> None:
     """The pinned app in WORKDIR, its dependencies from its lock, quartchat from the
-    tarball, and README's page."""
+    tarball, and docs/client.md's page."""
     npm = shutil.which("npm")
     assert npm, "install npm first (scripts/test does)"
     for stale in ("app", "public", ".next"):
@@ -72,8 +72,8 @@ def install_app(tarball: Path) -> None:
     run(npm, "install", "--no-audit", "--no-fund", str(tarball))
     page = WORKDIR / "app" / "room" / "[id]" / "page.tsx"
     page.parent.mkdir(parents=True)
-    page.write_text(readme_file("app/room/[id]/page.tsx"))
-    (page.parent / "loading.tsx").write_text(readme_file("app/room/[id]/loading.tsx"))
+    page.write_text(documented_file("app/room/[id]/page.tsx"))
+    (page.parent / "loading.tsx").write_text(documented_file("app/room/[id]/loading.tsx"))
 
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:

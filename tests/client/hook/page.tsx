@@ -1,6 +1,6 @@
-// Renders README's app/room/[id]/page.tsx (copied next to this file by
+// Renders docs/client.md's app/room/[id]/page.tsx (copied next to this file by
 // tests/client/test_hook.py) the way Next.js would: params and searchParams as
-// promises, inside <Suspense> (README's loading.tsx), in strict mode.
+// promises, inside <Suspense> (docs/client.md's loading.tsx), in strict mode.
 import { StrictMode, Suspense } from "react";
 import { createRoot } from "react-dom/client";
 import RoomPage from "./app/room/[id]/page";

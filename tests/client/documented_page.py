@@ -1,4 +1,4 @@
-"""What README's page (app/room/[id]/page.tsx) must do in Chromium against a real
+"""What docs/client.md's page (app/room/[id]/page.tsx) must do in Chromium against a real
 server, whatever built it: esbuild in test_hook.py, `next build` in test_nextjs.py."""
 
 from __future__ import annotations
