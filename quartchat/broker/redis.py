@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from abc import abstractmethod
+from collections import deque
 from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
@@ -70,7 +70,8 @@ class Subscriber(Protocol):
 
     def unsubscribe(self, *channels: str) -> Awaitable[Any]: ...
 
-    async def get_message(self, *, timeout: float) -> dict[str, Any] | None: ...
+    # redis-py's PubSub.get_message takes the timeout itself.
+    async def get_message(self, *, timeout: float) -> dict[str, Any] | None: ...  # noqa: ASYNC109
 
     async def aclose(self) -> None: ...
 

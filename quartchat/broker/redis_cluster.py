@@ -103,7 +103,7 @@ class ShardedSubscriber:
                 self._leaving[channel] += 1
             await pubsub.sunsubscribe(*slot_channels)
 
-    async def get_message(self, *, timeout: float) -> _Message | None:
+    async def get_message(self, *, timeout: float) -> _Message | None:  # noqa: ASYNC109 (PubSub's shape)
         try:
             async with asyncio.timeout(timeout):
                 item = await self._inbox.get()

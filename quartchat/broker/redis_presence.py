@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
-
 from typing import Any
 
 from redis.asyncio import Redis
@@ -106,7 +105,9 @@ class _Question:
 
 
 class RedisPresence(Presence):
-    def __init__(self, client: Redis | RedisCluster, prefix: str, instance_id: str, ttl: float) -> None:
+    def __init__(
+        self, client: Redis | RedisCluster, prefix: str, instance_id: str, ttl: float
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._instance = instance_id
