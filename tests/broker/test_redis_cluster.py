@@ -115,6 +115,44 @@ async def test_rooms_on_different_primaries_cross_instances(
         assert await frames_received(a) - heard_before >= len(rooms)
 
 
+async def test_a_room_whose_slot_moves_keeps_crossing_instances(
+    tmp_path: Path, postgres_url: str, own_cluster: LocalRedisCluster
+) -> None:
+    """Resharding moves a room's slot (its channel and presence keys) to another primary:
+    the old primary drops the instances' subscriptions; they subscribe again on the new
+    one, and live traffic and presence carry on, nothing lost."""
+    async with deployment(tmp_path, postgres_url, own_cluster) as where:
+        a, b = where.servers
+        async with httpx.AsyncClient(base_url=a.http_url) as http:
+            room_id = (await create_room(http))["id"]
+            alice, bob = await create_user(http, "Alice"), await create_user(http, "Bob")
+            async with (
+                open_socket(a, room_id, alice["id"]) as on_a,
+                open_socket(b, room_id, bob["id"]) as on_b,
+            ):
+                await on_b.send(json.dumps({"content": "before"}))
+                assert [m["content"] for m in await receive_messages(on_a, 1)] == ["before"]
+                before = where.node_of_room(room_id)
+                target = own_cluster.nodes[(before + 1) % len(own_cluster.nodes)]
+                own_cluster.move_slot_of(f"{where.prefix}:room:{{{room_id}}}", target)
+                assert where.node_of_room(room_id) == own_cluster.nodes.index(target)
+
+                async def both_ok() -> bool:
+                    states = [await health(server) for server in (a, b)]
+                    return all(s["status"] == "ok" for s in states)
+
+                await asyncio.sleep(1)  # the instances notice the move
+                await until(both_ok, CONVERGED, "both instances healthy after the move")
+                heard_before = await frames_received(a)
+                for n in range(5):
+                    await on_b.send(json.dumps({"content": f"after {n}"}))
+                received = [m["content"] for m in await receive_messages(on_a, 5)]
+                assert received == [f"after {n}" for n in range(5)]
+                assert await frames_received(a) - heard_before >= 5  # live, from the new primary
+                presence = (await http.get(f"/rooms/{room_id}/presence")).json()
+                assert {p["user_id"] for p in presence} == {alice["id"], bob["id"]}
+
+
 @dataclass
 class Talker:
     """One socket: what it sent, what it was told."""

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.support.servers import free_port
 
@@ -134,6 +135,28 @@ class LocalRedisCluster:
                     if low.isdigit() and int(low) <= slot <= int(high or low):
                         return node
         raise AssertionError(f"no node serves slot {slot}")
+
+    def move_slot_of(self, key: str, target: ClusterNode) -> None:
+        """Reshard: move `key`'s slot, and the keys in it, to `target` (the steps of
+        `redis-cli --cluster reshard`, for one chosen slot)."""
+        source = self.node_of(key)
+        assert source is not target, "the slot is already there"
+        slot = int(source.cli("CLUSTER", "KEYSLOT", key))
+        source_id, target_id = source.cli("CLUSTER", "MYID"), target.cli("CLUSTER", "MYID")
+        with (
+            redis.Redis(port=source.port) as from_node,
+            redis.Redis(port=target.port) as to_node,
+        ):
+            to_node.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            from_node.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while keys := from_node.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                from_node.execute_command(
+                    "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys
+                )
+            for node in [target, source, *(n for n in self.nodes if n not in (source, target))]:
+                with redis.Redis(port=node.port) as client:
+                    client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        self.wait_until_ok()
 
     def stop(self) -> None:
         for node in self.nodes:
