@@ -187,7 +187,7 @@ class RedisClusterBroker(PubSubBroker):
     @property
     def where(self) -> str:
         nodes = self._client.get_nodes() or self._client.nodes_manager.startup_nodes.values()
-        return "Redis Cluster at " + ", ".join(sorted(node.name for node in nodes))
+        return ", ".join(sorted(node.name for node in nodes)) + " (a Redis Cluster)"
 
     def _open_subscriber(self) -> Subscriber:
         return ShardedSubscriber(self._client)

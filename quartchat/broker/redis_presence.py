@@ -36,6 +36,11 @@ from .redis import CALL_TIMEOUT_SECONDS
 
 # Presence questions sent in one pipeline at most.
 PIPELINE_BATCH = 500
+# Presence reads in flight at once on a cluster. Its client's pools do not wait for a
+# free connection as a single server's does (they raise MaxConnectionsError at 32 per
+# primary); reads beyond these wait here instead, leaving room for the one pipeline,
+# publish and ping that each run at a time.
+CLUSTER_READS_AT_ONCE = 16
 
 # KEYS: online, names, the user's instances. ARGV: user, instance, ttl, username.
 # Add or renew the instance; return how many live instances the user has in the room.
@@ -228,6 +233,10 @@ class RedisPresence(Presence):
 class RedisClusterPresence(RedisPresence):
     """Presence on a Redis Cluster: hash-tagged keys, scripts sent whole."""
 
+    def __init__(self, client: RedisCluster, prefix: str, instance_id: str, ttl: float) -> None:
+        super().__init__(client, prefix, instance_id, ttl)
+        self._reading = asyncio.Semaphore(CLUSTER_READS_AT_ONCE)
+
     def _keys(self, room_id: str) -> list[str]:
         return [f"{self._prefix}:online:{{{room_id}}}", f"{self._prefix}:names:{{{room_id}}}"]
 
@@ -244,7 +253,8 @@ class RedisClusterPresence(RedisPresence):
         pipe.eval(str(script.script), len(keys), *keys, *args)
 
     async def _run_script(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
-        return await self._client.eval(str(script.script), len(keys), *keys, *args)
+        async with self._reading:
+            return await self._client.eval(str(script.script), len(keys), *keys, *args)
 
 
 def _pairs(flat: list[bytes]) -> list[tuple[str, str]]:
