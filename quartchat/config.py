@@ -299,7 +299,11 @@ def _database_url(env: Mapping[str, str], default: str) -> str:
     return url
 
 
-_REDIS_FORMS = "redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://… (TLS) or unix://PATH"
+_REDIS_FORMS = (
+    "redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://… (TLS), unix://PATH, "
+    "or redis+cluster://[:PASSWORD@]HOST:PORT (rediss+cluster:// with TLS) for a Redis Cluster"
+)
+_REDIS_SCHEMES = {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}
 
 
 def _redis_url(env: Mapping[str, str]) -> str:
@@ -307,7 +311,7 @@ def _redis_url(env: Mapping[str, str]) -> str:
     if not url or url == "memory://":
         return url
     parts = urlsplit(url)
-    if parts.scheme not in {"redis", "rediss", "unix"} or "://" not in url:
+    if parts.scheme not in _REDIS_SCHEMES or "://" not in url:
         shown = f"scheme {parts.scheme!r}" if parts.scheme and "://" in url else "no scheme"
         raise ConfigError(f"REDIS_URL has {shown}; set it to {_REDIS_FORMS}, or unset it")
     try:
@@ -318,6 +322,9 @@ def _redis_url(env: Mapping[str, str]) -> str:
         ) from None
     if parts.scheme == "unix" and not parts.path:
         raise ConfigError(f"REDIS_URL names no socket path; set it to {_REDIS_FORMS}")
+    if parts.scheme.endswith("+cluster") and parts.path.strip("/"):
+        # A cluster has only database 0: a DB number would be refused at the first command.
+        raise ConfigError(f"REDIS_URL: a Redis Cluster has no /DB; set it to {_REDIS_FORMS}")
     return url
 
 

@@ -16,6 +16,7 @@ from tests.support import (
     start_server,
 )
 from tests.support.browser import launch_chromium
+from tests.support.redis_cluster import LocalRedisCluster, redis_cluster
 
 
 @pytest.fixture(autouse=True, name="frame_check")
@@ -39,6 +40,13 @@ def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
 async def _http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture(scope="session", name="redis_cluster")
+def _redis_cluster() -> Iterator[LocalRedisCluster]:
+    """A three-primary Redis Cluster shared by the tests that only talk through it."""
+    with redis_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(name="postgres_url")

@@ -109,6 +109,33 @@ def test_a_sqlite_synchronous_that_sqlite_would_misread_is_refused() -> None:
         Settings.from_env({"DATABASE_URL": "sqlite://chat.sqlite3?synchronous=FULLL"})
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://cache:6379/0",
+        "rediss://:secret@cache:6380",
+        "unix:///run/redis.sock",
+        "redis+cluster://10.0.0.1:7000",
+        "rediss+cluster://:secret@cluster.example:7000/",
+    ],
+)
+def test_redis_url_may_name_a_server_or_a_cluster(url: str) -> None:
+    assert Settings.from_env({"REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("redis+sentinel://cache", "scheme 'redis+sentinel'"),
+        ("redis+cluster://10.0.0.1:7000/2", "a Redis Cluster has no /DB"),
+        ("redis+cluster://10.0.0.1:port", "the port is not a number"),
+    ],
+)
+def test_a_redis_url_the_broker_cannot_use_is_refused(url: str, complaint: str) -> None:
+    with pytest.raises(ConfigError, match=f"REDIS_URL.*{re.escape(complaint)}.*redis\\+cluster://"):
+        Settings.from_env({"REDIS_URL": url})
+
+
 def test_log_level_is_a_setting_in_any_case() -> None:
     assert Settings.from_env({}).log_level == "INFO"
     assert Settings.from_env({"LOG_LEVEL": "debug"}).log_level == "DEBUG"

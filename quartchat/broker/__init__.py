@@ -2,6 +2,7 @@
 
 A backend is chosen by URL (encode/broadcaster style): `memory://` keeps everything in
 this process (one instance, one worker), `redis://` / `rediss://` uses Redis pub/sub
+(`redis+cluster://` / `rediss+cluster://`: a Redis Cluster's sharded pub/sub)
 and Redis-held presence so that any number of instances and workers form one chat.
 Each instance delivers to its own sockets first and publishes for the others, and hears
 a room's traffic only while it subscribes to the room (while it has a socket there).
@@ -126,7 +127,8 @@ class LocalMembers(Protocol):
 def backends_for(
     url: str, prefix: str, instance_id: str, presence_ttl: float, local_members: LocalMembers
 ) -> tuple[Broker, Presence]:
-    """The broker and presence for a URL: empty or `memory://`, or `redis://…`."""
+    """The broker and presence for a URL: empty or `memory://`, `redis://…`, or
+    `redis+cluster://…` (a Redis Cluster)."""
     scheme = url.split("://", 1)[0] if url else "memory"
     if scheme == "memory":
         from .memory import LocalPresence, MemoryBroker
@@ -140,5 +142,14 @@ def backends_for(
         return (
             RedisBroker(client, prefix, instance_id),
             RedisPresence(client, prefix, instance_id, presence_ttl),
+        )
+    if scheme in {"redis+cluster", "rediss+cluster"}:
+        from .redis_cluster import RedisClusterBroker, connect_cluster_client
+        from .redis_presence import RedisClusterPresence
+
+        cluster = connect_cluster_client(url)
+        return (
+            RedisClusterBroker(cluster, prefix, instance_id),
+            RedisClusterPresence(cluster, prefix, instance_id, presence_ttl),
         )
     raise ValueError(f"unsupported broker URL scheme {scheme!r}; use memory:// or redis://")

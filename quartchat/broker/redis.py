@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import abstractmethod
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from . import RESYNC, Broker, Envelope
@@ -61,13 +62,29 @@ def connect_client(url: str) -> Redis:
     return Redis.from_pool(pool)
 
 
-class RedisBroker(Broker):
-    def __init__(self, client: Redis, prefix: str, instance_id: str) -> None:
-        self._client = client
+class Subscriber(Protocol):
+    """What the broker reads room traffic from: a pub/sub connection (or, on a cluster,
+    one per primary) that reports confirmations as `subscribe` and traffic as `message`."""
+
+    def subscribe(self, *channels: str) -> Awaitable[Any]: ...
+
+    def unsubscribe(self, *channels: str) -> Awaitable[Any]: ...
+
+    # redis-py's PubSub.get_message takes the timeout itself.
+    async def get_message(self, *, timeout: float) -> dict[str, Any] | None: ...  # noqa: ASYNC109
+
+    async def aclose(self) -> None: ...
+
+
+class PubSubBroker(Broker):
+    """The broker's bookkeeping over any Redis deployment; subclasses say how channels
+    are named, subscribed to, published to and pinged."""
+
+    def __init__(self, prefix: str, instance_id: str) -> None:
         self._control = f"{prefix}:control"
-        self._room_prefix = f"{prefix}:room:"
+        self._prefix = prefix
         self._instance = instance_id
-        self._pubsub: PubSub | None = None
+        self._pubsub: Subscriber | None = None
         self._healthy = False
         self._failures = 0
         self._checked = 0.0  # loop time of the last answer that proved Redis alive
@@ -89,7 +106,30 @@ class RedisBroker(Broker):
         self.frames_received = 0
 
     def _channel(self, room_id: str) -> str:
-        return self._room_prefix + room_id
+        return f"{self._prefix}:room:{room_id}"
+
+    def _room_of(self, channel: str) -> str | None:
+        """The room whose channel this is (None for the control channel)."""
+        room_prefix = f"{self._prefix}:room:"
+        return channel[len(room_prefix) :] if channel.startswith(room_prefix) else None
+
+    @abstractmethod
+    def _open_subscriber(self) -> Subscriber: ...
+
+    @abstractmethod
+    async def _publish_all(self, frames: Sequence[tuple[str, bytes]]) -> list[int]:
+        """Publish (channel, data) pairs in order; the receivers of each."""
+
+    @abstractmethod
+    async def _ping(self) -> None: ...
+
+    @abstractmethod
+    async def _close_client(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """Redis's address, for the log (never its password)."""
 
     async def connect(self) -> None:
         """Subscribe; a Redis that does not answer yet leaves the instance degraded (it
@@ -106,14 +146,6 @@ class RedisBroker(Broker):
                 error,
             )
 
-    @property
-    def where(self) -> str:
-        """Redis's address, for the log (never its password)."""
-        found = self._client.connection_pool.connection_kwargs
-        if "path" in found:
-            return str(found["path"])
-        return f"{found.get('host', 'localhost')}:{found.get('port', 6379)}"
-
     async def disconnect(self) -> None:
         for task in (self._sending, self._greeting):
             if task is not None:
@@ -122,7 +154,7 @@ class RedisBroker(Broker):
             await self._pubsub.aclose()
             self._pubsub = None
         self._release_waiters()
-        await self._client.aclose()
+        await self._close_client()
 
     async def subscribe_room(self, room_id: str) -> None:
         self._rooms.add(room_id)
@@ -178,10 +210,9 @@ class RedisBroker(Broker):
             self._sending = None
 
     def _confirmed(self, channel: bytes) -> None:
-        name = channel.decode()
-        if not name.startswith(self._room_prefix):
+        room_id = self._room_of(channel.decode())
+        if room_id is None:
             return
-        room_id = name[len(self._room_prefix) :]
         waiting = self._confirming.get(room_id)
         if waiting:
             answer = waiting.popleft()
@@ -204,15 +235,13 @@ class RedisBroker(Broker):
         try:
             while self._hellos:
                 rooms, self._hellos = self._hellos, []
+                hellos = [
+                    (self._channel(room), Envelope(room, HELLO, "", self._instance).encode())
+                    for room in rooms
+                ]
                 try:
-                    async with (
-                        asyncio.timeout(CALL_TIMEOUT_SECONDS),
-                        self._client.pipeline(transaction=False) as pipe,
-                    ):
-                        for room_id in rooms:
-                            hello = Envelope(room_id, HELLO, "", self._instance)
-                            pipe.publish(self._channel(room_id), hello.encode())
-                        await pipe.execute()
+                    async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                        await self._publish_all(hellos)
                 except (RedisError, OSError) as error:
                     log.warning("broker: saying hello in %d rooms failed: %s", len(rooms), error)
         finally:
@@ -234,18 +263,9 @@ class RedisBroker(Broker):
             return
         try:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-                if len(envelopes) == 1:
-                    envelope = envelopes[0]
-                    receivers = [
-                        await self._client.publish(
-                            self._channel(envelope.room_id), envelope.encode()
-                        )
-                    ]
-                else:
-                    async with self._client.pipeline(transaction=False) as pipe:
-                        for envelope in envelopes:
-                            pipe.publish(self._channel(envelope.room_id), envelope.encode())
-                        receivers = await pipe.execute()
+                receivers = await self._publish_all(
+                    [(self._channel(envelope.room_id), envelope.encode()) for envelope in envelopes]
+                )
         except (RedisError, OSError) as error:  # OSError includes TimeoutError
             self._healthy = False
             log.warning("broker publish failed (peers will fill the gap): %s", error)
@@ -305,24 +325,30 @@ class RedisBroker(Broker):
         if now - self._checked < PING_INTERVAL_SECONDS:
             return
         async with asyncio.timeout(PING_TIMEOUT_SECONDS):
-            await self._client.ping()
+            await self._ping()
         self._checked = now
 
     async def _subscribe(self) -> None:
         """Subscribe to the control channel and every local room in one command, then
         say hello: the others publish every room's traffic again, learning anew which
         rooms have nobody else."""
-        pubsub = self._client.pubsub()
+        pubsub = self._open_subscriber()
         rooms = set(self._rooms)
         hello = Envelope(room_id="", seq=HELLO, text="", origin=self._instance)
         try:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
                 await pubsub.subscribe(self._control, *(self._channel(room) for room in rooms))
-                # Confirmed before the hello (the control channel's comes first; the
-                # rooms' are read by the listener).
-                while (await pubsub.get_message(timeout=1.0) or {}).get("type") != "subscribe":
-                    pass
-                await self._client.publish(self._control, hello.encode())
+                # Confirmed before the hello (the control channel's comes first on one
+                # connection; on a cluster the rooms' may come first from other shards,
+                # and the rest are read by the listener).
+                while True:
+                    message = await pubsub.get_message(timeout=1.0) or {}
+                    if message.get("type") != "subscribe":
+                        continue
+                    if message["channel"].decode() == self._control:
+                        break
+                    self._confirmed(message["channel"])
+                await self._publish_all([(self._control, hello.encode())])
         except BaseException:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()
@@ -353,3 +379,35 @@ class RedisBroker(Broker):
         delay = RECONNECT_DELAYS[min(self._failures, len(RECONNECT_DELAYS) - 1)]
         self._failures += 1
         await asyncio.sleep(delay)
+
+
+class RedisBroker(PubSubBroker):
+    """The broker on one Redis server (or a primary behind a proxy): plain pub/sub."""
+
+    def __init__(self, client: Redis, prefix: str, instance_id: str) -> None:
+        super().__init__(prefix, instance_id)
+        self._client = client
+
+    @property
+    def where(self) -> str:
+        found = self._client.connection_pool.connection_kwargs
+        if "path" in found:
+            return str(found["path"])
+        return f"{found.get('host', 'localhost')}:{found.get('port', 6379)}"
+
+    def _open_subscriber(self) -> Subscriber:
+        return self._client.pubsub()
+
+    async def _publish_all(self, frames: Sequence[tuple[str, bytes]]) -> list[int]:
+        if len(frames) == 1:
+            return [await self._client.publish(*frames[0])]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for channel, data in frames:
+                pipe.publish(channel, data)
+            return list(await pipe.execute())
+
+    async def _ping(self) -> None:
+        await self._client.ping()
+
+    async def _close_client(self) -> None:
+        await self._client.aclose()

@@ -8,6 +8,12 @@ each one's expiry, and `{prefix}:names:{room}` maps user ids to usernames. Joini
 leaving touches only the user's own entries (a 1000-socket storm into one room would
 otherwise scan the room 1000 times). All keys expire on their own once nobody renews them.
 
+On a Redis Cluster (`RedisClusterPresence`) the room id in every key is a hash tag,
+`{room}`, so that a script's keys share one slot (the room channel's); and scripts are
+sent whole (EVAL), since a cluster pipeline does not load a script a primary lacks
+(after a restart or a failover every primary's script cache may be empty). Each
+deployment keeps its own key names: a single server's stay as they were.
+
 Joins and leaves are queued and sent in submission order, everything that queued while
 the previous pipeline was out going in the next one: a storm's thousand joins are a
 handful of round trips instead of a thousand, each with its own pool checkout.
@@ -18,8 +24,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript
 
 from . import Presence
@@ -27,6 +36,11 @@ from .redis import CALL_TIMEOUT_SECONDS
 
 # Presence questions sent in one pipeline at most.
 PIPELINE_BATCH = 500
+# Presence reads in flight at once on a cluster. Its client's pools do not wait for a
+# free connection as a single server's does (they raise MaxConnectionsError at 32 per
+# primary); reads beyond these wait here instead, leaving room for the one pipeline,
+# publish and ping that each run at a time.
+CLUSTER_READS_AT_ONCE = 16
 
 # KEYS: online, names, the user's instances. ARGV: user, instance, ttl, username.
 # Add or renew the instance; return how many live instances the user has in the room.
@@ -96,7 +110,9 @@ class _Question:
 
 
 class RedisPresence(Presence):
-    def __init__(self, client: Redis, prefix: str, instance_id: str, ttl: float) -> None:
+    def __init__(
+        self, client: Redis | RedisCluster, prefix: str, instance_id: str, ttl: float
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._instance = instance_id
@@ -159,7 +175,7 @@ class RedisPresence(Presence):
                 self._client.pipeline(transaction=False) as pipe,
             ):
                 for question in batch:
-                    await question.script(keys=question.keys, args=question.args, client=pipe)
+                    await self._queue_script(pipe, question.script, question.keys, question.args)
                 replies = await pipe.execute(raise_on_error=False)
         except asyncio.CancelledError:
             for question in batch:
@@ -177,7 +193,7 @@ class RedisPresence(Presence):
 
     async def members(self, room_id: str) -> list[tuple[str, str]]:
         async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-            flat = await self._members(keys=self._keys(room_id))
+            flat = await self._run_script(self._members, self._keys(room_id), [])
         return _pairs(flat)
 
     async def refresh(self, local: dict[str, dict[str, str]]) -> dict[str, list[tuple[str, str]]]:
@@ -189,15 +205,56 @@ class RedisPresence(Presence):
             ):
                 for user_id, username in users.items():
                     keys, args = self._join_call(room_id, user_id, username)
-                    await self._join(keys=keys, args=args, client=pipe)
-                await self._sweep(
-                    keys=self._keys(room_id), args=[self._instances_key(room_id)], client=pipe
+                    await self._queue_script(pipe, self._join, keys, args)
+                await self._queue_script(
+                    pipe, self._sweep, self._keys(room_id), [self._instances_key(room_id)]
                 )
                 replies = await pipe.execute()
             expired = _pairs(replies[-1])
             if expired:
                 gone[room_id] = expired
         return gone
+
+    async def _queue_script(
+        self,
+        pipe: Pipeline | ClusterPipeline,
+        script: AsyncScript,
+        keys: list[str],
+        args: list[str | int],
+    ) -> None:
+        """Add a script call to a pipeline (EVALSHA; the pipeline loads missing scripts)."""
+        assert isinstance(pipe, Pipeline)  # a single server's client makes these
+        await script(keys=keys, args=args, client=pipe)
+
+    async def _run_script(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
+        return await script(keys=keys, args=args)
+
+
+class RedisClusterPresence(RedisPresence):
+    """Presence on a Redis Cluster: hash-tagged keys, scripts sent whole."""
+
+    def __init__(self, client: RedisCluster, prefix: str, instance_id: str, ttl: float) -> None:
+        super().__init__(client, prefix, instance_id, ttl)
+        self._reading = asyncio.Semaphore(CLUSTER_READS_AT_ONCE)
+
+    def _keys(self, room_id: str) -> list[str]:
+        return [f"{self._prefix}:online:{{{room_id}}}", f"{self._prefix}:names:{{{room_id}}}"]
+
+    def _instances_key(self, room_id: str, user_id: str = "") -> str:
+        return f"{self._prefix}:instances:{{{room_id}}}\t{user_id}"
+
+    async def _queue_script(
+        self,
+        pipe: Pipeline | ClusterPipeline,
+        script: AsyncScript,
+        keys: list[str],
+        args: list[str | int],
+    ) -> None:
+        pipe.eval(str(script.script), len(keys), *keys, *args)
+
+    async def _run_script(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
+        async with self._reading:
+            return await self._client.eval(str(script.script), len(keys), *keys, *args)
 
 
 def _pairs(flat: list[bytes]) -> list[tuple[str, str]]:

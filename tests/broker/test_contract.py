@@ -1,7 +1,8 @@
 """One contract, every backend: envelopes cross instances, presence spans them.
 
 The memory backend is one process's whole world: nothing crosses, and its presence is
-what the local hub says. The Redis backend joins instances into one chat.
+what the local hub says. The Redis backend joins instances into one chat, on one server
+or on a three-primary Redis Cluster started for the tests.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 
 from quartchat.broker import RESYNC, Broker, Envelope, Presence, backends_for
 from tests.support import REDIS_TEST_URL, unique_id
+from tests.support.redis_cluster import LocalRedisCluster
 
 
 class FakeHub:
@@ -64,14 +66,26 @@ class Backend:
     two: Instance
 
 
-@pytest.fixture(name="backend", params=["memory://", REDIS_TEST_URL], ids=["memory", "redis"])
+def _url(request: pytest.FixtureRequest, backend: str) -> str:
+    if backend == "cluster":
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url
+    return backend
+
+
+@pytest.fixture(
+    name="backend",
+    params=["memory://", REDIS_TEST_URL, "cluster"],
+    ids=["memory", "redis", "redis-cluster"],
+)
 async def _backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     """Two instances' backends on one URL."""
     prefix = unique_id("contract")
+    url = _url(request, request.param)
     instances = []
     for name in ("one", "two"):
         hub = FakeHub()
-        broker, presence = backends_for(request.param, prefix, name, 2, hub)
+        broker, presence = backends_for(url, prefix, name, 2, hub)
         await broker.connect()
         listener = Listener(broker)
         await broker.subscribe_room("room")
@@ -117,6 +131,9 @@ async def test_a_storm_of_joins_is_answered_for_everyone(backend: Backend) -> No
     members = sorted(await backend.two.presence.members(room))
     # The in-process presence of another instance is another world.
     assert members == (sorted((u, u) for u in users) if backend.spans_instances else [])
+    # Readers at once: twice a pool of connections.
+    answers = await asyncio.gather(*(backend.two.presence.members(room) for _ in range(64)))
+    assert all(sorted(answer) == members for answer in answers)
 
 
 async def test_presence_first_and_last(backend: Backend) -> None:
@@ -192,12 +209,16 @@ async def test_an_instance_hears_only_the_rooms_it_subscribes_to(backend: Backen
     assert heard == [Envelope("mine", 1, "{}", "one"), Envelope("mine", 2, "{}", "one")]
 
 
-async def test_an_instance_publishes_only_while_another_listens() -> None:
+@pytest.mark.parametrize("redis", [REDIS_TEST_URL, "cluster"], ids=["redis", "redis-cluster"])
+async def test_an_instance_publishes_only_while_another_listens(
+    request: pytest.FixtureRequest, redis: str
+) -> None:
     memory, _ = backends_for("memory://", unique_id("alone"), "one", 2, FakeHub())
     assert not memory.others_listening("room")  # one process is the whole chat
     prefix = unique_id("alone")
-    one, _ = backends_for(REDIS_TEST_URL, prefix, "one", 2, FakeHub())
-    two, _ = backends_for(REDIS_TEST_URL, prefix, "two", 2, FakeHub())
+    url = _url(request, redis)
+    one, _ = backends_for(url, prefix, "one", 2, FakeHub())
+    two, _ = backends_for(url, prefix, "two", 2, FakeHub())
     await one.connect()
     await two.connect()
     listeners = [Listener(one), Listener(two)]
@@ -225,7 +246,7 @@ async def test_an_instance_publishes_only_while_another_listens() -> None:
         assert one.others_listening("unheard")
         # An instance (re)connecting says hello on the control channel: every room's
         # traffic is published again until publishing tells who is alone.
-        three, _ = backends_for(REDIS_TEST_URL, prefix, "three", 2, FakeHub())
+        three, _ = backends_for(url, prefix, "three", 2, FakeHub())
         await three.connect()
         await asyncio.sleep(0.3)
         assert one.others_listening("room")

@@ -8,6 +8,8 @@
 - `browser` (imported on its own, it needs Playwright): Debian's Chromium;
 - `watch` (imported on its own): a neighbour socket in a process of its own, timing its
   echoes next to an attack.
+- `redis_cluster` (imported on its own): a three-primary Redis Cluster of `redis-server`
+  processes on free ports, which a test may kill, restart or reshard;
 - `netns` (imported on its own, it needs root): test hosts in network namespaces, two
   instances, Redis and PostgreSQL, with links a test cuts or slows.
 
