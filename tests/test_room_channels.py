@@ -37,9 +37,17 @@ def _trio(tmp_path: Path, postgres_url: str) -> Iterator[list[RunningServer]]:
     for name in "abc":
         (tmp_path / name).mkdir()
         servers.append(start_server(tmp_path / name, env=env))
-    yield servers
-    for server in servers:
-        server.stop()
+    try:
+        yield servers
+    finally:
+        stuck = []
+        for server in servers:  # every one, even after one failed to stop
+            try:
+                server.stop()
+            except AssertionError as error:
+                stuck.append(error)
+        if stuck:
+            raise stuck[0]
 
 
 async def frames_received(server: RunningServer) -> float:
