@@ -8,7 +8,6 @@ import httpx
 import pytest
 from playwright.async_api import Browser
 
-from tests.protocol_check import FrameCheck
 from tests.support import (
     RunningServer,
     create_postgres_database,
@@ -16,12 +15,13 @@ from tests.support import (
     start_server,
 )
 from tests.support.browser import launch_chromium
+from tests.support.protocol_check import FrameCheck
 
 
 @pytest.fixture(autouse=True, name="frame_check")
 def _frame_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[FrameCheck]:
     """Every frame and close code a test receives, from any `websockets` client or any
-    Chromium page, must be one `/asyncapi.json` describes (see tests/protocol_check.py)."""
+    Chromium page, must be one `/asyncapi.json` describes (see tests/support/protocol_check.py)."""
     check = FrameCheck(monkeypatch)
     yield check
     check.check_pages()

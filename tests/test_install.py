@@ -21,16 +21,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from quartchat.config import Settings
-from tests.image import (
-    Installed,
-    Instruction,
-    copy_build_context,
-    dockerfile_instructions,
-    dockerignore_rules,
-    ignored,
-    install_steps,
-    start_installed,
-)
 from tests.support import (
     PROJECT_ROOT,
     RunningServer,
@@ -40,6 +30,16 @@ from tests.support import (
     drop_postgres_database,
     free_port,
     receive_messages,
+)
+from tests.support.image import (
+    Installed,
+    Instruction,
+    copy_build_context,
+    dockerfile_instructions,
+    dockerignore_rules,
+    ignored,
+    install_steps,
+    start_installed,
 )
 
 INSTALL_SCRIPT = "scripts/docker-install"

@@ -12,14 +12,14 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from tests.protocol_check import (
+from tests.support import RawWebSocket
+from tests.support.browser import launch_chromium
+from tests.support.protocol_check import (
     FrameCheck,
     UndocumentedFrameError,
     check_close_code,
     check_frame,
 )
-from tests.support import RawWebSocket
-from tests.support.browser import launch_chromium
 
 MESSAGE = {
     "type": "message",

@@ -17,7 +17,6 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.edge import Edge, bound_socket
 from tests.support import (
     PROJECT_ROOT,
     RunningServer,
@@ -28,6 +27,7 @@ from tests.support import (
     start_server,
 )
 from tests.support.browser import launch_chromium
+from tests.support.edge import Edge, bound_socket
 
 TRUST_THE_EDGE = {"FORWARDED_ALLOW_IPS": "127.0.0.1"}
 

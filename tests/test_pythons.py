@@ -25,7 +25,6 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.image import Installed, copy_build_context, start_installed
 from tests.support import (
     PROJECT_ROOT,
     RunningServer,
@@ -37,6 +36,7 @@ from tests.support import (
     stored_messages,
 )
 from tests.support.browser import launch_chromium
+from tests.support.image import Installed, copy_build_context, start_installed
 
 SUPPORTED = ("3.11", "3.12", "3.13")
 INSTALL_TIMEOUT = 600

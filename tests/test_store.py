@@ -193,27 +193,7 @@ async def test_failed_commit_reports_to_every_waiter_and_publishes_nothing() -> 
     assert (await store.submit(draft("fine"))).outcome is Outcome.CREATED
 
 
-MANY_ROOMS_SCRIPT = """
-import asyncio, sys
-from quartchat import db
-from quartchat.models import Room
-from quartchat.store import MessageStore
-
-async def main(url):
-    await db.connect(url)
-    await Room.create(id="here", name="Here", last_seq=7)
-    store = MessageStore(lambda message: None)
-    # A resync asks for every room with a local socket: more than one statement may
-    # have parameters (32767) must still be answered.
-    wanted = [f"r{i}" for i in range(40_000)] + ["here"]
-    assert await store.last_seqs(wanted) == {"here": 7}
-    await db.disconnect()
-
-asyncio.run(main(sys.argv[1]))
-"""
-
-
 def test_last_seqs_of_more_rooms_than_a_statement_has_parameters(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    run_script(MANY_ROOMS_SCRIPT, postgres_url, cwd=tmp_path)
+    run_script("store_many_rooms", postgres_url, cwd=tmp_path)

@@ -20,6 +20,7 @@ __all__ = [
     "free_port",
     "metric",
     "run_script",
+    "script_env",
     "start_instances",
     "start_server",
     "wait_until_healthy",
@@ -156,18 +157,27 @@ def wait_until_healthy(server: RunningServer, timeout: float = 30) -> None:
     raise AssertionError(f"server not healthy within {timeout}s:\n{server.log()}")
 
 
-def run_script(script: str, *args: str, cwd: Path) -> str:
-    """Run Python source in a fresh interpreter (Tortoise keeps the first engine it
-    opens for the life of a process); assert that it succeeded, return what it printed."""
+def run_script(name: str, *args: str, cwd: Path) -> str:
+    """Run `tests/support/scripts/NAME.py` in a fresh interpreter (Tortoise keeps the
+    first engine it opens for the life of a process) in `cwd`; assert that it succeeded,
+    return what it printed."""
     result = subprocess.run(
-        [sys.executable, "-c", script, *args],
+        [sys.executable, "-m", f"tests.support.scripts.{name}", *args],
         cwd=cwd,
+        env=script_env(),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def script_env(**overrides: str) -> dict[str, str]:
+    """The environment for `python -m tests.support.…` run from another directory: the
+    project on PYTHONPATH so that `tests` is found."""
+    paths = [str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **overrides}
 
 
 def metric(metrics_text: str, name: str) -> float:
