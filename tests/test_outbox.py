@@ -33,7 +33,7 @@ async def serving(tmp_path: Path) -> AsyncIterator[tuple[str, Chat]]:
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
     stop = asyncio.Event()
-    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             for _ in range(100):

@@ -160,7 +160,7 @@ async def test_a_receive_that_never_delivers_is_named(
 
     def detached(self: ASGIWebsocketConnection, send: object) -> object:
         websocket = create(self, send)  # type: ignore[arg-type]
-        websocket._receive = asyncio.Queue().get  # type: ignore[attr-defined]
+        websocket._receive = asyncio.Queue().get
         return websocket
 
     monkeypatch.setattr(ASGIWebsocketConnection, "_create_websocket_from_scope", detached)

@@ -1,4 +1,4 @@
-"""The code stays lint-clean, formatted and type-checked (strict for the package)."""
+"""The code stays lint-clean, formatted and type-checked (strict for the package and the tests)."""
 
 from __future__ import annotations
 

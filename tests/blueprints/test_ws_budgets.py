@@ -144,7 +144,7 @@ async def test_typing_is_limited_per_user_whatever_its_sockets(tmp_path: Path) -
             reader.cancel()
             # Dropped silently: the typist's sockets saw no error frame.
             await sockets[1].send('{"type": "ping"}')
-            seen = []
+            seen: list[str] = []
             while not seen or seen[-1] != "pong":
                 seen.append((await receive_json(sockets[1]))["type"])
             assert "error" not in seen, seen
