@@ -22,6 +22,7 @@ from tests.support import (
     receive_type,
     served,
 )
+from tests.support.timing import within
 
 
 def test_burst_then_rate() -> None:
@@ -90,14 +91,16 @@ async def test_paced_reads_wait_past_the_budget_and_cost_what_they_return() -> N
     started = time.monotonic()
     small = await asyncio.gather(*(reads.read("a", 100, lambda: read(10)) for _ in range(20)))
     assert [len(page) for page in small] == [10] * 20
-    assert time.monotonic() - started < 0.5  # 200 items, inside the burst: no wait
+    # 200 items, inside the burst: only the waits for what pages set aside and gave back.
+    # Charged their whole 100 instead, the 2,000 items would take 1.7 s past the burst.
+    within(time.monotonic() - started, 1.2, "20 small reads inside the burst")
     assert most_in_flight == 2  # never more pages at once than `at_once`, whoever asks
     started = time.monotonic()
     await asyncio.gather(*(reads.read("a", 100, lambda: read(100)) for _ in range(10)))
     assert time.monotonic() - started >= 0.5  # 1000 items, at most 300 in the bucket
     started = time.monotonic()
     await reads.read("b", 100, lambda: read(100))  # another address: its own budget
-    assert time.monotonic() - started < 0.2
+    within(time.monotonic() - started, 0.45, "another address's read")
 
 
 async def test_creations_are_limited_per_address(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from tests.support import (
     stored_messages,
     wait_until_healthy,
 )
+from tests.support.timing import within
 
 
 async def wait_for_close(ws: Any) -> tuple[int, float]:
@@ -46,8 +47,22 @@ async def wait_for_close(ws: Any) -> tuple[int, float]:
     return closed.value.rcvd.code, time.monotonic()
 
 
+# Hypercorn's graceful_timeout and quartchat's CLOSE_TIMEOUT raised far above this
+# ceiling for the SIGTERM tests: a shutdown that waits for either instead of closing at
+# once fails them, however loaded the machine.
+SIGTERM_CEILING = 5.0
+
+
+def start_patient_server(tmp_path: Path) -> RunningServer:
+    config = tmp_path / "patient-hypercorn.toml"
+    settings = (PROJECT_ROOT / "hypercorn.toml").read_text()
+    assert "graceful_timeout = 3\n" in settings
+    config.write_text(settings.replace("graceful_timeout = 3\n", "graceful_timeout = 30\n"))
+    return start_server(tmp_path, env={"CLOSE_TIMEOUT": "30"}, args=["--config", str(config)])
+
+
 async def test_sigterm_closes_every_socket_1012_and_keeps_messages(tmp_path: Path) -> None:
-    server = start_server(tmp_path)
+    server = start_patient_server(tmp_path)
     async with httpx.AsyncClient(base_url=server.http_url) as http:
         rooms = [await create_room(http) for _ in range(2)]
         user = await create_user(http)
@@ -62,9 +77,9 @@ async def test_sigterm_closes_every_socket_1012_and_keeps_messages(tmp_path: Pat
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         results = await asyncio.gather(*closes)
-        for code, closed_at in results:
-            assert code == 1012
-            assert closed_at - signalled < 2.0
+        assert [code for code, _ in results] == [1012] * len(connections)
+        slowest = max(closed_at for _, closed_at in results) - signalled
+        within(slowest, SIGTERM_CEILING, "SIGTERM -> the last 1012 close frame")
         assert server.process.wait(10) == 0
         for socket in sockets:
             await socket.__aexit__(None, None, None)
@@ -85,8 +100,8 @@ async def test_sigterm_closes_every_socket_1012_and_keeps_messages(tmp_path: Pat
 
 async def test_sigterm_stops_intake_before_any_1012_and_exits_promptly(tmp_path: Path) -> None:
     """Clients that reconnect the instant they see 1012 never land on the dying process,
-    which exits within 2 s having stored every message it acknowledged."""
-    server = start_server(tmp_path)
+    which exits promptly having stored every message it acknowledged."""
+    server = start_patient_server(tmp_path)
     async with httpx.AsyncClient(base_url=server.http_url) as http:
         room = await create_room(http)
         users = [await create_user(http) for _ in range(4)]
@@ -159,15 +174,14 @@ async def test_sigterm_stops_intake_before_any_1012_and_exits_promptly(tmp_path:
     print(
         f"\nclose 1012 (SIGTERM): close frame -> TCP closed "
         f"{', '.join(f'{seconds * 1000:.1f}' for seconds in close_seconds)} ms; "
-        f"SIGTERM -> exit {exited_after * 1000:.0f} ms; {len(refusals)} reconnects refused "
-        f"({', '.join(sorted(set(refusals)))})"
+        f"{len(refusals)} reconnects refused ({', '.join(sorted(set(refusals)))})"
     )
     assert exit_code == 0
     assert codes == [1012] * (len(users) + 1)
     assert accepted_while_dying == []
     assert refusals, "nobody tried to reconnect"
-    assert exited_after < 2.0, server.log()
-    assert max(close_seconds) < 1.5
+    within(exited_after, SIGTERM_CEILING, "SIGTERM -> exit")
+    within(max(close_seconds), SIGTERM_CEILING, "close 1012: close frame -> TCP closed (slowest)")
 
     restarted = start_server(tmp_path, port=server.port)
     try:
