@@ -31,6 +31,8 @@ from tests.support import (
 from tests.support.echo_timer import echo_timer
 from tests.support.timing import within
 
+pytestmark = pytest.mark.slow  # seeds 200,000 messages on each backend
+
 MESSAGES = 200_000
 ROOM = "big"
 SEEDER = "seeder"

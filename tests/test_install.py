@@ -46,7 +46,7 @@ INSTALL_SCRIPT = "scripts/docker-install"
 # Each step downloads or builds for minutes at worst on a loaded 2-core machine, and the
 # first test to need the install waits for both.
 INSTALL_TIMEOUT = 600
-pytestmark = pytest.mark.timeout(3 * INSTALL_TIMEOUT)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3 * INSTALL_TIMEOUT)]
 
 
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"

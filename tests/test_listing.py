@@ -136,6 +136,7 @@ async def test_rooms_are_searched_by_name_or_id_ignoring_case(client: httpx.Asyn
     assert by_id.json() == [made[1]]
 
 
+@pytest.mark.server
 async def test_reads_have_a_budget_per_address(tmp_path: Path) -> None:
     limits = {"REST_READS_PER_MINUTE": "60", "REST_READS_BURST": "3"}
     async with served(tmp_path, env=limits) as (_, http):
@@ -154,6 +155,7 @@ async def test_reads_have_a_budget_per_address(tmp_path: Path) -> None:
         assert (await http.post("/users", json={"username": "still"})).status_code == 201
 
 
+@pytest.mark.server
 async def test_a_search_costs_one_read(tmp_path: Path) -> None:
     # An index serves it, so it costs what a page of the plain list does.
     limits = {"REST_READS_PER_MINUTE": "60", "REST_READS_BURST": "3"}

@@ -202,6 +202,7 @@ async def test_a_token_can_grant_membership(server: RunningServer, http: httpx.A
     assert (await http.get("/rooms", headers=bearer(bad))).status_code == 401
 
 
+@pytest.mark.server
 async def test_private_rooms_need_authentication(tmp_path: Path) -> None:
     server = start_server(tmp_path)
     try:

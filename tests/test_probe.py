@@ -92,6 +92,7 @@ def serve_broken(
     return Refusal(process.returncode, log_path.read_text(errors="replace"), accepted, refused)
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("broken", "shortcut", "why"),
     [
@@ -118,6 +119,7 @@ def test_a_broken_fast_path_refuses_to_start_in_one_line(
     assert refusal.accepted == 0 and refusal.refused > 0, refusal
 
 
+@pytest.mark.server
 async def test_a_healthy_server_proves_its_fast_paths_before_listening(tmp_path: Path) -> None:
     async with served(tmp_path) as (server, http):
         health = (await http.get("/health")).json()
@@ -220,6 +222,7 @@ async def test_health_reports_the_probe_only_where_one_ran(tmp_path: Path) -> No
         assert body["fast_paths"] == "ok"
 
 
+@pytest.mark.service
 def test_workers_are_not_restarted_after_a_broken_fast_path(tmp_path: Path) -> None:
     """With `workers > 1`, a worker that refused to start stops the server: another
     would fail the same way."""

@@ -106,6 +106,7 @@ async def test_raw_client_fails_on_a_malformed_frame(liar: Server) -> None:
         raw.close()
 
 
+@pytest.mark.browser
 async def test_chromium_pages_fail_on_a_malformed_frame(
     liar: Server, frame_check: FrameCheck
 ) -> None:

@@ -94,6 +94,7 @@ def test_a_zone_is_no_part_of_the_address() -> None:
     assert str(parse_address("[fe80::1%25eth0]:443")) == "fe80::1"
 
 
+@pytest.mark.server
 async def test_a_forwarded_zone_neither_splits_a_budget_nor_reaches_the_log(
     tmp_path: Path,
 ) -> None:

@@ -11,7 +11,11 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 from tests.support import PROJECT_ROOT, RunningServer, free_port, wait_until_healthy
+
+pytestmark = pytest.mark.server  # starts servers of its own (tests/support/tiers.py)
 
 
 def checkout_with_ready_venv(tmp_path: Path) -> Path:

@@ -61,6 +61,7 @@ def start_patient_server(tmp_path: Path) -> RunningServer:
     return start_server(tmp_path, env={"CLOSE_TIMEOUT": "30"}, args=["--config", str(config)])
 
 
+@pytest.mark.server
 async def test_sigterm_closes_every_socket_1012_and_keeps_messages(tmp_path: Path) -> None:
     server = start_patient_server(tmp_path)
     async with httpx.AsyncClient(base_url=server.http_url) as http:
@@ -98,6 +99,7 @@ async def test_sigterm_closes_every_socket_1012_and_keeps_messages(tmp_path: Pat
         restarted.stop()
 
 
+@pytest.mark.server
 async def test_sigterm_stops_intake_before_any_1012_and_exits_promptly(tmp_path: Path) -> None:
     """Clients that reconnect the instant they see 1012 never land on the dying process,
     which exits promptly having stored every message it acknowledged."""
@@ -192,6 +194,7 @@ async def test_sigterm_stops_intake_before_any_1012_and_exits_promptly(tmp_path:
         restarted.stop()
 
 
+@pytest.mark.server
 async def test_plain_hypercorn_command_serves_the_app(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite://{tmp_path / 'chat.sqlite3'}"}
@@ -227,6 +230,7 @@ async def test_plain_hypercorn_command_serves_the_app(tmp_path: Path) -> None:
         process.wait(15)
 
 
+@pytest.mark.server
 @pytest.mark.skipif(not ipv6_available(), reason="this machine has no IPv6")
 async def test_default_host_is_dual_stack(tmp_path: Path) -> None:
     port = free_port()
@@ -253,6 +257,7 @@ def serve_until_refused(
     )
 
 
+@pytest.mark.server
 def test_more_than_one_worker_without_broker_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "two-workers.toml"
     config.write_text(
@@ -263,6 +268,7 @@ def test_more_than_one_worker_without_broker_is_refused(tmp_path: Path) -> None:
     assert "REDIS_URL" in result.stdout
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("name", "value", "error"),
     [
@@ -279,6 +285,7 @@ def test_bad_environment_is_a_clear_error(
     assert error in result.stdout
 
 
+@pytest.mark.server
 def test_a_weak_secret_stops_serve_with_one_line_saying_what_to_do(tmp_path: Path) -> None:
     result = serve_until_refused(tmp_path, env={"AUTH_SECRET": "k9x"})
     assert result.returncode == 2
@@ -307,6 +314,7 @@ def test_quartchat_secret_prints_a_secret_that_serve_accepts(tmp_path: Path) -> 
     assert Settings.from_env({"AUTH_SECRET": first}).auth_secret == first
 
 
+@pytest.mark.server
 async def test_ping_round_trip_after_restart_on_same_database(tmp_path: Path) -> None:
     server = start_server(tmp_path)
     async with httpx.AsyncClient(base_url=server.http_url) as http:
@@ -322,6 +330,7 @@ async def test_ping_round_trip_after_restart_on_same_database(tmp_path: Path) ->
         again.stop()
 
 
+@pytest.mark.server
 def test_missing_hypercorn_settings_are_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.toml"
     result = serve_until_refused(tmp_path, "--config", str(missing))

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -23,6 +24,8 @@ from tests.support import (
     served,
 )
 from tests.support.watch import neighbour
+
+pytestmark = pytest.mark.server  # starts servers of its own (tests/support/tiers.py)
 
 
 async def count_frames(ws: ClientConnection, counts: dict[str, int], *user_ids: str) -> None:

@@ -306,6 +306,7 @@ async ([url]) => {
 """
 
 
+@pytest.mark.browser
 async def test_oversized_frame_1009_in_chromium(
     start: Callable[..., RunningServer], http_of: Callable[[RunningServer], httpx.AsyncClient]
 ) -> None:

@@ -192,6 +192,7 @@ async def test_an_instance_hears_only_the_rooms_it_subscribes_to(backend: Backen
     assert heard == [Envelope("mine", 1, "{}", "one"), Envelope("mine", 2, "{}", "one")]
 
 
+@pytest.mark.service
 async def test_an_instance_publishes_only_while_another_listens() -> None:
     memory, _ = backends_for("memory://", unique_id("alone"), "one", 2, FakeHub())
     assert not memory.others_listening("room")  # one process is the whole chat

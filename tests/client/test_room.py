@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 
@@ -86,6 +87,7 @@ async def test_served_as_a_module_to_other_origins(http: httpx.AsyncClient) -> N
     assert "export class Room extends EventTarget" in response.text
 
 
+@pytest.mark.server
 async def test_only_allowed_origins_may_import_it_console_or_not(tmp_path: Path) -> None:
     env = {"CORS_ORIGINS": PAGE_ORIGIN, "CONSOLE_ENABLED": "false"}
     async with served(tmp_path, env=env) as (_, http):

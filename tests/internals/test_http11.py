@@ -291,6 +291,7 @@ def tls_exchange(port: int, cafile: Path, data: bytes) -> tuple[str | None, byte
         return tls.selected_alpn_protocol(), received
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("listed", [False, True], ids=["default-alpn", "h2-listed-in-toml"])
 async def test_tls_never_serves_http2(tmp_path: Path, listed: bool) -> None:
     # Not how quartchat is deployed (TLS ends at the edge), but a hypercorn.toml may name

@@ -24,6 +24,7 @@ def test_every_shortcut_is_in_use_with_the_pinned_versions() -> None:
     }
 
 
+@pytest.mark.server
 def test_a_served_process_logs_the_shortcuts_in_use_once(tmp_path: Path) -> None:
     server = start_server(tmp_path)
     assert server.stop() == 0
