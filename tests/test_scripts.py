@@ -1,9 +1,10 @@
-"""The README's first command, `scripts/serve [ARGS]`, run as a newcomer runs it."""
+"""README commands run as a newcomer runs them: `scripts/serve [ARGS]`, `scripts/test --tier`."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,8 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests.support import PROJECT_ROOT, RunningServer, free_port, wait_until_healthy
-
-pytestmark = pytest.mark.server  # starts servers of its own (tests/support/tiers.py)
 
 
 def checkout_with_ready_venv(tmp_path: Path) -> Path:
@@ -41,6 +40,7 @@ def checkout_with_ready_venv(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.server
 def test_serve_passes_its_arguments_to_quartchat_serve(tmp_path: Path) -> None:
     root = checkout_with_ready_venv(tmp_path)
     port = free_port()
@@ -64,3 +64,29 @@ def test_serve_passes_its_arguments_to_quartchat_serve(tmp_path: Path) -> None:
         wait_until_healthy(server, timeout=60)
     finally:
         server.stop(signal.SIGTERM)
+
+
+@pytest.mark.unit  # collects only: starts no server
+def test_test_runs_one_tier_given_with_tier(tmp_path: Path) -> None:
+    root = checkout_with_ready_venv(tmp_path)
+    (root / ".venv" / ".installed-test").touch()
+    (root / "tests").symlink_to(PROJECT_ROOT / "tests")
+    test = [str(root / "scripts" / "test"), "-p", "no:cacheprovider"]
+    listed = subprocess.run(
+        [*test, "--tier", "unit", "--collect-only", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "tests/test_quality.py::test_clean[mypy]" in listed.stdout
+    assert "tests/test_scripts.py::test_serve_passes_its_arguments_to_quartchat_serve" not in (
+        listed.stdout
+    )
+    assert re.search(r"^\d+/\d+ tests collected \(\d+ deselected\)", listed.stdout, re.M)
+    refused = subprocess.run(
+        [*test, "--tier", "fast"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2
+    assert "--tier takes unit, server, service, browser or slow, not 'fast'" in refused.stderr
