@@ -243,7 +243,7 @@ def test_healthcheck_command_reports_the_server(
     assert healthy.returncode == 0, healthy.stderr
     down = subprocess.run(
         command,
-        env=installed.env(PORT=str(free_port())),
+        env=installed.env(PORT=str(free_port())),  # a port nothing listens on
         capture_output=True,
         text=True,
         timeout=30,
@@ -258,11 +258,10 @@ def test_missing_file_is_a_clear_startup_error(installed: Installed, tmp_path: P
     hidden = template.with_suffix(".hidden")
     template.rename(hidden)
     try:
-        port = free_port()
         result = subprocess.run(
             ["quartchat", "serve"],
             cwd=tmp_path,
-            env=installed.env(PORT=str(port), HOST="127.0.0.1"),
+            env=installed.env(PORT="0", HOST="127.0.0.1"),
             capture_output=True,
             text=True,
             timeout=60,

@@ -31,7 +31,7 @@ from quartchat.internals.shortcuts import (
 from quartchat.lifecycle import lifecycle_of
 from quartchat.probe import FastPathBroken, SocketProbe, prove_sqlite_batch
 from quartchat.server import FAST_PATH_BROKEN, load_config
-from tests.support import PROJECT_ROOT, free_port, served
+from tests.support import PROJECT_ROOT, reserved_port, served, unique_id
 
 SHIMS = PROJECT_ROOT / "tests" / "support" / "shims"
 VERSIONS = re.compile(
@@ -54,8 +54,19 @@ def serve_broken(
     workdir: Path, broken: str, env: dict[str, str] | None = None, args: list[str] | None = None
 ) -> Refusal:
     """`quartchat serve` with one fast path broken on purpose (tests/support/shims),
-    its port tried all along: a connection accepted before the probe passed is a bug."""
-    port = free_port()
+    its port tried all along: a connection accepted before the probe passed is a bug.
+    The port is reserved (no other process may listen on it) while the server runs."""
+    with reserved_port() as port:
+        return _serve_broken_on(port, workdir, broken, env, args)
+
+
+def _serve_broken_on(
+    port: int,
+    workdir: Path,
+    broken: str,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+) -> Refusal:
     log_path = workdir / "server.log"
     env = {
         **os.environ,
@@ -233,7 +244,7 @@ def test_workers_are_not_restarted_after_a_broken_fast_path(tmp_path: Path) -> N
     refusal = serve_broken(
         tmp_path,
         "renamed_internal",
-        env={"REDIS_URL": "redis://127.0.0.1:6379/0", "REDIS_PREFIX": f"probe-{free_port()}"},
+        env={"REDIS_URL": "redis://127.0.0.1:6379/0", "REDIS_PREFIX": unique_id("probe")},
         args=["--config", str(config)],
     )
     assert refusal.returncode == FAST_PATH_BROKEN, refusal.log

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import PROJECT_ROOT, RunningServer, free_port, wait_until_healthy
+from tests.support import PROJECT_ROOT, RunningServer, wait_until_healthy
 
 
 def checkout_with_ready_venv(tmp_path: Path) -> Path:
@@ -43,7 +43,6 @@ def checkout_with_ready_venv(tmp_path: Path) -> Path:
 @pytest.mark.server
 def test_serve_passes_its_arguments_to_quartchat_serve(tmp_path: Path) -> None:
     root = checkout_with_ready_venv(tmp_path)
-    port = free_port()
     env = {
         **os.environ,
         "HOST": "127.0.0.1",
@@ -53,15 +52,16 @@ def test_serve_passes_its_arguments_to_quartchat_serve(tmp_path: Path) -> None:
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [str(root / "scripts" / "serve"), "--port", str(port)],
+            [str(root / "scripts" / "serve"), "--port", "0"],
             cwd=tmp_path,
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    server = RunningServer(process=process, port=port, log_path=log_path)
+    server = RunningServer(process=process, port=0, log_path=log_path)
     try:
-        wait_until_healthy(server, timeout=60)
+        wait_until_healthy(server, timeout=60)  # reads the port the server logs
+        assert server.port != 0
     finally:
         server.stop(signal.SIGTERM)
 

@@ -26,7 +26,6 @@ from tests.support import (
     TimedConnection,
     create_room,
     create_user,
-    free_port,
     open_socket,
     receive_messages,
     receive_type,
@@ -196,26 +195,26 @@ async def test_sigterm_stops_intake_before_any_1012_and_exits_promptly(tmp_path:
 
 @pytest.mark.server
 async def test_plain_hypercorn_command_serves_the_app(tmp_path: Path) -> None:
-    port = free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite://{tmp_path / 'chat.sqlite3'}"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hypercorn",
-            "--config",
-            "hypercorn.toml",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "quartchat:create_app()",
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = RunningServer(process, port, tmp_path / "unused.log")
-    (tmp_path / "unused.log").write_text("")
+    log_path = tmp_path / "hypercorn.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hypercorn",
+                "--config",
+                "hypercorn.toml",
+                "--bind",
+                "127.0.0.1:0",  # Hypercorn logs the port it got (wait_until_healthy reads it)
+                "quartchat:create_app()",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = RunningServer(process, 0, log_path)
     try:
         wait_until_healthy(server)
         async with httpx.AsyncClient(base_url=server.http_url) as http:
@@ -233,11 +232,10 @@ async def test_plain_hypercorn_command_serves_the_app(tmp_path: Path) -> None:
 @pytest.mark.server
 @pytest.mark.skipif(not ipv6_available(), reason="this machine has no IPv6")
 async def test_default_host_is_dual_stack(tmp_path: Path) -> None:
-    port = free_port()
-    server = start_server(tmp_path, env={"HOST": ""}, port=port)
+    server = start_server(tmp_path, env={"HOST": ""})
     try:
         for host in ("127.0.0.1", "[::1]"):
-            async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as http:
+            async with httpx.AsyncClient(base_url=f"http://{host}:{server.port}") as http:
                 assert (await http.get("/health")).json()["status"] == "ok"
     finally:
         server.stop()
@@ -250,7 +248,7 @@ def serve_until_refused(
     return subprocess.run(
         [sys.executable, "-m", "quartchat.cli", "serve", *args],
         cwd=tmp_path,
-        env={**os.environ, "PORT": str(free_port()), **(env or {})},
+        env={**os.environ, "PORT": "0", **(env or {})},
         capture_output=True,
         text=True,
         timeout=30,

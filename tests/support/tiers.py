@@ -53,7 +53,6 @@ FIXTURE_TIERS = {
     "browser": "browser",
     "page": "browser",
     "open_page": "browser",
-    "app_origin": "browser",
     "open_app": "browser",
     "next_app": "browser",
 }
