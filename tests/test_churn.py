@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tests.support import (
     create_room,
     create_user,
@@ -14,6 +16,9 @@ from tests.support import (
     receive_type,
     served,
 )
+
+# Starts servers of its own (tests/support/tiers.py); 18 s on a loaded 2-core machine.
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 CYCLES = 10_000
 AT_ONCE = 25

@@ -32,6 +32,7 @@ def test_python_dash_m_quartchat_and_version() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", version())  # the installed distribution's
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("command", "variables"),
     [
@@ -48,6 +49,7 @@ def test_each_subcommand_names_its_environment(command: str, variables: list[str
         assert name in result.stdout, name
 
 
+@pytest.mark.server
 async def test_port_zero_picks_a_free_port_and_logs_it(tmp_path: Path) -> None:
     unused = free_port()  # what $PORT says; --port 0 wins over it
     log_path = tmp_path / "serve.log"

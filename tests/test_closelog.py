@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from tests.support import RunningServer, create_room, create_user, open_socket, served
+
+pytestmark = pytest.mark.server  # starts servers of its own (tests/support/tiers.py)
 
 
 async def closed_with(ws: ClientConnection, timeout: float = 20) -> int | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -37,21 +35,6 @@ def test_migrate_sqlite_twice(tmp_path: Path) -> None:
     assert "schema is up to date" in result.stdout
 
 
-_PRINT_PRAGMA = """
-import asyncio, sys
-from tortoise import connections
-from quartchat import db
-
-async def main() -> None:
-    await db.connect(sys.argv[1])
-    rows = await connections.get("default").execute_query_dict(f"PRAGMA {sys.argv[2]}")
-    print(rows[0][sys.argv[2]])
-    await db.disconnect()
-
-asyncio.run(main())
-"""
-
-
 @pytest.mark.parametrize(
     ("pragma", "query", "expected"),
     [
@@ -69,15 +52,12 @@ def test_sqlite_pragmas_are_ours_unless_the_url_sets_them(
     tmp_path: Path, pragma: str, query: str, expected: int
 ) -> None:
     url = f"sqlite://{tmp_path / 'pragmas.sqlite3'}{query}"
-    printed = run_script(_PRINT_PRAGMA, url, pragma, cwd=tmp_path)
+    printed = run_script("print_pragma", url, pragma, cwd=tmp_path)
     assert int(printed.split()[-1]) == expected
 
 
 def migrate_to(database_url: str, name: str, cwd: Path) -> None:
-    script = Path(__file__).parent / "migrate_to.py"
-    subprocess.run(
-        [sys.executable, str(script), database_url, name], cwd=cwd, check=True, timeout=60
-    )
+    run_script("migrate_to", database_url, name, cwd=cwd)
 
 
 async def test_private_rooms_migrate_sqlite_with_data(tmp_path: Path) -> None:

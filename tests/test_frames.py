@@ -33,8 +33,8 @@ from quartchat.payloads import (
     message_frame,
 )
 from quartchat.protocol import FrameType, parse_client_frame
-from tests.protocol_check import check_frame
 from tests.support import PROJECT_ROOT
+from tests.support.protocol_check import check_frame
 
 MAX_CHARS = 50
 # White space, controls, zero-width and other invisible characters, and visible ones.
@@ -129,9 +129,11 @@ def test_the_builders_produce_documented_frames() -> None:
 def test_every_close_code_the_server_uses_is_documented() -> None:
     assert set(CLOSE_CODES) == set(CloseCode)
     # wsproto's own codes, which Hypercorn sends for a frame it cannot parse or too big
-    assert CloseCode.INVALID_FRAME_PAYLOAD_DATA == CloseReason.INVALID_FRAME_PAYLOAD_DATA
-    assert CloseCode.PROTOCOL_ERROR == CloseReason.PROTOCOL_ERROR
-    assert CloseCode.MESSAGE_TOO_BIG == CloseReason.MESSAGE_TOO_BIG
+    assert (
+        CloseCode.INVALID_FRAME_PAYLOAD_DATA.value == CloseReason.INVALID_FRAME_PAYLOAD_DATA.value
+    )
+    assert CloseCode.PROTOCOL_ERROR.value == CloseReason.PROTOCOL_ERROR.value
+    assert CloseCode.MESSAGE_TOO_BIG.value == CloseReason.MESSAGE_TOO_BIG.value
 
 
 def test_no_module_but_frames_declares_a_close_code() -> None:

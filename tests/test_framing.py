@@ -24,7 +24,7 @@ def test_an_event_batch_is_its_events_written_back_to_back() -> None:
     frames = [Frame(0, f'{{"n":{i}}}') for i in range(4)]
     batch = EventBatch(frames, 1, 3)
     assert list(batch.parts()) == frames[1:3]
-    assert bytes(batch.wire) == frames[1].wire + frames[2].wire
+    assert bytes(batch.wire) == bytes(frames[1].wire) + bytes(frames[2].wire)
 
 
 def test_ping_is_an_empty_ping_control_frame() -> None:

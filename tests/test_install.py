@@ -21,16 +21,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from quartchat.config import Settings
-from tests.image import (
-    Installed,
-    Instruction,
-    copy_build_context,
-    dockerfile_instructions,
-    dockerignore_rules,
-    ignored,
-    install_steps,
-    start_installed,
-)
 from tests.support import (
     PROJECT_ROOT,
     RunningServer,
@@ -41,12 +31,22 @@ from tests.support import (
     free_port,
     receive_messages,
 )
+from tests.support.image import (
+    Installed,
+    Instruction,
+    copy_build_context,
+    dockerfile_instructions,
+    dockerignore_rules,
+    ignored,
+    install_steps,
+    start_installed,
+)
 
 INSTALL_SCRIPT = "scripts/docker-install"
 # Each step downloads or builds for minutes at worst on a loaded 2-core machine, and the
 # first test to need the install waits for both.
 INSTALL_TIMEOUT = 600
-pytestmark = pytest.mark.timeout(3 * INSTALL_TIMEOUT)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3 * INSTALL_TIMEOUT)]
 
 
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
@@ -243,7 +243,7 @@ def test_healthcheck_command_reports_the_server(
     assert healthy.returncode == 0, healthy.stderr
     down = subprocess.run(
         command,
-        env=installed.env(PORT=str(free_port())),
+        env=installed.env(PORT=str(free_port())),  # a port nothing listens on
         capture_output=True,
         text=True,
         timeout=30,
@@ -258,11 +258,10 @@ def test_missing_file_is_a_clear_startup_error(installed: Installed, tmp_path: P
     hidden = template.with_suffix(".hidden")
     template.rename(hidden)
     try:
-        port = free_port()
         result = subprocess.run(
             ["quartchat", "serve"],
             cwd=tmp_path,
-            env=installed.env(PORT=str(port), HOST="127.0.0.1"),
+            env=installed.env(PORT="0", HOST="127.0.0.1"),
             capture_output=True,
             text=True,
             timeout=60,

@@ -32,6 +32,8 @@ from tests.support import (
     unique_id,
 )
 
+pytestmark = pytest.mark.server  # starts servers of its own (tests/support/tiers.py)
+
 SECRET = "jwt-test-secret-5f4dcc3b5aa765d61d8327deb882cf99"
 API_KEY = "app-backend-key-" + "a" * 40
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

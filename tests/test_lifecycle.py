@@ -28,6 +28,7 @@ STARTUP = [
 STEP_LINE = re.compile(r"quartchat\.lifecycle \[[^\]]*\] (startup|shutdown): (.+)$", re.MULTILINE)
 
 
+@pytest.mark.server
 def test_a_served_process_starts_in_order_and_stops_in_reverse(tmp_path: Path) -> None:
     server = start_server(tmp_path)
     assert server.stop() == 0

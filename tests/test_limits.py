@@ -22,6 +22,7 @@ from tests.support import (
     receive_type,
     served,
 )
+from tests.support.timing import within
 
 
 def test_burst_then_rate() -> None:
@@ -90,16 +91,19 @@ async def test_paced_reads_wait_past_the_budget_and_cost_what_they_return() -> N
     started = time.monotonic()
     small = await asyncio.gather(*(reads.read("a", 100, lambda: read(10)) for _ in range(20)))
     assert [len(page) for page in small] == [10] * 20
-    assert time.monotonic() - started < 0.5  # 200 items, inside the burst: no wait
+    # 200 items, inside the burst: only the waits for what pages set aside and gave back.
+    # Charged their whole 100 instead, the 2,000 items would take 1.7 s past the burst.
+    within(time.monotonic() - started, 1.2, "20 small reads inside the burst")
     assert most_in_flight == 2  # never more pages at once than `at_once`, whoever asks
     started = time.monotonic()
     await asyncio.gather(*(reads.read("a", 100, lambda: read(100)) for _ in range(10)))
     assert time.monotonic() - started >= 0.5  # 1000 items, at most 300 in the bucket
     started = time.monotonic()
     await reads.read("b", 100, lambda: read(100))  # another address: its own budget
-    assert time.monotonic() - started < 0.2
+    within(time.monotonic() - started, 0.45, "another address's read")
 
 
+@pytest.mark.server
 async def test_creations_are_limited_per_address(tmp_path: Path) -> None:
     env = {"CREATIONS_PER_MINUTE": "1", "CREATIONS_BURST": "3"}
     async with served(tmp_path, env=env) as (_, http):
@@ -114,6 +118,7 @@ async def test_creations_are_limited_per_address(tmp_path: Path) -> None:
         assert (await http.get("/users")).status_code == 200  # reads are not limited
 
 
+@pytest.mark.server
 async def test_an_ipv6_clients_creations_count_against_its_whole_64(tmp_path: Path) -> None:
     # Addresses as a trusted proxy names them: one IPv6 subscriber may pick any address
     # of its /64, so they share one budget; IPv4 addresses are each their own.
@@ -133,6 +138,7 @@ async def test_an_ipv6_clients_creations_count_against_its_whole_64(tmp_path: Pa
         assert [await create_from(client) for client in ipv4] == [201, 201, 201]
 
 
+@pytest.mark.server
 async def test_an_ipv6_clients_list_reads_count_against_its_whole_64(tmp_path: Path) -> None:
     limits = {"REST_READS_PER_MINUTE": "1", "REST_READS_BURST": "2"}
     env = {"FORWARDED_ALLOW_IPS": "127.0.0.1", **limits}
@@ -144,6 +150,7 @@ async def test_an_ipv6_clients_list_reads_count_against_its_whole_64(tmp_path: P
         assert statuses == [200, 200, 429, 200]
 
 
+@pytest.mark.server
 async def test_an_ipv6_clients_sockets_count_against_its_whole_64(tmp_path: Path) -> None:
     env = {"FORWARDED_ALLOW_IPS": "127.0.0.1", "MAX_SOCKETS_PER_IP": "2"}
     async with served(tmp_path, env=env, timeout=30) as (server, http):
@@ -166,6 +173,7 @@ async def test_an_ipv6_clients_sockets_count_against_its_whole_64(tmp_path: Path
                 await ws.close()
 
 
+@pytest.mark.server
 async def test_old_setting_names_still_limit_creations(tmp_path: Path) -> None:
     old_names = {"REST_WRITES_PER_MINUTE": "1", "REST_WRITES_BURST": "1"}
     env = {"CREATIONS_PER_MINUTE": "", "CREATIONS_BURST": "", **old_names}
@@ -174,6 +182,7 @@ async def test_old_setting_names_still_limit_creations(tmp_path: Path) -> None:
         assert (await http.post("/users", json={"username": "b"})).status_code == 429
 
 
+@pytest.mark.server
 async def test_default_limits_let_a_classroom_behind_one_address_create_40_users(
     tmp_path: Path,
 ) -> None:
@@ -195,6 +204,7 @@ async def test_default_limits_let_a_classroom_behind_one_address_create_40_users
         assert 40 + statuses.count(201) <= 100 + 5 * elapsed + 1
 
 
+@pytest.mark.server
 async def test_one_users_messages_share_one_budget_across_socket_and_rest(
     tmp_path: Path,
 ) -> None:

@@ -23,27 +23,6 @@ from tests.support import (
 )
 
 SEEDED = 3000
-# Users made in one statement, half of them then given one shared created_at, so that
-# pages must also break ties by id.
-SEED = """
-import asyncio, sys
-from tortoise import connections
-from quartchat import db
-from quartchat.models import User
-
-async def main(url, count):
-    await db.connect(url)
-    await User.bulk_create(
-        [User(id=f"seed-{i:05d}", username=f"Seeded {i}") for i in range(count)],
-        batch_size=1000,
-    )
-    first = await User.all().order_by("created_at").first()
-    await User.filter(id__startswith="seed-0").update(created_at=first.created_at)
-    await User.create(id="odd-one", username="Zoë 100%_Ünïque")
-    await db.disconnect()
-
-asyncio.run(main(sys.argv[1], int(sys.argv[2])))
-"""
 
 
 @pytest.fixture(name="seeded", scope="module", params=["sqlite", "postgres"])
@@ -53,7 +32,7 @@ async def _seeded(
     workdir = tmp_path_factory.mktemp("listing")
     postgres = await create_postgres_database() if request.param == "postgres" else None
     url = postgres or f"sqlite://{workdir / 'chat.sqlite3'}"
-    run_script(SEED, url, str(SEEDED), cwd=workdir)
+    run_script("seed_users", url, str(SEEDED), cwd=workdir)
     server = start_server(workdir, env={"DATABASE_URL": url})
     yield server
     server.stop()
@@ -157,6 +136,7 @@ async def test_rooms_are_searched_by_name_or_id_ignoring_case(client: httpx.Asyn
     assert by_id.json() == [made[1]]
 
 
+@pytest.mark.server
 async def test_reads_have_a_budget_per_address(tmp_path: Path) -> None:
     limits = {"REST_READS_PER_MINUTE": "60", "REST_READS_BURST": "3"}
     async with served(tmp_path, env=limits) as (_, http):
@@ -175,6 +155,7 @@ async def test_reads_have_a_budget_per_address(tmp_path: Path) -> None:
         assert (await http.post("/users", json={"username": "still"})).status_code == 201
 
 
+@pytest.mark.server
 async def test_a_search_costs_one_read(tmp_path: Path) -> None:
     # An index serves it, so it costs what a page of the plain list does.
     limits = {"REST_READS_PER_MINUTE": "60", "REST_READS_BURST": "3"}

@@ -12,6 +12,8 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
+
 from quartchat.logbudget import LineBudget, summary
 from tests.support import create_room, create_user, open_socket, served
 
@@ -39,6 +41,7 @@ def test_zero_is_no_budget() -> None:
     assert all(budget.take(1.0) for _ in range(10_000))
 
 
+@pytest.mark.server
 async def test_a_handshake_storm_is_counted_and_no_error_line_is_lost(tmp_path: Path) -> None:
     sockets, per_second, errors = 150, 20, 12
     env = {"LOG_FORMAT": "json", "ACCESS_LOG_LINES_PER_SECOND": str(per_second)}

@@ -85,6 +85,7 @@ def raw_request(port: int, head: bytes) -> bytes:
     return answer
 
 
+@pytest.mark.server
 def test_a_client_cannot_forge_access_log_lines(tmp_path: Path) -> None:
     server = start_server(tmp_path)
     try:
@@ -106,6 +107,7 @@ def test_a_client_cannot_forge_access_log_lines(tmp_path: Path) -> None:
     assert "agent\\x85FORGED-AGENT\\tend" in access and "ref\\x9bFORGED-REF" in access
 
 
+@pytest.mark.service
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
 async def test_message_content_is_not_logged_even_at_debug(tmp_path: Path, database: str) -> None:
     env = {"LOG_LEVEL": "debug"}  # lower case: docs/configuration.md promises any case
@@ -180,6 +182,7 @@ def start_apart(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[b
     return process, server.port
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("log_format", ["text", "json"])
 async def test_every_line_is_on_stdout_with_its_request_id(tmp_path: Path, log_format: str) -> None:
     process, port = start_apart(tmp_path, {"LOG_FORMAT": log_format})
@@ -225,6 +228,7 @@ async def test_every_line_is_on_stdout_with_its_request_id(tmp_path: Path, log_f
     assert any(line["message"].startswith("Running on http://127.0.0.1:") for line in lines)
 
 
+@pytest.mark.server
 async def test_a_client_cannot_forge_json_lines(tmp_path: Path) -> None:
     server = start_server(tmp_path, env={"LOG_FORMAT": "json"})
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from quartchat.app import create_app
 from quartchat.chat import EXTENSION_KEY, Chat
-from tests.support import free_port, receive_type, unique_id
+from tests.support import receive_type, unique_id
 
 SOCKETS = 10
 # What Hypercorn itself holds per open websocket: its connection's task and the
@@ -29,11 +30,15 @@ HYPERCORN_TASKS_PER_SOCKET = 2
 async def serving(tmp_path: Path) -> AsyncIterator[tuple[str, Chat]]:
     app = create_app(overrides={"database_url": f"sqlite://{tmp_path / 'chat.sqlite3'}"})
     config = Config()
-    port = free_port()
-    config.bind = [f"127.0.0.1:{port}"]
+    # A socket bound here on a port the kernel picks, handed to Hypercorn (which owns it
+    # from then on): no other process can take the port between choosing and binding it.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    config.bind = [f"fd://{listener.detach()}"]
     config.accesslog = None
     stop = asyncio.Event()
-    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             for _ in range(100):

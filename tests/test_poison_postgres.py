@@ -56,7 +56,7 @@ async def _pg_http(pg_server: RunningServer) -> AsyncIterator[httpx.AsyncClient]
 
 async def errors_until_quiet(ws: ClientConnection, quiet: float = 2.0) -> list[dict[str, Any]]:
     """The error frames a socket receives until it has been quiet for `quiet` seconds."""
-    errors = []
+    errors: list[dict[str, Any]] = []
     while True:
         try:
             frame = await receive_type(ws, "error", timeout=quiet)

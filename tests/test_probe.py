@@ -31,7 +31,7 @@ from quartchat.internals.shortcuts import (
 from quartchat.lifecycle import lifecycle_of
 from quartchat.probe import FastPathBroken, SocketProbe, prove_sqlite_batch
 from quartchat.server import FAST_PATH_BROKEN, load_config
-from tests.support import PROJECT_ROOT, free_port, served
+from tests.support import PROJECT_ROOT, reserved_port, served, unique_id
 
 SHIMS = PROJECT_ROOT / "tests" / "support" / "shims"
 VERSIONS = re.compile(
@@ -54,8 +54,19 @@ def serve_broken(
     workdir: Path, broken: str, env: dict[str, str] | None = None, args: list[str] | None = None
 ) -> Refusal:
     """`quartchat serve` with one fast path broken on purpose (tests/support/shims),
-    its port tried all along: a connection accepted before the probe passed is a bug."""
-    port = free_port()
+    its port tried all along: a connection accepted before the probe passed is a bug.
+    The port is reserved (no other process may listen on it) while the server runs."""
+    with reserved_port() as port:
+        return _serve_broken_on(port, workdir, broken, env, args)
+
+
+def _serve_broken_on(
+    port: int,
+    workdir: Path,
+    broken: str,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+) -> Refusal:
     log_path = workdir / "server.log"
     env = {
         **os.environ,
@@ -92,6 +103,7 @@ def serve_broken(
     return Refusal(process.returncode, log_path.read_text(errors="replace"), accepted, refused)
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("broken", "shortcut", "why"),
     [
@@ -118,6 +130,7 @@ def test_a_broken_fast_path_refuses_to_start_in_one_line(
     assert refusal.accepted == 0 and refusal.refused > 0, refusal
 
 
+@pytest.mark.server
 async def test_a_healthy_server_proves_its_fast_paths_before_listening(tmp_path: Path) -> None:
     async with served(tmp_path) as (server, http):
         health = (await http.get("/health")).json()
@@ -160,7 +173,7 @@ async def test_a_receive_that_never_delivers_is_named(
 
     def detached(self: ASGIWebsocketConnection, send: object) -> object:
         websocket = create(self, send)  # type: ignore[arg-type]
-        websocket._receive = asyncio.Queue().get  # type: ignore[attr-defined]
+        websocket._receive = asyncio.Queue().get
         return websocket
 
     monkeypatch.setattr(ASGIWebsocketConnection, "_create_websocket_from_scope", detached)
@@ -220,6 +233,7 @@ async def test_health_reports_the_probe_only_where_one_ran(tmp_path: Path) -> No
         assert body["fast_paths"] == "ok"
 
 
+@pytest.mark.service
 def test_workers_are_not_restarted_after_a_broken_fast_path(tmp_path: Path) -> None:
     """With `workers > 1`, a worker that refused to start stops the server: another
     would fail the same way."""
@@ -230,7 +244,7 @@ def test_workers_are_not_restarted_after_a_broken_fast_path(tmp_path: Path) -> N
     refusal = serve_broken(
         tmp_path,
         "renamed_internal",
-        env={"REDIS_URL": "redis://127.0.0.1:6379/0", "REDIS_PREFIX": f"probe-{free_port()}"},
+        env={"REDIS_URL": "redis://127.0.0.1:6379/0", "REDIS_PREFIX": unique_id("probe")},
         args=["--config", str(config)],
     )
     assert refusal.returncode == FAST_PATH_BROKEN, refusal.log

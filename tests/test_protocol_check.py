@@ -12,14 +12,14 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from tests.protocol_check import (
+from tests.support import RawWebSocket
+from tests.support.browser import launch_chromium
+from tests.support.protocol_check import (
     FrameCheck,
     UndocumentedFrameError,
     check_close_code,
     check_frame,
 )
-from tests.support import RawWebSocket
-from tests.support.browser import launch_chromium
 
 MESSAGE = {
     "type": "message",
@@ -106,6 +106,7 @@ async def test_raw_client_fails_on_a_malformed_frame(liar: Server) -> None:
         raw.close()
 
 
+@pytest.mark.browser
 async def test_chromium_pages_fail_on_a_malformed_frame(
     liar: Server, frame_check: FrameCheck
 ) -> None:

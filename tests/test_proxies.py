@@ -94,6 +94,7 @@ def test_a_zone_is_no_part_of_the_address() -> None:
     assert str(parse_address("[fe80::1%25eth0]:443")) == "fe80::1"
 
 
+@pytest.mark.server
 async def test_a_forwarded_zone_neither_splits_a_budget_nor_reaches_the_log(
     tmp_path: Path,
 ) -> None:
@@ -107,7 +108,7 @@ async def test_a_forwarded_zone_neither_splits_a_budget_nor_reaches_the_log(
     async with served(tmp_path, env=limits, timeout=30) as (server, client):
         statuses = []
         for zone in ("1", "2", "\x85evil"):
-            headers = {"X-Real-IP": f"fe80::1%{zone}".encode("latin1")}
+            headers = [(b"X-Real-IP", f"fe80::1%{zone}".encode("latin1"))]
             response = await client.post("/users", json={"username": "z"}, headers=headers)
             statuses.append(response.status_code)
         assert statuses == [201, 201, 429]

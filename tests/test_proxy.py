@@ -17,7 +17,6 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.edge import Edge, bound_socket
 from tests.support import (
     PROJECT_ROOT,
     RunningServer,
@@ -28,6 +27,7 @@ from tests.support import (
     start_server,
 )
 from tests.support.browser import launch_chromium
+from tests.support.edge import Edge, bound_socket
 
 TRUST_THE_EDGE = {"FORWARDED_ALLOW_IPS": "127.0.0.1"}
 
@@ -85,6 +85,7 @@ async def assert_logged(server: RunningServer, request_line: str, expected: list
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.service
 async def test_rest_and_a_socket_round_trip_through_https_and_wss(tmp_path: Path) -> None:
     with behind_edge(tmp_path) as (_server, edge):
         async with https_client(edge) as http:
@@ -102,6 +103,7 @@ async def test_rest_and_a_socket_round_trip_through_https_and_wss(tmp_path: Path
                 assert relayed["content"] == "rest"
 
 
+@pytest.mark.browser
 async def test_chromium_page_and_its_wss_socket_through_the_edge(tmp_path: Path) -> None:
     with behind_edge(tmp_path) as (_server, edge):
         async with https_client(edge) as http:
@@ -128,6 +130,7 @@ async def test_chromium_page_and_its_wss_socket_through_the_edge(tmp_path: Path)
             assert received["user_id"] == user["id"]
 
 
+@pytest.mark.service
 async def test_sigterm_1012_reaches_the_wss_client_through_the_edge(tmp_path: Path) -> None:
     with behind_edge(tmp_path) as (server, edge):
         async with https_client(edge) as http:
@@ -143,6 +146,7 @@ async def test_sigterm_1012_reaches_the_wss_client_through_the_edge(tmp_path: Pa
         assert await asyncio.to_thread(server.stop) == 0
 
 
+@pytest.mark.service
 async def test_clients_are_limited_and_logged_by_their_own_address(tmp_path: Path) -> None:
     limits = {"CREATIONS_BURST": "3", "CREATIONS_PER_MINUTE": "1", "MAX_SOCKETS_PER_IP": "1"}
     with behind_edge(tmp_path, limits) as (server, edge):
@@ -178,6 +182,7 @@ async def test_clients_are_limited_and_logged_by_their_own_address(tmp_path: Pat
         await assert_logged(server, "GET /ws/room", ["127.0.0.2"] * 2 + ["127.0.0.3"])
 
 
+@pytest.mark.service
 async def test_headers_a_client_sends_are_not_believed(tmp_path: Path) -> None:
     spoofed = {"X-Forwarded-For": "10.9.9.9", "X-Real-IP": "10.9.9.9", "Forwarded": "for=10.9.9.9"}
     with behind_edge(tmp_path, {"CREATIONS_BURST": "2", "CREATIONS_PER_MINUTE": "1"}) as (
@@ -200,6 +205,7 @@ async def test_headers_a_client_sends_are_not_believed(tmp_path: Path) -> None:
         await assert_logged(server, "POST /users", ["127.0.0.2"] * 3 + ["127.0.0.3"])
 
 
+@pytest.mark.service
 async def test_a_users_flood_over_wss_and_https_is_refused_but_not_their_neighbours(
     tmp_path: Path,
 ) -> None:
@@ -226,6 +232,7 @@ async def test_a_users_flood_over_wss_and_https_is_refused_but_not_their_neighbo
                 assert [response.status_code for response in neighbours] == [201] * 3
 
 
+@pytest.mark.service
 async def test_the_app_sees_the_edges_scheme(tmp_path: Path) -> None:
     config = tmp_path / "hypercorn.toml"
     settings = (PROJECT_ROOT / "hypercorn.toml").read_text()

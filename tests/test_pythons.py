@@ -25,7 +25,6 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.image import Installed, copy_build_context, start_installed
 from tests.support import (
     PROJECT_ROOT,
     RunningServer,
@@ -37,10 +36,11 @@ from tests.support import (
     stored_messages,
 )
 from tests.support.browser import launch_chromium
+from tests.support.image import Installed, copy_build_context, start_installed
 
 SUPPORTED = ("3.11", "3.12", "3.13")
 INSTALL_TIMEOUT = 600
-pytestmark = pytest.mark.timeout(2 * INSTALL_TIMEOUT)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2 * INSTALL_TIMEOUT)]
 
 
 def find_python(version: str) -> str | None:
@@ -164,6 +164,7 @@ async def test_ping_pong_and_close_1009(server: RunningServer) -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
 
 
+@pytest.mark.browser
 async def test_console_page_loads(server: RunningServer) -> None:
     async with launch_chromium() as browser:
         page = await browser.new_page()

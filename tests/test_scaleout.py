@@ -186,6 +186,7 @@ async def test_crashed_instance_users_leave_presence(
             assert [p["user_id"] for p in presence] == [stayer["id"]]
 
 
+@pytest.mark.slow
 async def test_redis_restart_loses_nothing_stored(tmp_path: Path, postgres_url: str) -> None:
     redis = RedisServer(tmp_path)
     env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis.url, "PRESENCE_TTL": "2"}

@@ -1,9 +1,10 @@
-"""The README's first command, `scripts/serve [ARGS]`, run as a newcomer runs it."""
+"""README commands run as a newcomer runs them: `scripts/serve [ARGS]`, `scripts/test --tier`."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -11,7 +12,9 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from tests.support import PROJECT_ROOT, RunningServer, free_port, wait_until_healthy
+import pytest
+
+from tests.support import PROJECT_ROOT, RunningServer, wait_until_healthy
 
 
 def checkout_with_ready_venv(tmp_path: Path) -> Path:
@@ -37,9 +40,9 @@ def checkout_with_ready_venv(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.server
 def test_serve_passes_its_arguments_to_quartchat_serve(tmp_path: Path) -> None:
     root = checkout_with_ready_venv(tmp_path)
-    port = free_port()
     env = {
         **os.environ,
         "HOST": "127.0.0.1",
@@ -49,14 +52,41 @@ def test_serve_passes_its_arguments_to_quartchat_serve(tmp_path: Path) -> None:
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [str(root / "scripts" / "serve"), "--port", str(port)],
+            [str(root / "scripts" / "serve"), "--port", "0"],
             cwd=tmp_path,
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    server = RunningServer(process=process, port=port, log_path=log_path)
+    server = RunningServer(process=process, port=0, log_path=log_path)
     try:
-        wait_until_healthy(server, timeout=60)
+        wait_until_healthy(server, timeout=60)  # reads the port the server logs
+        assert server.port != 0
     finally:
         server.stop(signal.SIGTERM)
+
+
+@pytest.mark.unit  # collects only: starts no server
+def test_test_runs_one_tier_given_with_tier(tmp_path: Path) -> None:
+    root = checkout_with_ready_venv(tmp_path)
+    (root / ".venv" / ".installed-test").touch()
+    (root / "tests").symlink_to(PROJECT_ROOT / "tests")
+    test = [str(root / "scripts" / "test"), "-p", "no:cacheprovider"]
+    listed = subprocess.run(
+        [*test, "--tier", "unit", "--collect-only", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "tests/test_quality.py::test_clean[mypy]" in listed.stdout
+    assert "tests/test_scripts.py::test_serve_passes_its_arguments_to_quartchat_serve" not in (
+        listed.stdout
+    )
+    assert re.search(r"^\d+/\d+ tests collected \(\d+ deselected\)", listed.stdout, re.M)
+    refused = subprocess.run(
+        [*test, "--tier", "fast"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2
+    assert "--tier takes unit, server, service, browser or slow, not 'fast'" in refused.stderr

@@ -26,6 +26,8 @@ from tests.support import (
 )
 from tests.support.echo_timer import echo_timer
 
+pytestmark = pytest.mark.slow  # 15-20 s a backend: seeds rooms and users to search
+
 USERS = 200_000
 FLOOR = 0.25  # see tests/test_history_costs.py
 

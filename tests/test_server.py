@@ -26,7 +26,6 @@ from tests.support import (
     TimedConnection,
     create_room,
     create_user,
-    free_port,
     open_socket,
     receive_messages,
     receive_type,
@@ -34,6 +33,7 @@ from tests.support import (
     stored_messages,
     wait_until_healthy,
 )
+from tests.support.timing import within
 
 
 async def wait_for_close(ws: Any) -> tuple[int, float]:
@@ -46,8 +46,23 @@ async def wait_for_close(ws: Any) -> tuple[int, float]:
     return closed.value.rcvd.code, time.monotonic()
 
 
+# Hypercorn's graceful_timeout and quartchat's CLOSE_TIMEOUT raised far above this
+# ceiling for the SIGTERM tests: a shutdown that waits for either instead of closing at
+# once fails them, however loaded the machine.
+SIGTERM_CEILING = 5.0
+
+
+def start_patient_server(tmp_path: Path) -> RunningServer:
+    config = tmp_path / "patient-hypercorn.toml"
+    settings = (PROJECT_ROOT / "hypercorn.toml").read_text()
+    assert "graceful_timeout = 3\n" in settings
+    config.write_text(settings.replace("graceful_timeout = 3\n", "graceful_timeout = 30\n"))
+    return start_server(tmp_path, env={"CLOSE_TIMEOUT": "30"}, args=["--config", str(config)])
+
+
+@pytest.mark.server
 async def test_sigterm_closes_every_socket_1012_and_keeps_messages(tmp_path: Path) -> None:
-    server = start_server(tmp_path)
+    server = start_patient_server(tmp_path)
     async with httpx.AsyncClient(base_url=server.http_url) as http:
         rooms = [await create_room(http) for _ in range(2)]
         user = await create_user(http)
@@ -62,9 +77,9 @@ async def test_sigterm_closes_every_socket_1012_and_keeps_messages(tmp_path: Pat
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         results = await asyncio.gather(*closes)
-        for code, closed_at in results:
-            assert code == 1012
-            assert closed_at - signalled < 2.0
+        assert [code for code, _ in results] == [1012] * len(connections)
+        slowest = max(closed_at for _, closed_at in results) - signalled
+        within(slowest, SIGTERM_CEILING, "SIGTERM -> the last 1012 close frame")
         assert server.process.wait(10) == 0
         for socket in sockets:
             await socket.__aexit__(None, None, None)
@@ -83,10 +98,11 @@ async def test_sigterm_closes_every_socket_1012_and_keeps_messages(tmp_path: Pat
         restarted.stop()
 
 
+@pytest.mark.server
 async def test_sigterm_stops_intake_before_any_1012_and_exits_promptly(tmp_path: Path) -> None:
     """Clients that reconnect the instant they see 1012 never land on the dying process,
-    which exits within 2 s having stored every message it acknowledged."""
-    server = start_server(tmp_path)
+    which exits promptly having stored every message it acknowledged."""
+    server = start_patient_server(tmp_path)
     async with httpx.AsyncClient(base_url=server.http_url) as http:
         room = await create_room(http)
         users = [await create_user(http) for _ in range(4)]
@@ -159,15 +175,14 @@ async def test_sigterm_stops_intake_before_any_1012_and_exits_promptly(tmp_path:
     print(
         f"\nclose 1012 (SIGTERM): close frame -> TCP closed "
         f"{', '.join(f'{seconds * 1000:.1f}' for seconds in close_seconds)} ms; "
-        f"SIGTERM -> exit {exited_after * 1000:.0f} ms; {len(refusals)} reconnects refused "
-        f"({', '.join(sorted(set(refusals)))})"
+        f"{len(refusals)} reconnects refused ({', '.join(sorted(set(refusals)))})"
     )
     assert exit_code == 0
     assert codes == [1012] * (len(users) + 1)
     assert accepted_while_dying == []
     assert refusals, "nobody tried to reconnect"
-    assert exited_after < 2.0, server.log()
-    assert max(close_seconds) < 1.5
+    within(exited_after, SIGTERM_CEILING, "SIGTERM -> exit")
+    within(max(close_seconds), SIGTERM_CEILING, "close 1012: close frame -> TCP closed (slowest)")
 
     restarted = start_server(tmp_path, port=server.port)
     try:
@@ -178,27 +193,28 @@ async def test_sigterm_stops_intake_before_any_1012_and_exits_promptly(tmp_path:
         restarted.stop()
 
 
+@pytest.mark.server
 async def test_plain_hypercorn_command_serves_the_app(tmp_path: Path) -> None:
-    port = free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite://{tmp_path / 'chat.sqlite3'}"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hypercorn",
-            "--config",
-            "hypercorn.toml",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "quartchat:create_app()",
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = RunningServer(process, port, tmp_path / "unused.log")
-    (tmp_path / "unused.log").write_text("")
+    log_path = tmp_path / "hypercorn.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hypercorn",
+                "--config",
+                "hypercorn.toml",
+                "--bind",
+                "127.0.0.1:0",  # Hypercorn logs the port it got (wait_until_healthy reads it)
+                "quartchat:create_app()",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = RunningServer(process, 0, log_path)
     try:
         wait_until_healthy(server)
         async with httpx.AsyncClient(base_url=server.http_url) as http:
@@ -213,13 +229,13 @@ async def test_plain_hypercorn_command_serves_the_app(tmp_path: Path) -> None:
         process.wait(15)
 
 
+@pytest.mark.server
 @pytest.mark.skipif(not ipv6_available(), reason="this machine has no IPv6")
 async def test_default_host_is_dual_stack(tmp_path: Path) -> None:
-    port = free_port()
-    server = start_server(tmp_path, env={"HOST": ""}, port=port)
+    server = start_server(tmp_path, env={"HOST": ""})
     try:
         for host in ("127.0.0.1", "[::1]"):
-            async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as http:
+            async with httpx.AsyncClient(base_url=f"http://{host}:{server.port}") as http:
                 assert (await http.get("/health")).json()["status"] == "ok"
     finally:
         server.stop()
@@ -232,13 +248,14 @@ def serve_until_refused(
     return subprocess.run(
         [sys.executable, "-m", "quartchat.cli", "serve", *args],
         cwd=tmp_path,
-        env={**os.environ, "PORT": str(free_port()), **(env or {})},
+        env={**os.environ, "PORT": "0", **(env or {})},
         capture_output=True,
         text=True,
         timeout=30,
     )
 
 
+@pytest.mark.server
 def test_more_than_one_worker_without_broker_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "two-workers.toml"
     config.write_text(
@@ -249,6 +266,7 @@ def test_more_than_one_worker_without_broker_is_refused(tmp_path: Path) -> None:
     assert "REDIS_URL" in result.stdout
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("name", "value", "error"),
     [
@@ -265,6 +283,7 @@ def test_bad_environment_is_a_clear_error(
     assert error in result.stdout
 
 
+@pytest.mark.server
 def test_a_weak_secret_stops_serve_with_one_line_saying_what_to_do(tmp_path: Path) -> None:
     result = serve_until_refused(tmp_path, env={"AUTH_SECRET": "k9x"})
     assert result.returncode == 2
@@ -293,6 +312,7 @@ def test_quartchat_secret_prints_a_secret_that_serve_accepts(tmp_path: Path) -> 
     assert Settings.from_env({"AUTH_SECRET": first}).auth_secret == first
 
 
+@pytest.mark.server
 async def test_ping_round_trip_after_restart_on_same_database(tmp_path: Path) -> None:
     server = start_server(tmp_path)
     async with httpx.AsyncClient(base_url=server.http_url) as http:
@@ -308,6 +328,7 @@ async def test_ping_round_trip_after_restart_on_same_database(tmp_path: Path) ->
         again.stop()
 
 
+@pytest.mark.server
 def test_missing_hypercorn_settings_are_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.toml"
     result = serve_until_refused(tmp_path, "--config", str(missing))

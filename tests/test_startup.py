@@ -29,6 +29,7 @@ from tests.support import (
     receive_type,
     start_server,
 )
+from tests.support.timing import within
 
 SECRET = "s3cret-pw"
 
@@ -86,6 +87,7 @@ def error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if " ERROR " in line]
 
 
+@pytest.mark.server
 def test_a_silent_database_is_asked_again_then_named(tmp_path: Path) -> None:
     with silent_database() as port:
         began = time.monotonic()
@@ -116,6 +118,7 @@ def test_a_silent_database_is_asked_again_then_named(tmp_path: Path) -> None:
     assert result.stderr == ""
 
 
+@pytest.mark.server
 def test_a_refused_connection_is_retried_one_line_per_attempt(tmp_path: Path) -> None:
     with socket.socket() as reserved:  # bound, never listening: connections are refused
         reserved.bind(("127.0.0.1", 0))
@@ -136,6 +139,7 @@ def test_a_refused_connection_is_retried_one_line_per_attempt(tmp_path: Path) ->
     assert SECRET not in output
 
 
+@pytest.mark.server
 def test_sigterm_ends_the_wait_for_the_database_at_once(tmp_path: Path) -> None:
     with silent_database() as port:
         log_path = tmp_path / "serve.log"
@@ -168,7 +172,8 @@ def test_sigterm_ends_the_wait_for_the_database_at_once(tmp_path: Path) -> None:
                 process.kill()
                 process.wait()
     output = log_path.read_text()
-    assert took < 2, output
+    # Waiting out the attempt instead would take the 4.5 s it had left.
+    within(took, 3.0, "SIGTERM while waiting for the database -> exit")
     assert returncode == 0, output
     assert (
         output.rstrip()
@@ -178,6 +183,7 @@ def test_sigterm_ends_the_wait_for_the_database_at_once(tmp_path: Path) -> None:
     assert "Traceback" not in output
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -214,6 +220,7 @@ def test_a_bad_variable_is_one_line_naming_it(
     assert result.stderr == ""
 
 
+@pytest.mark.server
 def test_a_bad_variable_in_json(tmp_path: Path) -> None:
     result = run_command(tmp_path, "serve", env={"LOG_FORMAT": "json", "REDIS_URL": "http://x"})
     assert result.returncode == 2
@@ -221,6 +228,7 @@ def test_a_bad_variable_in_json(tmp_path: Path) -> None:
     assert '"level": "ERROR"' in line and "REDIS_URL has scheme 'http'" in line
 
 
+@pytest.mark.server
 def test_a_port_in_use_is_named(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -235,6 +243,7 @@ def test_a_port_in_use_is_named(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("where", ["missing directory", "a file for a directory", "read-only"])
 def test_an_unusable_sqlite_path_is_named(tmp_path: Path, where: str) -> None:
     fix = "point DATABASE_URL at a writable file (e.g. on a mounted volume)"
@@ -259,6 +268,7 @@ def test_an_unusable_sqlite_path_is_named(tmp_path: Path, where: str) -> None:
     assert "Traceback" not in output + result.stderr
 
 
+@pytest.mark.server
 def test_a_bad_config_file_is_named(tmp_path: Path) -> None:
     config = tmp_path / "broken.toml"
     config.write_text("workers = = 2\n")
@@ -284,6 +294,7 @@ def test_a_failed_migration_exits_non_zero_with_its_error(tmp_path: Path) -> Non
     )
 
 
+@pytest.mark.service
 async def test_redis_down_at_start_serves_degraded_then_connects(tmp_path: Path) -> None:
     (tmp_path / "redis").mkdir()
     redis = RedisServer(tmp_path / "redis")

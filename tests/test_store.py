@@ -15,6 +15,7 @@ from quartchat.models import Room, User
 from quartchat.payloads import ChatMessage
 from quartchat.store import Draft, MessageStore, Outcome
 from tests.support import run_script
+from tests.support.timing import within
 
 
 @pytest.fixture(name="database")
@@ -75,7 +76,8 @@ async def test_a_message_after_a_quiet_spell_is_committed_at_once() -> None:
     for i in range(3):
         started = loop.time()
         await store.submit(draft(f"q{i}"))
-        assert loop.time() - started < 0.5  # no window waited
+        # The window waited would be the whole 0.5 s.
+        within(loop.time() - started, 0.5, f"a message after a quiet spell ({i})")
         await asyncio.sleep(0.6)
     assert store.commits == 3
 
@@ -87,7 +89,7 @@ async def test_a_full_batch_does_not_wait_for_the_window() -> None:
     await store.submit(draft("first"))
     started = loop.time()
     await asyncio.gather(*(store.submit(draft(f"m{i}")) for i in range(40)))
-    assert loop.time() - started < 1.0
+    within(loop.time() - started, 1.5, "a full batch (the window: 2 s)")
     assert store.commits == 2
 
 
@@ -101,7 +103,7 @@ async def test_a_window_already_waited_ends_once_enough_messages_wait() -> None:
     await asyncio.sleep(0.1)
     more = [store.submit(draft(f"m{i}")) for i in range(20)]
     await asyncio.gather(waiting, *more)
-    assert loop.time() - started < 1.0
+    within(loop.time() - started, 1.5, "a window ended by the messages waiting (2 s)")
     assert store.commits == 2
 
 
@@ -115,7 +117,7 @@ async def test_draining_ends_the_window_and_stores_what_waited() -> None:
     await asyncio.sleep(0.1)
     started = loop.time()
     await store.drain()
-    assert loop.time() - started < 1.0
+    within(loop.time() - started, 3.0, "a drain during a window (5 s)")
     assert waiting.done() and waiting.result().message.seq == 2
     assert [message.content for message in published] == ["first", "last"]
 
@@ -193,27 +195,7 @@ async def test_failed_commit_reports_to_every_waiter_and_publishes_nothing() -> 
     assert (await store.submit(draft("fine"))).outcome is Outcome.CREATED
 
 
-MANY_ROOMS_SCRIPT = """
-import asyncio, sys
-from quartchat import db
-from quartchat.models import Room
-from quartchat.store import MessageStore
-
-async def main(url):
-    await db.connect(url)
-    await Room.create(id="here", name="Here", last_seq=7)
-    store = MessageStore(lambda message: None)
-    # A resync asks for every room with a local socket: more than one statement may
-    # have parameters (32767) must still be answered.
-    wanted = [f"r{i}" for i in range(40_000)] + ["here"]
-    assert await store.last_seqs(wanted) == {"here": 7}
-    await db.disconnect()
-
-asyncio.run(main(sys.argv[1]))
-"""
-
-
 def test_last_seqs_of_more_rooms_than_a_statement_has_parameters(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    run_script(MANY_ROOMS_SCRIPT, postgres_url, cwd=tmp_path)
+    run_script("store_many_rooms", postgres_url, cwd=tmp_path)

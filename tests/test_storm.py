@@ -8,9 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect
 
 from tests.support import create_room, create_user, served
+
+pytestmark = pytest.mark.server  # starts servers of its own (tests/support/tiers.py)
 
 CLIENTS = 1000
 USERS = 100  # ten sockets each, under MAX_SOCKETS_PER_USER

@@ -104,6 +104,7 @@ def test_responses_are_described_in_words(openapi: dict[str, Any]) -> None:
     assert descriptions[("/rooms", "post", "409")] == "Conflict: the id is already taken"
 
 
+@pytest.mark.browser
 def test_openapi_typescript_types_compile_strictly(server: RunningServer, tmp_path: Path) -> None:
     assert OPENAPI_TYPESCRIPT.exists(), "install openapi-typescript (scripts/test does)"
     types = tmp_path / "api.d.ts"
@@ -156,6 +157,7 @@ def parse_asyncapi(document: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]
     return result.returncode, [json.loads(line) for line in result.stdout.splitlines()]
 
 
+@pytest.mark.browser
 async def test_asyncapi_passes_the_official_parser(http: httpx.AsyncClient) -> None:
     document = (await http.get("/asyncapi.json")).json()
     code, lines = parse_asyncapi(document)

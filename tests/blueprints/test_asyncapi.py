@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from playwright.async_api import expect
 
 from quartchat.asyncapi import asyncapi_document
@@ -30,6 +31,7 @@ async def test_is_linked_from_the_docs(http: httpx.AsyncClient) -> None:
     assert openapi["externalDocs"]["url"] == "/asyncapi.json"
 
 
+@pytest.mark.browser
 async def test_docs_page_shows_the_link(server: RunningServer) -> None:
     async with launch_chromium() as browser:
         page = await browser.new_page()
@@ -40,6 +42,7 @@ async def test_docs_page_shows_the_link(server: RunningServer) -> None:
         assert (await document.json())["asyncapi"] == "3.0.0"
 
 
+@pytest.mark.server
 async def test_message_limit_is_the_servers(tmp_path: Path) -> None:
     async with served(tmp_path, env={"MAX_MESSAGE_CHARS": "123"}) as (_, http):
         document = (await http.get("/asyncapi.json")).json()

@@ -381,6 +381,7 @@ async def test_setup_form_lays_out_cleanly(
         await context.close()
 
 
+@pytest.mark.server
 async def test_console_can_be_switched_off(tmp_path: Path) -> None:
     async with served(tmp_path, env={"CONSOLE_ENABLED": "false"}) as (_, http):
         for path in ("/", "/console", "/static/console.js", "/static/console.css"):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from playwright.async_api import expect
 
 from tests.support import RunningServer
 from tests.support.browser import launch_chromium
 
 
+@pytest.mark.browser
 async def test_docs_render_with_nothing_from_outside(server: RunningServer) -> None:
     requested: list[str] = []
     problems: list[str] = []

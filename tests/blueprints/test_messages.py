@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support import (
     RunningServer,
@@ -22,6 +23,8 @@ from tests.support import (
     served,
     stored_messages,
 )
+
+pytestmark = pytest.mark.server  # starts servers of its own (tests/support/tiers.py)
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 MESSAGE_KEYS = {"type", "id", "user_id", "username", "content", "timestamp", "room_id", "seq"}

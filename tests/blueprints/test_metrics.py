@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import (
     RunningServer,
@@ -18,6 +19,8 @@ from tests.support import (
     receive_type,
     served,
 )
+
+pytestmark = pytest.mark.server  # starts servers of its own (tests/support/tiers.py)
 
 
 async def test_metrics_count_sockets_messages_and_errors(

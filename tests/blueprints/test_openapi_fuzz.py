@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support import start_server
+
+pytestmark = pytest.mark.server  # starts servers of its own (tests/support/tiers.py)
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 

@@ -27,6 +27,8 @@ from tests.support import (
     stored_messages,
 )
 
+pytestmark = pytest.mark.server  # starts servers of its own (tests/support/tiers.py)
+
 
 async def room_and_users(
     http: httpx.AsyncClient, *names: str

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -23,6 +24,8 @@ from tests.support import (
     served,
 )
 from tests.support.watch import neighbour
+
+pytestmark = pytest.mark.server  # starts servers of its own (tests/support/tiers.py)
 
 
 async def count_frames(ws: ClientConnection, counts: dict[str, int], *user_ids: str) -> None:
@@ -144,7 +147,7 @@ async def test_typing_is_limited_per_user_whatever_its_sockets(tmp_path: Path) -
             reader.cancel()
             # Dropped silently: the typist's sockets saw no error frame.
             await sockets[1].send('{"type": "ping"}')
-            seen = []
+            seen: list[str] = []
             while not seen or seen[-1] != "pong":
                 seen.append((await receive_json(sockets[1]))["type"])
             assert "error" not in seen, seen

@@ -33,9 +33,12 @@ from tests.support import (
     start_server,
 )
 from tests.support.browser import launch_chromium
+from tests.support.timing import within
 
-# Generous for a loaded 2-core machine; the figures printed are what matters.
-PROMPT = 1.5
+# A close frame to the end of TCP: a few milliseconds. The servers these tests start wait
+# CLOSE_TIMEOUT=30 s for a close reply (unless a test sets its own), so a close that
+# lingers until then (or until the client's own 10 s) is far above this ceiling.
+PROMPT = 5.0
 RATE_LIMITS = {"RATE_LIMIT_PER_SECOND": "2", "RATE_LIMIT_BURST": "3", "RATE_LIMIT_STRIKES": "10"}
 
 
@@ -45,7 +48,7 @@ def _start(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
     def start(**env: str) -> RunningServer:
-        server = start_server(tmp_path, env=env)
+        server = start_server(tmp_path, env={"CLOSE_TIMEOUT": "30", **env})
         started.append(server)
         return server
 
@@ -81,13 +84,8 @@ async def closed(ws: TimedConnection, code: int, started: float, label: str) -> 
                 await ws.recv()
     assert ended.value.rcvd is not None, "closed without a close frame"
     assert ended.value.rcvd.code == code
-    seconds = ws.close_seconds
-    print(
-        f"\nclose {code} ({label}): close frame -> TCP closed {seconds * 1000:.1f} ms; "
-        f"from the cause {(time.monotonic() - started) * 1000:.0f} ms"
-    )
-    assert seconds < PROMPT
-    return seconds
+    print(f"\nclose {code} ({label}): from the cause {(time.monotonic() - started) * 1000:.0f} ms")
+    return within(ws.close_seconds, PROMPT, f"close {code} ({label}): close frame -> TCP closed")
 
 
 async def open_sockets_gauge(http: httpx.AsyncClient) -> int:
@@ -308,6 +306,7 @@ async ([url]) => {
 """
 
 
+@pytest.mark.browser
 async def test_oversized_frame_1009_in_chromium(
     start: Callable[..., RunningServer], http_of: Callable[[RunningServer], httpx.AsyncClient]
 ) -> None:
@@ -319,9 +318,8 @@ async def test_oversized_frame_1009_in_chromium(
         await page.goto(f"{server.http_url}/health")
         url = f"{server.ws_url}/ws/{room['id']}/{user['id']}"
         result = await page.evaluate(PAGE_SENDS_2_MIB, [url])
-    print(f"\nclose 1009 (Chromium, 2 MiB string): send -> close event {result['ms']:.0f} ms")
     assert result["code"] == 1009
-    assert result["ms"] < PROMPT * 1000
+    within(result["ms"] / 1000, PROMPT, "close 1009 (Chromium, 2 MiB string): send -> close event")
     assert await present(http, room["id"]) == []
     assert await open_sockets_gauge(http) == 0
 
@@ -365,10 +363,11 @@ async def test_a_refused_socket_reads_what_the_client_sent_before_its_close(
 
 OFFER_DEFLATE = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
 # A deflate bomb inflating to 1 GiB, about 1 MiB on the wire. Unbounded, the server
-# inflates it at well under 1 GiB/s of one core; read and dropped, it costs next to
-# nothing. Generous for a loaded 2-core machine.
+# inflates it at well under 1 GiB/s of one core (over a second of CPU, the neighbour's
+# round trips held as long); read and dropped, it costs next to nothing.
 BOMB = 1 << 30
-BOMB_CPU = 0.5
+BOMB_CPU = 1.0
+NEIGHBOUR_ROUND_TRIP = 1.0
 
 
 @pytest.mark.parametrize("refusal", [4401, 4404, 4429])
@@ -404,9 +403,9 @@ async def test_a_refused_socket_never_negotiates_compression(
             cpu = server.cpu_seconds() - cpu
         finally:
             client.close()
-        print(
-            f"\nrefused {refusal}, deflate bomb: server CPU {cpu:.3f} s, neighbour round "
-            f"trip max {max(rtts) * 1000:.0f} ms over {len(rtts)}"
+        within(cpu, BOMB_CPU, f"refused {refusal}, deflate bomb: server CPU")
+        within(
+            max(rtts),
+            NEIGHBOUR_ROUND_TRIP,
+            f"refused {refusal}, deflate bomb: neighbour's slowest of {len(rtts)} round trips",
         )
-        assert cpu < BOMB_CPU
-        assert max(rtts) < 1.0

@@ -24,6 +24,8 @@ from tests.support import (
     served,
 )
 
+pytestmark = pytest.mark.server  # starts servers of its own (tests/support/tiers.py)
+
 
 async def test_stalled_client_is_closed_4008_and_the_room_carries_on(tmp_path: Path) -> None:
     env = {"SEND_QUEUE_SIZE": "32", "MAX_MESSAGE_CHARS": "60000"}
@@ -84,6 +86,7 @@ async def test_server_pings_idle_sockets(tmp_path: Path) -> None:
         assert opcode == 0x9  # ping
 
 
+@pytest.mark.slow
 async def test_idle_socket_stays_open_past_a_minute(tmp_path: Path) -> None:
     async with served(tmp_path) as (server, http):
         room = await create_room(http)

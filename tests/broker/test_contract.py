@@ -209,6 +209,7 @@ async def test_an_instance_hears_only_the_rooms_it_subscribes_to(backend: Backen
     assert heard == [Envelope("mine", 1, "{}", "one"), Envelope("mine", 2, "{}", "one")]
 
 
+@pytest.mark.service
 @pytest.mark.parametrize("redis", [REDIS_TEST_URL, "cluster"], ids=["redis", "redis-cluster"])
 async def test_an_instance_publishes_only_while_another_listens(
     request: pytest.FixtureRequest, redis: str

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support import (
     RedisServer,
@@ -43,6 +44,7 @@ async def broker_state(http: httpx.AsyncClient) -> str:
     return state
 
 
+@pytest.mark.slow
 async def test_a_hung_redis_stalls_nothing_and_presence_converges(
     tmp_path: Path, postgres_url: str
 ) -> None:

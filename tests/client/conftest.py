@@ -11,13 +11,6 @@ import pytest
 from playwright.async_api import Browser, Page
 from playwright.async_api import Error as PlaywrightError
 
-from tests.support import free_port
-
-# The page's own origin, a second HTTP server on another port: every request the
-# library makes to the quartchat server is a real cross-origin one.
-PAGE_PORT = free_port()
-PAGE_ORIGIN = f"http://127.0.0.1:{PAGE_PORT}"
-
 PAGE_SCRIPT = """
 import * as quartchat from "%(module)s";
 window.quartchat = quartchat;
@@ -90,18 +83,20 @@ class _AppPage(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="session", name="app_origin")
 def _app_origin() -> Iterator[str]:
-    """The page server, running for the whole session."""
-    server = ThreadingHTTPServer(("127.0.0.1", PAGE_PORT), _AppPage)
+    """The pages' own origin, a second HTTP server on a port of its own, for the whole
+    session: every request the library makes to the quartchat server is a real
+    cross-origin one."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AppPage)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield PAGE_ORIGIN
+    yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
 
 
 @pytest.fixture(name="open_page")
 async def _open_page(browser: Browser, app_origin: str) -> AsyncIterator[OpenPage]:
-    """`await open_page(server_url)`: a fresh page on PAGE_ORIGIN that has imported
+    """`await open_page(server_url)`: a fresh page on `app_origin` that has imported
     `server_url/static/quartchat.js`, with `join(options, tokens?)` and `send(content)`."""
     contexts = []
 

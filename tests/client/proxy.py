@@ -8,8 +8,6 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
-from tests.support import free_port
-
 
 @dataclass(eq=False)  # one per connection, kept in a set
 class _Relay:
@@ -19,7 +17,7 @@ class _Relay:
 class UpgradeRefusingProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self.port = free_port()
+        self.port = 0  # picked by the kernel when it listens (__aenter__)
         self.refuse_upgrades = True
         self.refused = 0
         self._server: asyncio.Server | None = None
@@ -31,7 +29,8 @@ class UpgradeRefusingProxy:
         return f"http://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> UpgradeRefusingProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:

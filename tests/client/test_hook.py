@@ -30,7 +30,7 @@ from tests.client.documented_page import (
     two_users_see_each_message_once,
 )
 from tests.client.test_package import npm_pack
-from tests.support import PROJECT_ROOT, free_port, served, start_server
+from tests.support import PROJECT_ROOT, served, start_server
 
 REACT_TOOLS = PROJECT_ROOT / ".tools" / "react" / "node_modules"
 ESBUILD = REACT_TOOLS / ".bin" / "esbuild"
@@ -99,7 +99,7 @@ class _Quiet(SimpleHTTPRequestHandler):
 def frontend(folder: Path) -> Iterator[str]:
     """The bundled app on its own origin (another port than the chat server's)."""
     handler = functools.partial(_Quiet, directory=str(folder))
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -33,7 +33,7 @@ from tests.client.documented_page import (
 )
 from tests.client.test_hook import documented_file
 from tests.client.test_package import npm_pack
-from tests.support import PROJECT_ROOT, RunningServer, free_port, start_server
+from tests.support import PROJECT_ROOT, RunningServer, reserved_port, start_server
 
 pytestmark = [pytest.mark.nextjs, pytest.mark.timeout(1200)]
 
@@ -114,7 +114,6 @@ def _next_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextApp]:
     install_app(npm_pack(tmp_path_factory.mktemp("pack")))
     app = NextApp("", start_server(chat_dir), chat_dir)
     next_bin = str(WORKDIR / "node_modules" / ".bin" / "next")
-    port = free_port()
     log = chat_dir / "next-start.log"
     process: subprocess.Popen[bytes] | None = None
     try:
@@ -122,7 +121,9 @@ def _next_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextApp]:
         build_env = {**NODE_ENV, "NEXT_PUBLIC_CHAT_URL": app.chat.http_url}
         output = run(next_bin, "build", env=build_env)
         assert "/room/[id]" in output, output
-        with log.open("wb") as log_file:
+        # next must be told its port: reserved until it listens (Node binds with
+        # SO_REUSEADDR, so it may; no other process may).
+        with reserved_port() as port, log.open("wb") as log_file:
             process = subprocess.Popen(
                 [next_bin, "start", "--port", str(port), "--hostname", "127.0.0.1"],
                 cwd=WORKDIR,
@@ -131,8 +132,8 @@ def _next_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextApp]:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, ended as one below
             )
-        app.origin = f"http://127.0.0.1:{port}"
-        wait_until_serving(app.origin, process)
+            app.origin = f"http://127.0.0.1:{port}"
+            wait_until_serving(app.origin, process)
         yield app
     finally:
         if process is not None:

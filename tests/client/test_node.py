@@ -15,6 +15,8 @@ import pytest
 
 from tests.support import PROJECT_ROOT, RunningServer
 
+pytestmark = pytest.mark.browser  # needs Node.js and its npm tools (tests/support/tiers.py)
+
 NODE_TESTS = Path(__file__).with_name("node")
 
 

@@ -17,6 +17,8 @@ from tests.blueprints.test_client import server_version
 from tests.client.test_types import TSC
 from tests.support import PROJECT_ROOT
 
+pytestmark = pytest.mark.browser  # needs Node.js and its npm tools (tests/support/tiers.py)
+
 STATIC = PROJECT_ROOT / "static"
 PACKED = {"package.json", "quartchat.js", "quartchat.d.ts", "react.js", "react.d.ts"}
 

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 
-from tests.client.conftest import CONSOLE, PAGE_ORIGIN, OpenPage
+from tests.client.conftest import CONSOLE, OpenPage
 from tests.client.proxy import UpgradeRefusingProxy
 from tests.support import (
     RunningServer,
@@ -78,19 +79,24 @@ def assert_in_seq_order(messages: list[dict[str, Any]], first_seq: int = 1) -> N
     assert [m["seq"] for m in messages] == list(range(first_seq, first_seq + len(messages)))
 
 
-async def test_served_as_a_module_to_other_origins(http: httpx.AsyncClient) -> None:
-    response = await http.get("/static/quartchat.js", headers={"Origin": PAGE_ORIGIN})
+async def test_served_as_a_module_to_other_origins(
+    http: httpx.AsyncClient, app_origin: str
+) -> None:
+    response = await http.get("/static/quartchat.js", headers={"Origin": app_origin})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/javascript")
-    assert response.headers["access-control-allow-origin"] in {"*", PAGE_ORIGIN}
+    assert response.headers["access-control-allow-origin"] in {"*", app_origin}
     assert "export class Room extends EventTarget" in response.text
 
 
-async def test_only_allowed_origins_may_import_it_console_or_not(tmp_path: Path) -> None:
-    env = {"CORS_ORIGINS": PAGE_ORIGIN, "CONSOLE_ENABLED": "false"}
+@pytest.mark.server
+async def test_only_allowed_origins_may_import_it_console_or_not(
+    tmp_path: Path, app_origin: str
+) -> None:
+    env = {"CORS_ORIGINS": app_origin, "CONSOLE_ENABLED": "false"}
     async with served(tmp_path, env=env) as (_, http):
-        allowed = await http.get("/static/quartchat.js", headers={"Origin": PAGE_ORIGIN})
-        assert allowed.headers["access-control-allow-origin"] == PAGE_ORIGIN
+        allowed = await http.get("/static/quartchat.js", headers={"Origin": app_origin})
+        assert allowed.headers["access-control-allow-origin"] == app_origin
         assert allowed.headers["content-type"].startswith("text/javascript")
         other = await http.get("/static/quartchat.js", headers={"Origin": "http://evil.test"})
         assert "access-control-allow-origin" not in other.headers

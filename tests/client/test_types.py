@@ -6,7 +6,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support import PROJECT_ROOT
+
+pytestmark = pytest.mark.browser  # needs Node.js and its npm tools (tests/support/tiers.py)
 
 TSC = PROJECT_ROOT / ".tools" / "typescript" / "node_modules" / ".bin" / "tsc"
 USAGE = Path(__file__).with_name("usage.ts")

@@ -71,6 +71,7 @@ def test_a_log_call_formats_the_same_line() -> None:
     assert lines[0] == lines[1]
 
 
+@pytest.mark.server
 async def test_the_server_logs_each_request_and_socket(tmp_path: Path) -> None:
     async with served(tmp_path) as (server, http):
         room, user = await create_room(http), await create_user(http)
@@ -82,6 +83,7 @@ async def test_the_server_logs_each_request_and_socket(tmp_path: Path) -> None:
     assert re.search(rf'"GET /ws/{room["id"]}/{user["id"]} 1.1" 101 - "-" "Python/', log)
 
 
+@pytest.mark.server
 async def test_access_log_false_leaves_requests_and_sockets_out(tmp_path: Path) -> None:
     async with served(tmp_path, env={"ACCESS_LOG": "false"}) as (server, http):
         room, user = await create_room(http), await create_user(http)

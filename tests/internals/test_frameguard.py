@@ -21,6 +21,8 @@ from tests.support import (
     start_server,
 )
 
+pytestmark = pytest.mark.server  # starts servers of its own (tests/support/tiers.py)
+
 OPCODE_PING, OPCODE_PONG = 0x9, 0xA
 
 

@@ -41,10 +41,10 @@ from tests.support import (
     RunningServer,
     create_room,
     create_user,
-    free_port,
     open_socket,
     receive_type,
     start_server,
+    wait_for_port,
 )
 
 SETTINGS_FRAME = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # an empty SETTINGS frame (RFC 9113 6.5)
@@ -291,6 +291,7 @@ def tls_exchange(port: int, cafile: Path, data: bytes) -> tuple[str | None, byte
         return tls.selected_alpn_protocol(), received
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("listed", [False, True], ids=["default-alpn", "h2-listed-in-toml"])
 async def test_tls_never_serves_http2(tmp_path: Path, listed: bool) -> None:
     # Not how quartchat is deployed (TLS ends at the edge), but a hypercorn.toml may name
@@ -311,7 +312,8 @@ async def test_tls_never_serves_http2(tmp_path: Path, listed: bool) -> None:
         settings += 'alpn_protocols = ["h2", "http/1.1"]\n'
     (tmp_path / "hypercorn.toml").write_text(settings)
     config = ["--config", str(tmp_path / "hypercorn.toml")]
-    server = start_server(tmp_path, args=config, port=free_port(), wait=False)
+    server = start_server(tmp_path, args=config, wait=False)
+    await asyncio.to_thread(wait_for_port, server)  # TLS only: no plain /health to ask
     try:
         if listed:
             picked, answer = await asyncio.to_thread(

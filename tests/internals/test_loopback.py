@@ -4,38 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from hypercorn.config import Config
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from hypercorn.utils import wrap_app
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
 from quartchat.internals import loopback
 from quartchat.probe_client import ProbeSocket
 
-Scope = dict[str, Any]
-
 
 class EchoApp:
     """An ASGI app that accepts every socket and sends back what it receives."""
 
     def __init__(self) -> None:
-        self.clients: list[object] = []
+        self.clients: list[tuple[str, int] | None] = []
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         if scope["type"] != "websocket":
             return
         self.clients.append(scope["client"])
         await receive()  # websocket.connect
-        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
         while (event := await receive())["type"] == "websocket.receive":
-            await send({"type": "websocket.send", "text": event["text"]})
+            await send({"type": "websocket.send", "bytes": None, "text": event["text"]})
 
 
-async def never_reads(scope: Scope, receive: Any, send: Any) -> None:
+async def never_reads(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
     if scope["type"] == "websocket":
         await receive()
-        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
         await asyncio.Event().wait()  # a route whose receive never delivers
 
 
@@ -58,7 +58,9 @@ async def test_a_socket_is_served_as_a_tcp_client_is() -> None:
         assert isinstance(await client.next_event(), CloseConnection)
         await client.wait_closed()
         await asyncio.wait_for(serving, 5)
-    [(host, port)] = app.clients  # type: ignore[misc]
+    [peer] = app.clients
+    assert peer is not None
+    host, port = peer
     assert host in {"127.0.0.1", "::1"} and port > 0
 
 

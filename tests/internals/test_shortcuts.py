@@ -4,7 +4,6 @@ one without a right fallback stops the server instead of failing every write."""
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import uuid
@@ -16,15 +15,7 @@ import pytest
 from quartchat import db
 from quartchat.commit import Draft, commit
 from quartchat.internals.shortcuts import SQLITE_BATCH, ShortcutMissingError, check, report
-from tests.support import free_port, start_server
-
-# `quartchat serve` under an aiosqlite that lost the private call commit.py uses.
-WITHOUT_SHORTCUT_SERVE = """
-import aiosqlite
-del aiosqlite.Connection._execute
-from quartchat.cli import main
-main(["serve"])
-"""
+from tests.support import script_env, start_server
 
 
 def test_every_shortcut_is_in_use_with_the_pinned_versions() -> None:
@@ -33,6 +24,7 @@ def test_every_shortcut_is_in_use_with_the_pinned_versions() -> None:
     }
 
 
+@pytest.mark.server
 def test_a_served_process_logs_the_shortcuts_in_use_once(tmp_path: Path) -> None:
     server = start_server(tmp_path)
     assert server.stop() == 0
@@ -58,14 +50,11 @@ def test_missing_sqlite_shortcut_is_named_and_fatal_only_for_sqlite(
 
 def test_a_sqlite_server_without_the_shortcut_refuses_to_start(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", WITHOUT_SHORTCUT_SERVE],
+        [sys.executable, "-m", "tests.support.scripts.serve_without_sqlite_shortcut"],
         cwd=tmp_path,
-        env={
-            **os.environ,
-            "PORT": str(free_port()),
-            "HOST": "127.0.0.1",
-            "DATABASE_URL": f"sqlite://{tmp_path / 'chat.sqlite3'}",
-        },
+        env=script_env(
+            PORT="0", HOST="127.0.0.1", DATABASE_URL=f"sqlite://{tmp_path / 'chat.sqlite3'}"
+        ),
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,10 +11,15 @@
 - `redis_cluster` (imported on its own): a three-primary Redis Cluster of `redis-server`
   processes on free ports, which a test may kill, restart or reshard;
 - `netns` (imported on its own, it needs root): test hosts in network namespaces, two
-  instances, Redis and PostgreSQL, with links a test cuts or slows.
+  instances, Redis and PostgreSQL, with links a test cuts or slows;
+- `protocol_check` (imported on its own): every frame a test receives checked against
+  `/asyncapi.json`;
+- `edge` (imported on its own, it needs nginx): a TLS-terminating nginx in front of a server;
+- `image` (imported on its own): a Docker build read and performed without a daemon;
+- `scripts/`: programs a test runs in a process of its own (`run_script`).
 
-Everything but `browser`, `watch` and `netns` is re-exported here, so `from tests.support import
-...` works.
+Everything but `browser`, `watch`, `netns`, `protocol_check`, `edge`, `image` and `scripts`
+is re-exported here, so `from tests.support import ...` works.
 """
 
 # Star imports on purpose: each module's __all__ says what it offers, once.

@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.support.servers import free_port
+from tests.support.servers import PortTakenError, on_a_free_port
 
 __all__ = [
     "POSTGRES_ADMIN_URL",
@@ -69,19 +69,26 @@ async def drop_postgres_database(url: str) -> None:
 
 
 class RedisServer:
-    """A private redis-server on a free port, so a test may stop and restart it."""
+    """A private redis-server on a free port, so a test may stop and restart it (on the
+    same port: a restart cannot move, it fails if the port was taken meanwhile)."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
+        self.port = on_a_free_port(self._start_on)
+
+    def _start_on(self, port: int) -> int:
+        self.port = port
         self.start()
+        return port
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        log = self.workdir / "redis-server.log"
+        log.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [
                 "redis-server",
@@ -95,12 +102,19 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.workdir),
+                "--logfile",
+                str(log),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = log.read_text(errors="replace") if log.exists() else ""
+                if "Address already in use" in output:
+                    raise PortTakenError(self.port)
+                raise AssertionError(f"redis-server exited:\n{output}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as probe:
                     probe.sendall(b"PING\r\n")
@@ -123,7 +137,7 @@ class PrivatePostgres:
     def __init__(self) -> None:
         bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1]
         self.pg_ctl = str(bindir / "pg_ctl")
-        self.port = free_port()
+        self.port = 0  # picked by the first start (on_a_free_port)
         # Outside pytest's tmp_path: that is private to root, and initdb refuses root.
         self.workdir = Path(tempfile.mkdtemp(prefix="quartchat-pg-"))
         self.data = self.workdir / "data"
@@ -136,7 +150,19 @@ class PrivatePostgres:
         self._as_postgres(
             [str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
         )
-        self.start()
+        self.port = on_a_free_port(self._start_on)
+
+    def _start_on(self, port: int) -> int:
+        self.port = port
+        (self.workdir / "server.log").unlink(missing_ok=True)
+        try:
+            self.start()
+        except subprocess.CalledProcessError:
+            log = (self.workdir / "server.log").read_text(errors="replace")
+            if "Address already in use" in log:
+                raise PortTakenError(port) from None
+            raise
+        return port
 
     @property
     def url(self) -> str:

@@ -7,7 +7,7 @@ import os
 import socket
 import zlib
 
-from tests.protocol_check import check_close_code, check_frame
+from tests.support.protocol_check import check_close_code, check_frame
 
 __all__ = ["RawWebSocket"]
 

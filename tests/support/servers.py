@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -11,28 +12,66 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 __all__ = [
     "PROJECT_ROOT",
+    "PortTakenError",
     "RunningServer",
     "free_port",
     "metric",
+    "on_a_free_port",
+    "reserved_port",
     "run_script",
+    "script_env",
     "start_instances",
     "start_server",
+    "wait_for_port",
     "wait_until_healthy",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
+T = TypeVar("T")
+
 
 def free_port() -> int:
+    """A port free a moment ago. Another process may take it before whoever is told it
+    binds it: a server of ours binds port 0 and reports its port instead, and a program
+    that must be told its port (nginx, redis-server, postgres) is started through
+    `on_a_free_port`, which tries another when it was taken."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+@contextlib.contextmanager
+def reserved_port() -> Iterator[int]:
+    """A port held for a server told it in advance: bound here with SO_REUSEADDR and not
+    listening, so that Linux lets a server that sets SO_REUSEADDR (Hypercorn does) bind
+    it, and refuses it to every other process until the block ends."""
+    with socket.socket() as reservation:
+        reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        reservation.bind(("127.0.0.1", 0))
+        port: int = reservation.getsockname()[1]
+        yield port
+
+
+class PortTakenError(Exception):
+    """A program told to listen on a port found it taken."""
+
+
+def on_a_free_port(start: Callable[[int], T], attempts: int = 5) -> T:
+    """`start(port)` on a `free_port()`, and again on another one as long as `start`
+    raises `PortTakenError` (another process took the port in between), up to `attempts`."""
+    for _ in range(attempts - 1):
+        with contextlib.suppress(PortTakenError):
+            return start(free_port())
+    return start(free_port())
 
 
 @dataclass
@@ -130,19 +169,27 @@ def start_instances(workdir: Path, env: dict[str, str], count: int = 2) -> list[
 LISTENING = re.compile(r"Running on https?://\S+:(\d+) ")
 
 
+def wait_for_port(server: RunningServer, timeout: float = 30) -> None:
+    """Set `server.port` from the line Hypercorn logs once it listens (a server started
+    with PORT=0, `--port 0` or `--bind HOST:0`); a server given its port is left alone."""
+    deadline = time.monotonic() + timeout
+    while server.port == 0:
+        listening = LISTENING.search(server.log())
+        if listening is not None:
+            server.port = int(listening.group(1))
+        elif server.process.poll() is not None:
+            raise AssertionError(f"server exited with {server.process.returncode}:\n{server.log()}")
+        elif time.monotonic() > deadline:
+            server.stop(signal.SIGKILL)
+            raise AssertionError(f"server not listening within {timeout}s:\n{server.log()}")
+        else:
+            time.sleep(0.05)
+
+
 def wait_until_healthy(server: RunningServer, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
+    wait_for_port(server, timeout)
     while time.monotonic() < deadline:
-        if server.port == 0:
-            listening = LISTENING.search(server.log())
-            if listening is None:
-                if server.process.poll() is not None:
-                    raise AssertionError(
-                        f"server exited with {server.process.returncode}:\n{server.log()}"
-                    )
-                time.sleep(0.05)
-                continue
-            server.port = int(listening.group(1))
         if server.process.poll() is not None:
             raise AssertionError(f"server exited with {server.process.returncode}:\n{server.log()}")
         try:
@@ -156,18 +203,27 @@ def wait_until_healthy(server: RunningServer, timeout: float = 30) -> None:
     raise AssertionError(f"server not healthy within {timeout}s:\n{server.log()}")
 
 
-def run_script(script: str, *args: str, cwd: Path) -> str:
-    """Run Python source in a fresh interpreter (Tortoise keeps the first engine it
-    opens for the life of a process); assert that it succeeded, return what it printed."""
+def run_script(name: str, *args: str, cwd: Path) -> str:
+    """Run `tests/support/scripts/NAME.py` in a fresh interpreter (Tortoise keeps the
+    first engine it opens for the life of a process) in `cwd`; assert that it succeeded,
+    return what it printed."""
     result = subprocess.run(
-        [sys.executable, "-c", script, *args],
+        [sys.executable, "-m", f"tests.support.scripts.{name}", *args],
         cwd=cwd,
+        env=script_env(),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def script_env(**overrides: str) -> dict[str, str]:
+    """The environment for `python -m tests.support.…` run from another directory: the
+    project on PYTHONPATH so that `tests` is found."""
+    paths = [str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **overrides}
 
 
 def metric(metrics_text: str, name: str) -> float:

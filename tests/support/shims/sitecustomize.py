@@ -68,11 +68,11 @@ def guard_bypassed() -> None:
     create = h11.H11Protocol._create_stream
 
     async def unguarded(self: h11.H11Protocol, request: Any) -> None:
-        installed, h11.WSStream = h11.WSStream, ws_stream.WSStream  # type: ignore[misc]
+        installed, h11.WSStream = h11.WSStream, ws_stream.WSStream  # type: ignore[attr-defined]
         try:
             await create(self, request)
         finally:
-            h11.WSStream = installed  # type: ignore[misc]
+            h11.WSStream = installed  # type: ignore[attr-defined]
 
     h11.H11Protocol._create_stream = unguarded  # type: ignore[method-assign]
 

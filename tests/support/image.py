@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import RunningServer, free_port, wait_until_healthy
+from tests.support import RunningServer, wait_until_healthy
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,8 @@ def start_installed(installed: Installed, workdir: Path, dockerfile: Path) -> Ru
     """The installed `quartchat serve`, run as the image runs it (its CMD): from an empty
     folder, with only the image's environment (SQLite in that folder by default)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    server_env = installed.env(PORT=str(port), HOST="127.0.0.1", PYTHONUNBUFFERED="1")
+    # PORT=0: the server picks its port and logs it (wait_until_healthy reads it).
+    server_env = installed.env(PORT="0", HOST="127.0.0.1", PYTHONUNBUFFERED="1")
     server_env.pop("DATABASE_URL", None)
     cmd = next(s.arguments for s in dockerfile_instructions(dockerfile) if s.keyword == "CMD")
     log_path = workdir.parent / f"{workdir.name}-server.log"
@@ -125,6 +125,6 @@ def start_installed(installed: Installed, workdir: Path, dockerfile: Path) -> Ru
         process = subprocess.Popen(
             json.loads(cmd), cwd=workdir, env=server_env, stdout=log_file, stderr=subprocess.STDOUT
         )
-    server = RunningServer(process, port, log_path, server_env)
+    server = RunningServer(process, 0, log_path, server_env)
     wait_until_healthy(server, timeout=60)
     return server

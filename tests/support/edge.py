@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support import free_port
+from tests.support import PortTakenError, on_a_free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -58,7 +58,6 @@ class Edge:
     def __init__(self, home: Path, upstream: int) -> None:
         assert Path(NGINX).exists(), "install Debian's nginx (scripts/test does)"
         self.home = home
-        self.port = free_port()
         home.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [
@@ -70,15 +69,32 @@ class Edge:
             capture_output=True,
             timeout=60,
         )  # fmt: skip
+        self.upstream = upstream
+        # nginx must be told its port: a port taken meanwhile is tried again on another.
+        self.port, self.process = on_a_free_port(self._start)
+
+    def _start(self, port: int) -> tuple[int, subprocess.Popen[bytes]]:
         user = "user root;" if os.geteuid() == 0 else ""
-        config = CONFIG.format(home=home, port=self.port, upstream=upstream, user=user)
-        (home / "nginx.conf").write_text(config)
+        config = CONFIG.format(home=self.home, port=port, upstream=self.upstream, user=user)
+        (self.home / "nginx.conf").write_text(config)
+        (self.home / "error.log").unlink(missing_ok=True)
+        (self.home / "nginx.pid").unlink(missing_ok=True)
+        self.port = port
         self.process = subprocess.Popen(
-            [NGINX, "-p", str(home), "-c", str(home / "nginx.conf"), "-e", str(home / "error.log")],
+            [
+                NGINX,
+                "-p",
+                str(self.home),
+                "-c",
+                str(self.home / "nginx.conf"),
+                "-e",
+                str(self.home / "error.log"),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         self._wait_listening()
+        return port, self.process
 
     @property
     def https_url(self) -> str:
@@ -93,10 +109,17 @@ class Edge:
         return ssl.create_default_context(cafile=str(self.home / "cert.pem"))
 
     def _wait_listening(self, timeout: float = 30) -> None:
+        """Until nginx listens: it writes its pid file once its sockets are bound, so a
+        connection accepted before that is another process's on a port taken meanwhile."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if "Address already in use" in self.error_log():
+                    raise PortTakenError(self.port)
                 raise AssertionError(f"nginx exited:\n{self.error_log()}")
+            if not (self.home / "nginx.pid").exists():
+                time.sleep(0.05)
+                continue
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return

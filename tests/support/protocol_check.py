@@ -65,7 +65,7 @@ def check_frame(raw: Data) -> dict[str, Any]:
         ) from error
     if not isinstance(frame, dict):
         raise UndocumentedFrameError(f"the server sent a frame that is not an object: {raw!r}")
-    validator = SERVER_FRAME_VALIDATORS.get(frame.get("type"))
+    validator = SERVER_FRAME_VALIDATORS.get(str(frame.get("type")))
     if validator is None:
         raise UndocumentedFrameError(f"the server sent a frame of an undocumented type: {raw!r}")
     problems = [

@@ -1,4 +1,4 @@
-"""Run by tests: bring a database's schema to one migration (argv: URL, migration name)."""
+"""Bring a database's schema to one migration (argv: URL, migration name)."""
 
 import asyncio
 import sys
@@ -19,4 +19,5 @@ async def main(url: str, name: str) -> None:
         await db.disconnect()
 
 
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
