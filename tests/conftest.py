@@ -19,8 +19,8 @@ from tests.support import (
     start_server,
 )
 from tests.support.browser import launch_chromium
-from tests.support.redis_cluster import LocalRedisCluster, redis_cluster
 from tests.support.protocol_check import FrameCheck
+from tests.support.redis_cluster import LocalRedisCluster, redis_cluster
 from tests.support.tiers import SLOW_MARKERS, TIERS, process_tier, tier_of
 
 # The shared PostgreSQL and Redis (README: what the tests need).
