@@ -39,8 +39,8 @@ from tests.support import (  # noqa: E402
 PING = bytes([0x89, 0x80]) + b"\x00\x00\x00\x00"  # masked, empty
 SEED = """
 import asyncio, sys
-from quartchat import db
-from quartchat.models import User
+from quartchat.storage import db
+from quartchat.storage.models import User
 
 async def main(url, count):
     await db.connect(url)

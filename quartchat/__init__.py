@@ -1,5 +1,5 @@
 """quartchat: a real-time room chat backend on Quart and Hypercorn."""
 
-from .app import create_app
+from quartchat.process.app import create_app
 
 __all__ = ["create_app"]

@@ -1,5 +1,5 @@
 """`python -m quartchat`: the `quartchat` command."""
 
-from .cli import main
+from quartchat.process.cli import main
 
 main()

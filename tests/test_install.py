@@ -20,7 +20,7 @@ import yaml
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from quartchat.config import Settings
+from quartchat.config.settings import Settings
 from tests.support import (
     PROJECT_ROOT,
     RunningServer,
@@ -127,11 +127,11 @@ def test_dockerfile_installs_only_through_the_tested_script() -> None:
 def test_dockerignore_rules_follow_docker(tmp_path: Path) -> None:
     rules = dockerignore_rules(PROJECT_ROOT / ".dockerignore")
     assert ignored(".venv/bin/python", rules)
-    assert ignored("quartchat/blueprints/__pycache__/ws.cpython-311.pyc", rules)
+    assert ignored("quartchat/api/blueprints/__pycache__/ws.cpython-311.pyc", rules)
     assert ignored("__pycache__/x.pyc", rules)
     assert ignored("tests/test_install.py", rules)
     assert ignored("quartchat.sqlite3", rules)
-    for needed in ("quartchat/app.py", "requirements.lock", "hypercorn.toml", "README.md"):
+    for needed in ("quartchat/process/app.py", "requirements.lock", "hypercorn.toml", "README.md"):
         assert not ignored(needed, rules), needed
 
     (tmp_path / ".dockerignore").write_text("docs\n!docs/keep.md\n/*.md\n")
@@ -159,7 +159,7 @@ def test_compose_runs_two_instances_on_postgres_and_redis() -> None:
     instances = [s for s in services.values() if s.get("build") == "." and "ports" in s]
     assert len(instances) == 2
     read_by_config = set(
-        re.findall(r'"([A-Z_]+)"', (PROJECT_ROOT / "quartchat/config.py").read_text())
+        re.findall(r'"([A-Z_]+)"', (PROJECT_ROOT / "quartchat/config/settings.py").read_text())
     )
     for instance in instances:
         assert set(instance["environment"]) <= read_by_config

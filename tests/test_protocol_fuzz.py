@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quartchat.errors import APIError
-from quartchat.protocol import parse_client_frame
+from quartchat.api.errors import APIError
+from quartchat.wire.protocol import parse_client_frame
 
 CODES = {"INVALID_JSON", "UNKNOWN_TYPE", "INVALID_CONTENT", "INVALID_ID"}
 MAX_CHARS = 50

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from quartchat.relay import RESYNC_INTERVAL
+from quartchat.rooms.relay import RESYNC_INTERVAL
 from tests.support import (
     PROJECT_ROOT,
     REDIS_TEST_URL,

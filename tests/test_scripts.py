@@ -32,7 +32,9 @@ def checkout_with_ready_venv(tmp_path: Path) -> Path:
     ours = sysconfig.get_paths()["purelib"]
     (site_packages / "test-run.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
     command = venv / "bin" / "quartchat"
-    command.write_text(f"#!{venv / 'bin' / 'python'}\nfrom quartchat.cli import main\nmain()\n")
+    command.write_text(
+        f"#!{venv / 'bin' / 'python'}\nfrom quartchat.process.cli import main\nmain()\n"
+    )
     command.chmod(0o755)
     key = hashlib.sha256(b"".join((root / name).read_bytes() for name in locked))
     (venv / ".lock-key").write_text(key.hexdigest()[:16] + "\n")

@@ -14,9 +14,9 @@ import asyncpg
 import httpx
 import pytest
 
-from quartchat.access import visible_rooms
-from quartchat.auth import Identity
-from quartchat.search import _names, _same_id
+from quartchat.api.access import visible_rooms
+from quartchat.rooms.auth import Identity
+from quartchat.storage.search import _names, _same_id
 from tests.support import (
     RunningServer,
     create_postgres_database,

@@ -131,12 +131,12 @@ def backends_for(
     `redis+cluster://…` (a Redis Cluster)."""
     scheme = url.split("://", 1)[0] if url else "memory"
     if scheme == "memory":
-        from .memory import LocalPresence, MemoryBroker
+        from quartchat.broker.memory import LocalPresence, MemoryBroker
 
         return MemoryBroker(), LocalPresence(local_members)
     if scheme in {"redis", "rediss", "unix"}:
-        from .redis import RedisBroker, connect_client
-        from .redis_presence import RedisPresence
+        from quartchat.broker.redis import RedisBroker, connect_client
+        from quartchat.broker.redis_presence import RedisPresence
 
         client = connect_client(url)
         return (
@@ -144,8 +144,11 @@ def backends_for(
             RedisPresence(client, prefix, instance_id, presence_ttl),
         )
     if scheme in {"redis+cluster", "rediss+cluster"}:
-        from .redis_cluster import RedisClusterBroker, connect_cluster_client
-        from .redis_presence import RedisClusterPresence
+        from quartchat.broker.redis_cluster import (
+            RedisClusterBroker,
+            connect_cluster_client,
+        )
+        from quartchat.broker.redis_presence import RedisClusterPresence
 
         cluster = connect_cluster_client(url)
         return (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Sequence
 
-from . import Broker, Envelope, LocalMembers, Presence
+from quartchat.broker import Broker, Envelope, LocalMembers, Presence
 
 
 class MemoryBroker(Broker):

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from . import RESYNC, Broker, Envelope
+from quartchat.broker import RESYNC, Broker, Envelope
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisError
 
-from .redis import CALL_TIMEOUT_SECONDS, PubSubBroker, Subscriber
+from quartchat.broker.redis import CALL_TIMEOUT_SECONDS, PubSubBroker, Subscriber
 
 log = logging.getLogger(__name__)
 

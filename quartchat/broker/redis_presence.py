@@ -31,8 +31,8 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript
 
-from . import Presence
-from .redis import CALL_TIMEOUT_SECONDS
+from quartchat.broker import Presence
+from quartchat.broker.redis import CALL_TIMEOUT_SECONDS
 
 # Presence questions sent in one pipeline at most.
 PIPELINE_BATCH = 500

@@ -7,7 +7,7 @@ Quart 0.22.0, Hypercorn 0.18.0, wsproto 1.3.2, aiosqlite 0.22.1 and tortoise-orm
 Each upstream function or class one forks or depends on by shape is hashed in
 `fingerprints` (tests/internals/test_fingerprints.py names what to re-read when one
 changes); `shortcuts` checks at startup what the installed libraries still have and,
-under `quartchat serve`, the startup probe (quartchat/probe.py) proves the socket and
+under `quartchat serve`, the startup probe (quartchat/process/probe.py) proves the socket and
 SQLite paths by behaviour before listening, refusing to start if one fails; each
 module has unit tests with fakes in tests/internals/. Gains come from the commits that
 brought each reach and the closing notes (`issues stops`); A-E are bench/'s scenarios.
@@ -107,7 +107,7 @@ brought each reach and the closing notes (`issues stops`); A-E are bench/'s scen
 12. `loopback`: Hypercorn 0.18's `TCPServer(app, loop, config, context, state, reader,
    writer)` and `WorkerContext`, built as hypercorn/asyncio/run.py `worker_serve` builds
    each accepted connection, to serve the startup probe's loopback connection
-   (quartchat/probe.py) with the very code that serves clients. Runs once at startup,
+   (quartchat/process/probe.py) with the very code that serves clients. Runs once at startup,
    no speed gain; without it the probe cannot prove the socket path.
 13. `headguard.HeadGuardedConnection`: an `h11.Connection` (h11 0.16) that measures the
    request head it holds (its public `trailing_data`) before each `next_event` parses

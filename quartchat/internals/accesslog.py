@@ -30,9 +30,9 @@ from hypercorn.config import Config
 from hypercorn.logging import Logger
 from hypercorn.typing import ResponseSummary, WWWScope
 
-from .. import logs
-from ..logbudget import LineBudget, summary
-from ..logs import OneLineFormatter, escape_controls
+from quartchat.config import logs
+from quartchat.config.logbudget import LineBudget, summary
+from quartchat.config.logs import OneLineFormatter, escape_controls
 
 _SOCKET_PATH = re.compile(r"^/ws/([^/]+)/([^/]+)$")
 

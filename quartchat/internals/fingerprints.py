@@ -275,7 +275,7 @@ UPSTREAM: tuple[Fingerprint, ...] = (
     Fingerprint(
         "aiosqlite.core:Connection._execute",
         "ccf787434f78e6d0",
-        "check quartchat/internals/shortcuts.py's sqlite_thread and quartchat/commit.py's "
+        "check quartchat/internals/shortcuts.py's sqlite_thread and quartchat/storage/commit.py's "
         "SQLite batch, which runs on the connection's thread through it",
     ),
     Fingerprint(

@@ -49,13 +49,13 @@ from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping, Pong
 from wsproto.extensions import PerMessageDeflate
 
-from ..closelog import socket_closed_in
-from ..config import Settings
-from ..frames import CloseCode
-from ..limits import FrameBudget
-from . import http11
-from .deflate import BoundedDeflate, limit
-from .transport import abort_connection
+from quartchat.config.closelog import socket_closed_in
+from quartchat.config.settings import Settings
+from quartchat.internals import http11
+from quartchat.internals.deflate import BoundedDeflate, limit
+from quartchat.internals.transport import abort_connection
+from quartchat.rooms.limits import FrameBudget
+from quartchat.wire.frames import CloseCode
 
 log = logging.getLogger(__name__)
 

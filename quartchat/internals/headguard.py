@@ -21,7 +21,7 @@ from typing import Any
 import h11
 from hypercorn import protocol
 
-from ..config import Settings
+from quartchat.config.settings import Settings
 
 _HEAD_END = b"\r\n\r\n"
 

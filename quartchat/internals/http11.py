@@ -40,7 +40,7 @@ from hypercorn.events import Closed, Event
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 
-from .headguard import HeadGuardedConnection
+from quartchat.internals.headguard import HeadGuardedConnection
 
 REFUSAL = orjson.dumps(
     {

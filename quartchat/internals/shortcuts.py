@@ -8,7 +8,7 @@ which are active. A socket shortcut that is missing falls back to the public beh
 which is slower but right; the SQLite one has no right fallback (its SQL is SQLite's
 own), so with a SQLite database a missing one stops the server at startup, naming what
 is gone. Names are not behaviour: under `quartchat serve` every shortcut must also pass
-the startup probe (`quartchat/probe.py`), and a missing one stops the server too.
+the startup probe (`quartchat/process/probe.py`), and a missing one stops the server too.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import Ping, TextMessage
 from wsproto.utilities import LocalProtocolError
 
-from ..framing import PING, Frame
+from quartchat.wire.framing import PING, Frame
 
 log = logging.getLogger(__name__)
 

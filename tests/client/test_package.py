@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.blueprints.test_client import server_version
+from tests.api.blueprints.test_client import server_version
 from tests.client.test_types import TSC
 from tests.support import PROJECT_ROOT
 

@@ -20,7 +20,7 @@ from hypercorn.typing import WebsocketAcceptEvent
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection, Event, Ping, Pong, TextMessage
 
-from quartchat.config import Settings
+from quartchat.config.settings import Settings
 from quartchat.internals import frameguard
 from quartchat.internals.frameguard import GuardedWSStream
 

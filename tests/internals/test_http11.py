@@ -33,7 +33,7 @@ from hypercorn.protocol.h11 import H2CProtocolRequiredError, H2ProtocolAssumedEr
 from hypercorn.protocol.http_stream import HTTPStream
 from hypercorn.typing import ConnectionState
 
-from quartchat.config import Settings
+from quartchat.config.settings import Settings
 from quartchat.internals import frameguard, http11
 from quartchat.internals.http11 import HTTP11Protocol
 from tests.support import (

@@ -11,7 +11,7 @@ from hypercorn.utils import wrap_app
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
 from quartchat.internals import loopback
-from quartchat.probe_client import ProbeSocket
+from quartchat.process.probe_client import ProbeSocket
 
 
 class EchoApp:

@@ -18,9 +18,9 @@ from hypercorn.utils import wrap_app
 from quart import Quart
 from tortoise import Tortoise, connections
 
-from quartchat.db import tortoise_config
 from quartchat.internals import orm, worker
-from quartchat.models import Message
+from quartchat.storage.db import tortoise_config
+from quartchat.storage.models import Message
 
 
 @pytest.fixture(name="database")

@@ -12,9 +12,9 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from quartchat import db
-from quartchat.commit import Draft, commit
 from quartchat.internals.shortcuts import SQLITE_BATCH, ShortcutMissingError, check, report
+from quartchat.storage import db
+from quartchat.storage.commit import Draft, commit
 from tests.support import script_env, start_server
 
 

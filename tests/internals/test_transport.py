@@ -24,9 +24,9 @@ from wsproto.connection import Connection, ConnectionType
 from wsproto.events import CloseConnection, TextMessage
 from wsproto.extensions import PerMessageDeflate
 
-from quartchat.framing import PING, EventBatch, Frame
 from quartchat.internals import transport
 from quartchat.internals.transport import LINGER_THEN_RESET, SocketWriter
+from quartchat.wire.framing import PING, EventBatch, Frame
 
 HANDSHAKE = [
     (b"host", b"localhost"),

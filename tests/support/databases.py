@@ -35,7 +35,7 @@ REDIS_TEST_URL = os.environ.get("QUARTCHAT_TEST_REDIS", "redis://127.0.0.1:6379/
 def migrate_database(database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """`quartchat migrate` on `database_url`, run to its end (stdout and stderr kept)."""
     return subprocess.run(
-        [sys.executable, "-m", "quartchat.cli", "migrate"],
+        [sys.executable, "-m", "quartchat.process.cli", "migrate"],
         cwd=cwd,
         env={**os.environ, "DATABASE_URL": database_url},
         capture_output=True,

@@ -186,7 +186,7 @@ class Cluster:
             process = subprocess.Popen(
                 [
                     *("ip", "netns", "exec", self.host(name)),
-                    *(sys.executable, "-m", "quartchat.cli", "serve"),
+                    *(sys.executable, "-m", "quartchat.process.cli", "serve"),
                 ],
                 cwd=workdir,
                 env=server_env,

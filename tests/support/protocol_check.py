@@ -20,8 +20,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Data
 
-from quartchat.asyncapi import asyncapi_document
-from quartchat.config import Settings
+from quartchat.config.settings import Settings
+from quartchat.wire.asyncapi import asyncapi_document
 
 DOCUMENT = asyncapi_document(Settings().max_message_chars, "127.0.0.1", secure=False)
 # Besides the server's own: a normal close (1000, 1001), and 1006 for a connection that

@@ -142,7 +142,7 @@ def start_server(
     log_path = workdir / f"server-{uuid.uuid4().hex[:8]}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "quartchat.cli", "serve", *(args or [])],
+            [sys.executable, "-m", "quartchat.process.cli", "serve", *(args or [])],
             cwd=workdir,
             env=server_env,
             stdout=log_file,

@@ -6,9 +6,9 @@ import uuid
 
 from tortoise.exceptions import DoesNotExist
 
-from quartchat import db
-from quartchat.commit import Draft, commit
-from quartchat.models import Message, Room, User
+from quartchat.storage import db
+from quartchat.storage.commit import Draft, commit
+from quartchat.storage.models import Message, Room, User
 
 
 def draft(room: str) -> Draft:

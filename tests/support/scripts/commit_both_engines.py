@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from tortoise.exceptions import DoesNotExist, IntegrityError
 
-from quartchat import db
-from quartchat.commit import Draft, commit
-from quartchat.models import Message, Room, User
-from quartchat.payloads import utc_now
+from quartchat.storage import db
+from quartchat.storage.commit import Draft, commit
+from quartchat.storage.models import Message, Room, User
+from quartchat.wire.payloads import utc_now
 
 
 def draft(room: str, user: str = "ann", message_id: uuid.UUID | None = None) -> Draft:

@@ -5,10 +5,10 @@ import asyncio
 import sys
 import uuid
 
-from quartchat import db
-from quartchat.models import Message, Room, User
-from quartchat.payloads import ChatMessage
-from quartchat.store import Draft, DraftRejectedError, MessageStore
+from quartchat.storage import db
+from quartchat.storage.models import Message, Room, User
+from quartchat.storage.store import Draft, DraftRejectedError, MessageStore
+from quartchat.wire.payloads import ChatMessage
 
 
 async def main(url: str) -> None:

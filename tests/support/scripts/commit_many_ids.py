@@ -5,9 +5,9 @@ import asyncio
 import sys
 import uuid
 
-from quartchat import db
-from quartchat.commit import Draft, commit
-from quartchat.models import Message, Room, User
+from quartchat.storage import db
+from quartchat.storage.commit import Draft, commit
+from quartchat.storage.models import Message, Room, User
 
 
 async def main(url: str) -> None:

@@ -6,7 +6,7 @@ import sys
 from tortoise import connections
 from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
-from quartchat import db
+from quartchat.storage import db
 
 
 async def main(url: str, name: str) -> None:

@@ -5,7 +5,7 @@ import sys
 
 from tortoise import connections
 
-from quartchat import db
+from quartchat.storage import db
 
 
 async def main(url: str, pragma: str) -> None:

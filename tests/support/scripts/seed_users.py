@@ -4,8 +4,8 @@ so that pages must also break ties by id; and one with an odd name (argv: URL, c
 import asyncio
 import sys
 
-from quartchat import db
-from quartchat.models import User
+from quartchat.storage import db
+from quartchat.storage.models import User
 
 
 async def main(url: str, count: int) -> None:

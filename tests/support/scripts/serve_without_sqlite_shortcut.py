@@ -2,7 +2,7 @@
 
 import aiosqlite
 
-from quartchat.cli import main
+from quartchat.process.cli import main
 
 if __name__ == "__main__":
     del aiosqlite.Connection._execute

@@ -4,10 +4,10 @@
 import asyncio
 import sys
 
-from quartchat import db
-from quartchat.models import Room
-from quartchat.payloads import ChatMessage
-from quartchat.store import MessageStore
+from quartchat.storage import db
+from quartchat.storage.models import Room
+from quartchat.storage.store import MessageStore
+from quartchat.wire.payloads import ChatMessage
 
 
 def ignore(message: ChatMessage) -> None:
