@@ -1,5 +1,5 @@
 """Property tests: whatever a socket sends, parsing either yields a valid frame or an
-APIError with a documented code; it never raises anything else."""
+ChatError with a documented code; it never raises anything else."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quartchat.api.errors import APIError
+from quartchat.api.errors import status_of
+from quartchat.wire.errors import ChatError
 from quartchat.wire.protocol import parse_client_frame
 
 CODES = {"INVALID_JSON", "UNKNOWN_TYPE", "INVALID_CONTENT", "INVALID_ID"}
@@ -44,9 +45,9 @@ raw_frames = (
 def test_any_frame_parses_or_is_refused_with_a_known_code(raw: str | bytes) -> None:
     try:
         frame = parse_client_frame(raw, MAX_CHARS)
-    except APIError as error:
+    except ChatError as error:
         assert error.code in CODES
-        assert error.status == 400 and error.detail
+        assert status_of(error) == 400 and error.detail
         return
     assert frame.type in {"message", "ping", "typing"}
     if frame.type == "message":

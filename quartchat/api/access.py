@@ -11,12 +11,12 @@ from typing import Any
 
 from tortoise.expressions import Q, Subquery
 
-from quartchat.api.errors import APIError
-from quartchat.api.listing import Visibility
 from quartchat.api.lookups import not_found
 from quartchat.rooms.auth import Identity
 from quartchat.rooms.directory import PRIVATE, Directory
 from quartchat.storage.models import Room, RoomMember
+from quartchat.storage.search import Visibility
+from quartchat.wire.errors import ChatError
 
 
 async def is_member(room_id: str, caller: Identity | None) -> bool:
@@ -44,7 +44,7 @@ async def require_visible_room(directory: Directory, room_id: str, caller: Ident
 def require_manager(room: Room, caller: Identity | None) -> None:
     """403 unless `caller` may manage the private room's members."""
     if caller is None or not (caller.server or caller.user_id == room.created_by):
-        raise APIError(403, "FORBIDDEN", "only the room's creator or API_KEY manages members")
+        raise ChatError("FORBIDDEN", "only the room's creator or API_KEY manages members")
 
 
 def visible_rooms(caller: Identity | None) -> Visibility | None:
@@ -57,7 +57,7 @@ def visible_rooms(caller: Identity | None) -> Visibility | None:
 
 @dataclass(frozen=True, slots=True)
 class RoomsVisibleTo:
-    """Public rooms, and the private ones `caller` is a member of (listing.Visibility)."""
+    """Public rooms, and the private ones `caller` is a member of (search.Visibility)."""
 
     caller: Identity | None
 

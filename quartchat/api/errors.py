@@ -1,4 +1,5 @@
-"""The one error type of the API, and the handlers that render every failure as JSON."""
+"""How every failure reaches an HTTP client: `ChatError` codes mapped to statuses, and
+the handlers that render every failure, expected or not, as `{"code", "detail"}` JSON."""
 
 from __future__ import annotations
 
@@ -12,24 +13,46 @@ from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed
 
 from quartchat.storage.faults import describe, is_outage
+from quartchat.wire.errors import ChatError
 
 log = logging.getLogger(__name__)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-class APIError(Exception):
-    """A failure the client can act on: an HTTP status, a stable code and a human detail.
+# The HTTP status of every ChatError code: the one place codes meet statuses.
+HTTP_STATUS: dict[str, int] = {
+    "INVALID_JSON": 400,
+    "UNKNOWN_TYPE": 400,
+    "INVALID_CONTENT": 400,
+    "INVALID_ID": 400,
+    "INVALID_REPLAY": 400,
+    "INVALID_SINCE": 400,
+    "INVALID_AFTER": 400,
+    "INVALID_BEFORE": 400,
+    "AUTH_REQUIRED": 400,
+    "ROOM_NOT_PRIVATE": 400,
+    "UNAUTHORIZED": 401,
+    "INVALID_TOKEN": 401,
+    "TOKEN_EXPIRED": 401,
+    "FORBIDDEN": 403,
+    "ORIGIN_NOT_ALLOWED": 403,
+    "ROOM_NOT_FOUND": 404,
+    "USER_NOT_FOUND": 404,
+    "AUTH_DISABLED": 404,
+    "ROOM_EXISTS": 409,
+    "USER_EXISTS": 409,
+    "MESSAGE_ID_CONFLICT": 409,
+    "CANNOT_ISSUE_TOKENS": 409,
+    "MESSAGE_REJECTED": 422,
+    "RATE_LIMITED": 429,
+    "UNAVAILABLE": 503,
+}
 
-    On a socket the same code and detail travel in an `{"type": "error"}` frame.
-    """
 
-    def __init__(self, status: int, code: str, detail: str, retry_after: float = 0.0) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.retry_after = retry_after
+def status_of(error: ChatError) -> int:
+    """The HTTP status a REST client (or a refused socket handshake) gets for `error`."""
+    return HTTP_STATUS[error.code]
 
 
 def error_response(status: int, code: str, detail: str) -> tuple[Response, int]:
@@ -50,12 +73,12 @@ def _validation_detail(error: RequestSchemaValidationError) -> str:
 def init_app(app: Quart) -> None:
     """Render every error, expected or not, as `{"code", "detail"}` JSON."""
 
-    @app.errorhandler(APIError)
-    async def handle_api_error(error: APIError) -> tuple[Response, int]:
+    @app.errorhandler(ChatError)
+    async def handle_chat_error(error: ChatError) -> tuple[Response, int]:
         chat = app.extensions.get("quartchat")
         if chat is not None:
             chat.metrics.errors.labels(error.code).inc()
-        response, status = error_response(error.status, error.code, error.detail)
+        response, status = error_response(status_of(error), error.code, error.detail)
         if error.retry_after:
             response.headers["Retry-After"] = str(math.ceil(error.retry_after))
         return response, status

@@ -9,31 +9,20 @@ does; searches (`q=`) follow indexes of their own, in name order (`search.py`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
 from quart import Response, jsonify, request
 from tortoise.expressions import Q
 
-from quartchat.api.errors import APIError
-from quartchat.api.lookups import RoomOrUser
-from quartchat.storage.search import search_page
+from quartchat.storage.models import RoomOrUser
+from quartchat.storage.search import Visibility, search_page
+from quartchat.wire.errors import ChatError
 from quartchat.wire.payloads import format_timestamp
 from quartchat.wire.text import is_resource_id
 
 MAX_PAGE = 500
-
-
-class Visibility(Protocol):
-    """Which rows a caller may list, said twice: as a Tortoise filter for pages, and as
-    an SQL condition for searches (which walk their indexes in plain SQL), binding each
-    value it needs through the function it is given."""
-
-    def q(self) -> Q: ...
-
-    def sql(self, bind: Callable[[Any], str]) -> str: ...
 
 
 DEFAULT_PAGE = 100
@@ -133,5 +122,5 @@ async def _cursor_row(model: type[RoomOrUser], after: str) -> RoomOrUser:
     row = await model.get_or_none(id=after) if is_resource_id(after) else None
     if row is None:
         noun = model.__name__.lower()
-        raise APIError(400, "INVALID_AFTER", f"after={after!r} is no {noun}'s id")
+        raise ChatError("INVALID_AFTER", f"after={after!r} is no {noun}'s id")
     return row

@@ -4,20 +4,18 @@ exists or a user's name ask the directory's cache, as socket handshakes do."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
-from quartchat.api.errors import APIError
 from quartchat.rooms.auth import Identity
 from quartchat.rooms.directory import Directory
-from quartchat.storage.models import Room, User
+from quartchat.storage.models import Room, RoomOrUser, User
+from quartchat.wire.errors import ChatError
 from quartchat.wire.text import is_resource_id
 
 # Said instead of echoing an id that no row can have (it may be long, or hold anything).
 _NO_SUCH_ID = "ids are 1-64 characters of A-Z a-z 0-9 _ -"
-
-RoomOrUser = TypeVar("RoomOrUser", Room, User)
 
 
 async def create_or_409(model: type[RoomOrUser], code: str, **fields: Any) -> RoomOrUser:
@@ -26,13 +24,13 @@ async def create_or_409(model: type[RoomOrUser], code: str, **fields: Any) -> Ro
         return await model.create(**fields)
     except IntegrityError:
         noun = model.__name__.lower()
-        raise APIError(409, code, f"{noun} {fields['id']!r} already exists") from None
+        raise ChatError(code, f"{noun} {fields['id']!r} already exists") from None
 
 
-def not_found(noun: str, code: str, key: str) -> APIError:
+def not_found(noun: str, code: str, key: str) -> ChatError:
     if not is_resource_id(key):
-        return APIError(404, code, f"no {noun} has this id: {_NO_SUCH_ID}")
-    return APIError(404, code, f"{noun} {key!r} does not exist")
+        return ChatError(code, f"no {noun} has this id: {_NO_SUCH_ID}")
+    return ChatError(code, f"{noun} {key!r} does not exist")
 
 
 async def _row_or_404(model: type[RoomOrUser], code: str, key: str) -> RoomOrUser:

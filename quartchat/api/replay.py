@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 
-from quartchat.api.errors import APIError
+from quartchat.wire.errors import ChatError
 from quartchat.wire.payloads import parse_timestamp
 
 if TYPE_CHECKING:
@@ -32,8 +32,8 @@ def require_one_point(**points: str | None) -> None:
     """INVALID_REPLAY unless at most one of the named starting points was given."""
     given = [name for name, value in points.items() if value is not None]
     if len(given) > 1:
-        raise APIError(
-            400, "INVALID_REPLAY", f"use one of {', '.join(points)}, not {' and '.join(given)}"
+        raise ChatError(
+            "INVALID_REPLAY", f"use one of {', '.join(points)}, not {' and '.join(given)}"
         )
 
 
@@ -42,8 +42,8 @@ def parse_since(raw: str) -> datetime:
     try:
         return parse_timestamp(raw)
     except ValueError:
-        raise APIError(
-            400, "INVALID_SINCE", f"since={raw!r} is not an ISO 8601 timestamp of years 1-9999"
+        raise ChatError(
+            "INVALID_SINCE", f"since={raw!r} is not an ISO 8601 timestamp of years 1-9999"
         ) from None
 
 
@@ -55,10 +55,10 @@ async def seq_of(
     try:
         message_id = UUID(raw)
     except ValueError:
-        raise APIError(400, code, f"{parameter}={raw!r} is not a message id") from None
+        raise ChatError(code, f"{parameter}={raw!r} is not a message id") from None
     seq = await store.seq_of(room_id, message_id)
     if seq is None:
-        raise APIError(400, code, f"room {room_id!r} has no message {raw}")
+        raise ChatError(code, f"room {room_id!r} has no message {raw}")
     return seq
 
 

@@ -8,8 +8,7 @@ from typing import Annotated, TypeVar
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from quart_schema import document_response
 
-from quartchat.storage.models import ID_PATTERN
-from quartchat.wire.text import name_problem
+from quartchat.wire.text import ID_PATTERN, name_problem
 
 ResourceId = Annotated[
     str,

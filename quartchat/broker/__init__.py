@@ -6,6 +6,8 @@ this process (one instance, one worker), `redis://` / `rediss://` uses Redis pub
 and Redis-held presence so that any number of instances and workers form one chat.
 Each instance delivers to its own sockets first and publishes for the others, and hears
 a room's traffic only while it subscribes to the room (while it has a socket there).
+
+May import: wire, config.
 """
 
 from __future__ import annotations

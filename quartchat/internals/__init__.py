@@ -1,16 +1,17 @@
 """Every reach past a public API of Quart, Hypercorn, wsproto, aiosqlite or Tortoise.
 
 Nothing outside this package touches a framework's private names or drives its objects
-past their public API; this package imports from the rest of quartchat only its
-settings, limits and wire-format types. The reaches were written against the lock's
-Quart 0.22.0, Hypercorn 0.18.0, wsproto 1.3.2, aiosqlite 0.22.1 and tortoise-orm 1.1.9.
-Each upstream function or class one forks or depends on by shape is hashed in
-`fingerprints` (tests/internals/test_fingerprints.py names what to re-read when one
-changes); `shortcuts` checks at startup what the installed libraries still have and,
-under `quartchat serve`, the startup probe (quartchat/process/probe.py) proves the socket and
-SQLite paths by behaviour before listening, refusing to start if one fails; each
-module has unit tests with fakes in tests/internals/. Gains come from the commits that
-brought each reach and the closing notes (`issues stops`); A-E are bench/'s scenarios.
+past their public API; this package imports from the rest of quartchat only the
+operator's configuration (settings, logs) and the wire format (frames, the frame
+budget). The reaches were written against the lock's Quart 0.22.0, Hypercorn 0.18.0,
+wsproto 1.3.2, aiosqlite 0.22.1 and tortoise-orm 1.1.9. Each upstream function or class
+one forks or depends on by shape is hashed in `fingerprints`
+(tests/internals/test_fingerprints.py names what to re-read when one changes);
+`shortcuts` checks at startup what the installed libraries still have and, under
+`quartchat serve`, the startup probe (quartchat/process/probe.py) proves the socket and
+SQLite paths by behaviour before listening, refusing to start if one fails; each module
+has unit tests with fakes in tests/internals/. Gains come from the commits that brought
+each reach and the closing notes (`issues stops`); A-E are bench/'s scenarios.
 
 1. `transport.SocketWriter`: a socket's frames written straight to Hypercorn's TCP
    writer. Replaces Quart's `websocket.send` (a signal, an accept check and a sleep per
@@ -117,4 +118,6 @@ brought each reach and the closing notes (`issues stops`); A-E are bench/'s scen
    reach: h11 parses a whole head at once however large, and Hypercorn reads 64 KiB at a
    time, so 3,500 headers cost 13-15 ms (25 ms on the loaded VM) of CPU on any path; now
    0.5 ms and a 431. Without it: every head is parsed, as before (reported OFF).
+
+May import: wire, config.
 """

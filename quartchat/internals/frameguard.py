@@ -54,7 +54,7 @@ from quartchat.config.settings import Settings
 from quartchat.internals import http11
 from quartchat.internals.deflate import BoundedDeflate, limit
 from quartchat.internals.transport import abort_connection
-from quartchat.rooms.limits import FrameBudget
+from quartchat.wire.budget import FrameBudget
 from quartchat.wire.frames import CloseCode
 
 log = logging.getLogger(__name__)

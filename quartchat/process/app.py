@@ -41,7 +41,7 @@ def find_project_root() -> Path:
     """The folder holding hypercorn.toml, templates/ and static/: `quartchat/project`
     in an installed wheel (pyproject.toml's package-dir puts them there), else the
     checkout the package sits in (an editable install, or the source tree)."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # quartchat/, above process/
     installed = package / "project"
     return installed if installed.is_dir() else package.parent
 

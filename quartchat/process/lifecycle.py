@@ -75,8 +75,6 @@ class Lifecycle:
         self._collecting: asyncio.Task[None] | None = None
         self._served: tuple[AppWrapper, Config] | None = None
         self.tunes_garbage_collector = False
-        # "ok" once the startup probe passed (GET /health); None when none ran.
-        self.fast_paths: str | None = None
 
     def prove_fast_paths(self, app: AppWrapper, config: Config) -> None:
         """Under `quartchat serve`: prove the fast paths at startup with the app and
@@ -147,7 +145,7 @@ class Lifecycle:
         app, config = self._served
         sqlite = not db.is_postgres(self._settings.database_url)
         await probe.prove(self._chat, app, config, sqlite=sqlite)
-        self.fast_paths = "ok"
+        self._chat.fast_paths = "ok"
 
     async def _open_database(self) -> None:
         settings = self._settings

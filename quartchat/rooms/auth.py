@@ -38,8 +38,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from quart import request
 
-from quartchat.api.errors import APIError
 from quartchat.config.settings import Settings
+from quartchat.wire.errors import ChatError
 from quartchat.wire.text import is_resource_id, name_problem
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,8 @@ class Identity:
 SERVER = Identity(server=True)
 
 
-def invalid(detail: str = "the token is not valid") -> APIError:
-    return APIError(401, "INVALID_TOKEN", detail)
+def invalid(detail: str = "the token is not valid") -> ChatError:
+    return ChatError("INVALID_TOKEN", detail)
 
 
 class JwksKeys:
@@ -112,9 +112,7 @@ class JwksKeys:
                 "AUTH_JWKS_URL could not be read (%s); keeping %d keys", error, len(self._keys)
             )
             if not self._keys:
-                raise APIError(
-                    503, "UNAVAILABLE", "the token keys cannot be read now", 5.0
-                ) from None
+                raise ChatError("UNAVAILABLE", "the token keys cannot be read now", 5.0) from None
             return
         self._keys = {key.key_id: key.key for key in keys if key.algorithm_name in ASYMMETRIC}
         self._fetched_at = time.monotonic()
@@ -164,7 +162,7 @@ class Tokens:
         return token
 
     async def identify(self, token: str) -> Identity:
-        """Who `token` (or the API key) speaks for; APIError 401 if it is bad or expired."""
+        """Who `token` (or the API key) speaks for; ChatError 401 if it is bad or expired."""
         if token in self._single_use:
             return Identity(user_id=self._single_use.pop(token))
         if self._api_key and hmac.compare_digest(token.encode(), self._api_key.encode()):
@@ -209,7 +207,7 @@ class Tokens:
         if not isinstance(expires, int | float):
             raise invalid("the token's exp is not a time")
         if expires <= time.time():
-            raise APIError(401, "TOKEN_EXPIRED", "the token has expired; get a new one")
+            raise ChatError("TOKEN_EXPIRED", "the token has expired; get a new one")
         if not isinstance(subject, str) or not is_resource_id(subject):
             raise invalid("the token's sub is not a user id (1-64 of A-Z a-z 0-9 _ -)")
         issued = claims.get("iat")
@@ -230,7 +228,7 @@ class Tokens:
         try:
             user_id = self._legacy.loads(token, max_age=self._ttl)
         except SignatureExpired:
-            raise APIError(401, "TOKEN_EXPIRED", "the token has expired; get a new one") from None
+            raise ChatError("TOKEN_EXPIRED", "the token has expired; get a new one") from None
         except BadSignature:
             raise invalid() from None
         if not isinstance(user_id, str):
@@ -244,7 +242,7 @@ class Tokens:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             if required:
-                raise APIError(401, "UNAUTHORIZED", "send Authorization: Bearer <token>")
+                raise ChatError("UNAUTHORIZED", "send Authorization: Bearer <token>")
             return None
         return await self.identify(token.strip())
 
@@ -257,7 +255,7 @@ class Tokens:
         caller = await self.bearer(required=True)
         assert caller is not None
         if user_id is not None and not caller.may_act_as(user_id):
-            raise APIError(403, "FORBIDDEN", "the token belongs to another user")
+            raise ChatError("FORBIDDEN", "the token belongs to another user")
         return caller
 
     async def require_creator(self, *, user_needed: bool) -> Identity | None:
@@ -271,7 +269,7 @@ class Tokens:
         """Routes for the app's backend only (API_KEY)."""
         caller = await self.bearer(required=True)
         if caller is None or not caller.server:
-            raise APIError(401, "UNAUTHORIZED", "send Authorization: Bearer <API_KEY>")
+            raise ChatError("UNAUTHORIZED", "send Authorization: Bearer <API_KEY>")
         return caller
 
 

@@ -38,6 +38,8 @@ class Chat:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.instance_id = uuid4().hex
+        # "ok" once the startup probe passed (GET /health); None when none ran.
+        self.fast_paths: str | None = None
         self.hub = Hub()
         self.directory = Directory()
         self.tokens = Tokens(settings)

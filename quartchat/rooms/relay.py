@@ -62,7 +62,7 @@ class Relay:
         self._cursors: dict[str, _Cursor] = {}
         # room_id -> its newest seq being read for the room's first local sockets
         self._reading_last_seq: dict[str, asyncio.Future[int]] = {}
-        self._outbox: asyncio.Queue[Envelope] = asyncio.Queue()
+        self._unpublished: asyncio.Queue[Envelope] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         # Called when the broker is back after an outage (the chat resyncs presence).
         self.on_reconnect: Callable[[], None] | None = None
@@ -72,7 +72,7 @@ class Relay:
         if self._broker.spans_instances:
             self._tasks = [
                 asyncio.create_task(self._listen()),
-                asyncio.create_task(self._send_outbox()),
+                asyncio.create_task(self._publish_queued()),
                 asyncio.create_task(self._resync_periodically()),
             ]
 
@@ -80,9 +80,9 @@ class Relay:
         """Publish what is still queued, then stop listening (the broker stays connected)."""
         if self._broker.spans_instances:
             try:
-                await asyncio.wait_for(self._outbox.join(), 2.0)
+                await asyncio.wait_for(self._unpublished.join(), 2.0)
             except TimeoutError:
-                log.warning("%d envelopes not published at shutdown", self._outbox.qsize())
+                log.warning("%d envelopes not published at shutdown", self._unpublished.qsize())
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -142,7 +142,9 @@ class Relay:
         text = message_frame(message)
         self._offer(message.room_id, message.seq, text)
         if self._broker.others_listening(message.room_id):
-            self._outbox.put_nowait(Envelope(message.room_id, message.seq, text, self._instance))
+            self._unpublished.put_nowait(
+                Envelope(message.room_id, message.seq, text, self._instance)
+            )
 
     def publish_event(
         self,
@@ -154,19 +156,19 @@ class Relay:
         """A frame that is not stored (typing, presence) for the room's sockets everywhere."""
         self._hub.broadcast_event(room_id, Frame(0, text), exclude=exclude, presence=presence)
         if self._broker.others_listening(room_id):
-            self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
+            self._unpublished.put_nowait(Envelope(room_id, 0, text, self._instance))
 
     def publish_to_others(self, room_id: str, text: str) -> None:
         """An event for the other instances only (one this instance's sockets had)."""
         if self._broker.others_listening(room_id):
-            self._outbox.put_nowait(Envelope(room_id, 0, text, self._instance))
+            self._unpublished.put_nowait(Envelope(room_id, 0, text, self._instance))
 
     def evict(self, room_id: str, user_id: str) -> None:
         """A user removed from a private room: its sockets here are closed (4403) before
         this returns, the other instances' as soon as the broker carries it."""
         self._hub.close_user(room_id, user_id, *REMOVED)
         if self._broker.others_listening(room_id):
-            self._outbox.put_nowait(Envelope(room_id, EVICT, user_id, self._instance))
+            self._unpublished.put_nowait(Envelope(room_id, EVICT, user_id, self._instance))
 
     @property
     def broker_healthy(self) -> bool:
@@ -236,16 +238,16 @@ class Relay:
                 presence = presence_change(envelope.text)
                 self._hub.broadcast_event(envelope.room_id, Frame(0, envelope.text), None, presence)
 
-    async def _send_outbox(self) -> None:
+    async def _publish_queued(self) -> None:
         while True:
-            envelopes = [await self._outbox.get()]
-            while not self._outbox.empty() and len(envelopes) < OUTBOX_BATCH:
-                envelopes.append(self._outbox.get_nowait())
+            envelopes = [await self._unpublished.get()]
+            while not self._unpublished.empty() and len(envelopes) < OUTBOX_BATCH:
+                envelopes.append(self._unpublished.get_nowait())
             try:
                 await self._broker.publish(envelopes)
             finally:
                 for _ in envelopes:
-                    self._outbox.task_done()
+                    self._unpublished.task_done()
 
     async def _resync_periodically(self) -> None:
         while True:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from tortoise import fields
 from tortoise.models import Model
-
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class User(Model):
@@ -91,3 +91,7 @@ class RoomMember(Model):
         unique_together = (("room", "user"),)
         # GET /rooms lists the private rooms of a user
         indexes = (("user_id", "room_id"),)
+
+
+# The models whose ids clients choose, listed and searched alike.
+RoomOrUser = TypeVar("RoomOrUser", Room, User)

@@ -14,19 +14,31 @@ position (in the id part, or its name's) says where the next page starts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
+from tortoise.fields.base import Field
 
-from quartchat.api.errors import APIError
-from quartchat.api.lookups import RoomOrUser
+from quartchat.internals.orm import column
 from quartchat.storage.commit import db_datetime
+from quartchat.storage.models import RoomOrUser
+from quartchat.wire.errors import ChatError
 from quartchat.wire.text import is_resource_id
 
-if TYPE_CHECKING:
-    from quartchat.api.listing import Visibility
+
+class Visibility(Protocol):
+    """Which rows a caller may list, said twice: as a Tortoise filter for pages, and as
+    an SQL condition for searches (which walk their indexes in plain SQL), binding each
+    value it needs through the function it is given."""
+
+    def q(self) -> Q: ...
+
+    def sql(self, bind: Callable[[Any], str]) -> str: ...
+
 
 # The rows a page returns: (id, name, created_at, *the extra columns asked for).
 Row = tuple[Any, ...]
@@ -75,12 +87,12 @@ async def search_page(
     columns = ", ".join(("id", name_field, "created_at", *extra))
     if name_after is None:
         statement = _same_id(postgres, table, columns, prefix, after, limit, where)
-        rows = await _fetch(client, statement)
+        rows = await _fetch(client, statement, model, extra)
     if len(rows) <= limit:
         statement = _names(
             postgres, table, name_field, columns, prefix, name_after, limit - len(rows), where
         )
-        rows += await _fetch(client, statement)
+        rows += await _fetch(client, statement, model, extra)
     return rows
 
 
@@ -105,7 +117,7 @@ async def _cursor(
         if rows:
             own_id, own_name = tuple(rows[0])
             return str(own_id), str(own_name)
-    raise APIError(400, "INVALID_AFTER", f"after={after!r} is no {table[:-1]}'s id")
+    raise ChatError("INVALID_AFTER", f"after={after!r} is no {table[:-1]}'s id")
 
 
 def _same_id(
@@ -164,12 +176,20 @@ def _names(
     return query
 
 
-async def _fetch(client: BaseDBAsyncClient, query: _Query) -> list[Row]:
+async def _fetch(
+    client: BaseDBAsyncClient, query: _Query, model: type[RoomOrUser], extra: tuple[str, ...]
+) -> list[Row]:
     _, rows = await client.execute_query(query.text, query.params)
+    # Plain SQL returns each column as the database stores it (SQLite: a boolean is 0/1);
+    # the field converts it as the ORM's own queries would.
+    fields: list[Field[Any]] = [column(model, field_name) for field_name in extra]
     found: list[Row] = []
     for row in rows:
-        row_id, name, created_at, *extra = tuple(row)
-        found.append((str(row_id), str(name), db_datetime(created_at), *extra))
+        row_id, name, created_at, *more = tuple(row)
+        converted: list[Any] = [
+            f.to_python_value(value) for f, value in zip(fields, more, strict=True)
+        ]
+        found.append((str(row_id), str(name), db_datetime(created_at), *converted))
     return found
 
 

@@ -30,11 +30,11 @@ from uuid import UUID
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
 
-from quartchat.api.errors import APIError
 from quartchat.storage import db
 from quartchat.storage.commit import Draft, Outcome, Stored, commit, message_from_row
 from quartchat.storage.faults import describe, is_outage
 from quartchat.storage.models import Message, Room
+from quartchat.wire.errors import ChatError
 from quartchat.wire.payloads import ChatMessage
 
 __all__ = ["Draft", "DraftRejectedError", "MessageStore", "Outcome", "Stored"]
@@ -64,13 +64,11 @@ _BACKWARD = _SELECT + "WHERE m.room_id = {} AND m.seq < {} ORDER BY m.seq DESC L
 _NO_SEQ_LIMIT = 2**63 - 1
 
 
-class DraftRejectedError(APIError):
+class DraftRejectedError(ChatError):
     """The database refused this one message while storing the others of its batch."""
 
     def __init__(self) -> None:
-        super().__init__(
-            422, "MESSAGE_REJECTED", "the database refused this message; it was not stored"
-        )
+        super().__init__("MESSAGE_REJECTED", "the database refused this message; it was not stored")
 
 
 async def _database_answers() -> bool:

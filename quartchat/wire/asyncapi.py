@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from quartchat.storage.models import ID_PATTERN
 from quartchat.wire.frames import (
     CLOSE_CODES,
     ERROR_CODES,
@@ -18,6 +17,7 @@ from quartchat.wire.frames import (
     client_frame_schemas,
     server_frame_schemas,
 )
+from quartchat.wire.text import ID_PATTERN
 
 CHANNEL = "room"
 DESCRIPTION = """\

@@ -17,8 +17,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
-from quartchat.storage.models import ID_PATTERN
-from quartchat.wire.text import _REFUSED_IN_CONTENT, _VISIBLE
+from quartchat.wire.text import ID_PATTERN, REFUSED_IN_CONTENT, VISIBLE
 
 Schema = dict[str, Any]
 
@@ -309,8 +308,8 @@ def client_frame_schemas(max_chars: int) -> dict[str, Schema]:
     schemas = {name: _schema(frame) for name, frame in CLIENT_FRAMES.items()}
     content = schemas["message"]["properties"]["content"]
     content["maxLength"] = max_chars
-    content["not"] = {"pattern": _portable(_REFUSED_IN_CONTENT.pattern)}
-    content["pattern"] = _portable(_VISIBLE.pattern)
+    content["not"] = {"pattern": _portable(REFUSED_IN_CONTENT.pattern)}
+    content["pattern"] = _portable(VISIBLE.pattern)
     return schemas
 
 

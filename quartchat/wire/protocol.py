@@ -1,6 +1,6 @@
 """Validation of what clients send: socket frames, message content and message ids.
 
-Every rejection is an `APIError` whose code and detail reach the client, as an HTTP
+Every rejection is an `ChatError` whose code and detail reach the client, as an HTTP
 response on REST or as an `error` frame on the socket.
 """
 
@@ -14,7 +14,7 @@ import orjson
 from quart import Quart
 from quart.json.provider import JSONProvider
 
-from quartchat.api.errors import APIError
+from quartchat.wire.errors import ChatError
 from quartchat.wire.frames import CLIENT_FRAMES, DEFAULT_CLIENT_FRAME
 from quartchat.wire.text import content_problem
 
@@ -34,14 +34,14 @@ class ClientFrame:
 def validate_content(value: object, max_chars: int) -> str:
     """Message content as sent, or INVALID_CONTENT (see `text.content_problem`)."""
     if not isinstance(value, str):
-        raise APIError(400, "INVALID_CONTENT", "content must be a string")
+        raise ChatError("INVALID_CONTENT", "content must be a string")
     if len(value) > max_chars:
-        raise APIError(
-            400, "INVALID_CONTENT", f"content is {len(value)} characters; the limit is {max_chars}"
+        raise ChatError(
+            "INVALID_CONTENT", f"content is {len(value)} characters; the limit is {max_chars}"
         )
     problem = content_problem(value)
     if problem is not None:
-        raise APIError(400, "INVALID_CONTENT", problem)
+        raise ChatError("INVALID_CONTENT", problem)
     return value
 
 
@@ -54,7 +54,7 @@ def parse_message_id(value: object) -> UUID | None:
             return UUID(value)
         except ValueError:
             pass
-    raise APIError(400, "INVALID_ID", "id must be a UUID string")
+    raise ChatError("INVALID_ID", "id must be a UUID string")
 
 
 def refuse_deep_json(app: Quart) -> None:
@@ -83,7 +83,7 @@ def parse_client_frame(raw: str | bytes, max_chars: int) -> ClientFrame:
     happened to hold JSON would otherwise work by accident in one client and not in
     the next."""
     if not isinstance(raw, str):
-        raise APIError(400, "INVALID_JSON", "binary frames are not accepted; send JSON as text")
+        raise ChatError("INVALID_JSON", "binary frames are not accepted; send JSON as text")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -91,10 +91,10 @@ def parse_client_frame(raw: str | bytes, max_chars: int) -> ClientFrame:
         # takes it and content validation refuses it, so the socket says the same.
         if "surrogate" in str(error):
             detail = "content holds a lone surrogate (\\ud800-\\udfff), which is not text"
-            raise APIError(400, "INVALID_CONTENT", detail) from None
-        raise APIError(400, "INVALID_JSON", "the frame is not valid JSON") from None
+            raise ChatError("INVALID_CONTENT", detail) from None
+        raise ChatError("INVALID_JSON", "the frame is not valid JSON") from None
     if not isinstance(data, dict):
-        raise APIError(400, "INVALID_JSON", "the frame must be a JSON object")
+        raise ChatError("INVALID_JSON", "the frame must be a JSON object")
     frame_type = data.get("type", DEFAULT_CLIENT_FRAME)
     if frame_type == "ping":
         return ClientFrame("ping")
@@ -103,7 +103,7 @@ def parse_client_frame(raw: str | bytes, max_chars: int) -> ClientFrame:
     if frame_type != "message":
         known = ", ".join(FRAME_TYPES)
         shown = repr(frame_type)[:64]
-        raise APIError(400, "UNKNOWN_TYPE", f"unknown frame type {shown}; use one of {known}")
+        raise ChatError("UNKNOWN_TYPE", f"unknown frame type {shown}; use one of {known}")
     content = validate_content(data.get("content"), max_chars)
     return ClientFrame("message", content, parse_message_id(data.get("id")))
 
@@ -119,6 +119,6 @@ def refused_message_id(raw: str | bytes) -> str | None:
         return None
     try:
         message_id = parse_message_id(data.get("id"))
-    except APIError:
+    except ChatError:
         return None
     return None if message_id is None else str(message_id)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 
-from quartchat.storage.models import ID_PATTERN
-
+# Ids of users and rooms: what a URL path segment carries without escaping.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _ID = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))
 
 # C0 controls but tab and newline, DEL, C1 controls, and the lone surrogates that
 # a JSON `\ud800` escape can produce.
-_REFUSED_IN_CONTENT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+REFUSED_IN_CONTENT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 # Every control, the surrogates, line and paragraph separators, and the bidi
 # formatting characters (marks, embeddings, overrides, isolates).
 _REFUSED_IN_NAMES = re.compile(
@@ -26,7 +26,7 @@ _REFUSED_IN_NAMES = re.compile(
 # A character that shows something: not white space, and not one of Unicode's
 # default-ignorable code points (zero-width spaces and joiners, variation selectors,
 # invisible fillers, tags...) nor the blank braille pattern.
-_VISIBLE = re.compile(
+VISIBLE = re.compile(
     r"[^\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
     r"\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
     r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
@@ -39,7 +39,7 @@ def is_resource_id(value: str) -> bool:
 
 
 def shows_something(text: str) -> bool:
-    return _VISIBLE.search(text) is not None
+    return VISIBLE.search(text) is not None
 
 
 def _describe(character: str) -> str:
@@ -51,7 +51,7 @@ def _describe(character: str) -> str:
 def content_problem(text: str) -> str | None:
     """Why message content is refused, or None: it holds a character other than
     `\\n`/`\\t` that is a control or a surrogate, or shows nothing."""
-    refused = _REFUSED_IN_CONTENT.search(text)
+    refused = REFUSED_IN_CONTENT.search(text)
     if refused is not None:
         found = _describe(refused.group())
         return f"content contains {found}; of the controls only \\n and \\t are allowed"

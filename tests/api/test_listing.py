@@ -129,6 +129,9 @@ async def test_rooms_are_searched_by_name_or_id_ignoring_case(client: httpx.Asyn
     await create_room(client, f"Not {name}")
     first = await client.get("/rooms", params={"q": name.upper(), "limit": 2})
     assert first.json() == made[:2]
+    # JSON's false, not SQLite's 0 (which Python's == takes for False).
+    assert [room["private"] for room in first.json()] == [False, False]
+    assert all(type(room["private"]) is bool for room in first.json())
     following = await client.get(next_url(first) or "")
     assert following.json() == made[2:]
     assert next_url(following) is None

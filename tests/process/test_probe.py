@@ -28,7 +28,6 @@ from quartchat.internals.shortcuts import (
     ShortcutMissingError,
 )
 from quartchat.process import probe
-from quartchat.process.lifecycle import lifecycle_of
 from quartchat.process.probe import FastPathBroken, SocketProbe, prove_sqlite_batch
 from quartchat.process.server import FAST_PATH_BROKEN, load_config
 from quartchat.rooms.chat import EXTENSION_KEY, Chat
@@ -164,7 +163,7 @@ async def test_the_socket_probe_passes_and_leaves_nothing_behind(app: Quart) -> 
     await prove_in_process(app)
     assert chat.hub.subscriber_count == 0 and chat.hub.room_count == 0
     assert chat.directory.queries == 0  # its room and user were only ever cached
-    assert lifecycle_of(app).fast_paths is None  # no probe ran at this app's startup
+    assert chat.fast_paths is None  # no probe ran at this app's startup
 
 
 async def test_a_receive_that_never_delivers_is_named(
@@ -229,7 +228,7 @@ async def test_health_reports_the_probe_only_where_one_ran(tmp_path: Path) -> No
     async with app.test_app():
         body = await (await app.test_client().get("/health")).get_json()
         assert "fast_paths" not in body
-        lifecycle_of(app).fast_paths = "ok"
+        app.extensions[EXTENSION_KEY].fast_paths = "ok"
         body = await (await app.test_client().get("/health")).get_json()
         assert body["fast_paths"] == "ok"
 

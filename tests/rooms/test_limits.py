@@ -13,7 +13,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from quartchat.config.settings import Settings
-from quartchat.rooms.limits import Budgets, FrameBudget, PacedReads
+from quartchat.rooms.limits import Budgets, PacedReads
+from quartchat.wire.budget import FrameBudget
 from tests.support import (
     create_room,
     create_user,

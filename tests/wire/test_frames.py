@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from wsproto.frame_protocol import CloseReason
 
-from quartchat.api.errors import APIError
+from quartchat.wire.errors import ChatError
 from quartchat.wire.frames import (
     CLIENT_FRAMES,
     CLOSE_CODES,
@@ -66,7 +66,7 @@ def described_by_schemas(frame: Any) -> bool:
 def accepted_by_parser(frame: Any) -> bool:
     try:
         parse_client_frame(json.dumps(frame), MAX_CHARS)
-    except APIError:
+    except ChatError:
         return False
     return True
 
@@ -103,7 +103,7 @@ def test_the_parser_accepts_exactly_what_the_schemas_describe(frame: Any) -> Non
 
 def test_the_parser_refuses_with_documented_codes() -> None:
     for raw in ["{", '{"type": 1}', '{"content": " "}', '{"content": "x", "id": "y"}']:
-        with pytest.raises(APIError) as error:
+        with pytest.raises(ChatError) as error:
             parse_client_frame(raw, MAX_CHARS)
         assert error.value.code in ERROR_CODES
 

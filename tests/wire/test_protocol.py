@@ -1,4 +1,4 @@
-"""Parsing socket frames: every bad frame is an APIError with the documented code."""
+"""Parsing socket frames: every bad frame is an ChatError with the documented code."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from quartchat.api.errors import APIError
+from quartchat.wire.errors import ChatError
 from quartchat.wire.protocol import ClientFrame, parse_client_frame
 
 
@@ -16,7 +16,7 @@ def test_message_ping_and_typing() -> None:
     assert parse_client_frame(
         f'{{"type": "message", "content": "hi", "id": "{message_id}"}}', 10
     ) == ClientFrame("message", "hi", message_id)
-    with pytest.raises(APIError) as binary:
+    with pytest.raises(ChatError) as binary:
         parse_client_frame(b'{"type": "ping"}', 10)
     assert binary.value.code == "INVALID_JSON" and "binary" in binary.value.detail
     assert parse_client_frame('{"type": "typing", "extra": 1}', 10) == ClientFrame("typing")
@@ -41,13 +41,13 @@ def test_message_ping_and_typing() -> None:
     ],
 )
 def test_bad_frames(raw: str, code: str) -> None:
-    with pytest.raises(APIError) as error:
+    with pytest.raises(ChatError) as error:
         parse_client_frame(raw, 10)
     assert error.value.code == code
     assert error.value.detail
 
 
 def test_unknown_type_detail_is_bounded() -> None:
-    with pytest.raises(APIError) as error:
+    with pytest.raises(ChatError) as error:
         parse_client_frame('{"type": "' + "x" * 10_000 + '"}', 10)
     assert len(error.value.detail) < 200

@@ -6,10 +6,9 @@ import asyncio
 import logging
 
 from pydantic import BaseModel
-from quart import Blueprint, current_app
+from quart import Blueprint
 from quart_schema import operation_id, validate_response
 
-from quartchat.process.lifecycle import lifecycle_of
 from quartchat.rooms.chat import current_chat
 from quartchat.storage import db
 
@@ -43,7 +42,7 @@ async def get_health() -> tuple[HealthOut, int]:
     the startup probe (a server whose probe failed never starts).
     """
     broker = "ok" if current_chat().relay.broker_healthy else "unavailable"
-    fast_paths = lifecycle_of(current_app).fast_paths
+    fast_paths = current_chat().fast_paths
     try:
         await asyncio.wait_for(db.ping(), DATABASE_TIMEOUT)
     except Exception as error:  # any failure to answer is "unavailable"

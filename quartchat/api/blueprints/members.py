@@ -14,12 +14,12 @@ from quart_schema import (
 )
 
 from quartchat.api.access import require_manager, require_visible_room
-from quartchat.api.errors import APIError
 from quartchat.api.lookups import room_or_404, user_or_404
 from quartchat.api.schemas import Timestamp, errors
 from quartchat.rooms.auth import Identity
 from quartchat.rooms.chat import Chat, current_chat
 from quartchat.storage.models import Room, RoomMember
+from quartchat.wire.errors import ChatError
 from quartchat.wire.payloads import format_timestamp
 
 blueprint = Blueprint("members", __name__)
@@ -45,7 +45,7 @@ async def _private_room(chat: Chat, room_id: str, caller: Identity | None) -> Ro
     await require_visible_room(chat.directory, room_id, caller)
     room = await room_or_404(room_id)
     if not room.private:
-        raise APIError(400, "ROOM_NOT_PRIVATE", "public rooms have no members: anyone may join")
+        raise ChatError("ROOM_NOT_PRIVATE", "public rooms have no members: anyone may join")
     return room
 
 
@@ -67,7 +67,7 @@ async def get_members(room_id: str, query_args: MembersQuery) -> Response:
     if query_args.after is not None:
         last = await RoomMember.get_or_none(room_id=room_id, user_id=query_args.after)
         if last is None:
-            raise APIError(400, "INVALID_AFTER", "after= is no member of this room")
+            raise ChatError("INVALID_AFTER", "after= is no member of this room")
         rows = rows.filter(id__gt=last.id)
     page = await rows.order_by("id").limit(query_args.limit).prefetch_related("user")
     return jsonify([_member(member, member.user.username) for member in page])

@@ -16,13 +16,13 @@ from quart_schema import (
 )
 
 from quartchat.api.access import require_visible_room
-from quartchat.api.errors import APIError
 from quartchat.api.lookups import username_of
 from quartchat.api.replay import parse_since, require_one_point, seq_of
 from quartchat.api.schemas import ResourceId, Timestamp, errors
 from quartchat.rooms.chat import current_chat
 from quartchat.rooms.limits import limit_reads, require_message_budget
 from quartchat.storage.store import Draft, Outcome
+from quartchat.wire.errors import ChatError
 from quartchat.wire.protocol import parse_message_id, validate_content
 
 blueprint = Blueprint("messages", __name__)
@@ -147,6 +147,6 @@ async def post_message(room_id: str, data: MessageCreate) -> tuple[Response, int
         )
     )
     if stored.outcome is Outcome.CONFLICT:
-        raise APIError(409, "MESSAGE_ID_CONFLICT", f"message id {message_id} is already used")
+        raise ChatError("MESSAGE_ID_CONFLICT", f"message id {message_id} is already used")
     status = 201 if stored.outcome is Outcome.CREATED else 200
     return jsonify(stored.message.payload()), status

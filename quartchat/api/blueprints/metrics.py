@@ -8,8 +8,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from quart import Blueprint, Response, request
 from quart_schema import hide
 
-from quartchat.api.errors import APIError
 from quartchat.rooms.chat import current_chat
+from quartchat.wire.errors import ChatError
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -32,6 +32,6 @@ def _require_metrics_token(expected: str) -> None:
         return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise APIError(401, "UNAUTHORIZED", "send Authorization: Bearer <METRICS_TOKEN>")
+        raise ChatError("UNAUTHORIZED", "send Authorization: Bearer <METRICS_TOKEN>")
     if not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise APIError(401, "INVALID_TOKEN", "the metrics token is not valid")
+        raise ChatError("INVALID_TOKEN", "the metrics token is not valid")

@@ -17,13 +17,13 @@ from quart_schema import (
 from tortoise.transactions import in_transaction
 
 from quartchat.api.access import require_visible_room, visible_rooms
-from quartchat.api.errors import APIError
 from quartchat.api.listing import ListQuery, NextPageHeaders, list_page
 from quartchat.api.lookups import create_or_409, room_or_404, username_of
 from quartchat.api.schemas import ResourceId, Timestamp, bounded_text, errors
 from quartchat.rooms.chat import current_chat
 from quartchat.rooms.limits import limit_creations, limit_reads
 from quartchat.storage.models import Room, RoomMember
+from quartchat.wire.errors import ChatError
 from quartchat.wire.payloads import format_timestamp
 
 blueprint = Blueprint("rooms", __name__)
@@ -84,7 +84,7 @@ async def post_room(data: RoomCreate) -> tuple[RoomOut, int]:
     caller = await chat.tokens.require_creator(user_needed=True)
     if data.private and not chat.tokens.enabled:
         detail = "private rooms need authentication (AUTH_SECRET, AUTH_PUBLIC_KEY or AUTH_JWKS_URL)"
-        raise APIError(400, "AUTH_REQUIRED", detail)
+        raise ChatError("AUTH_REQUIRED", detail)
     creator = caller.user_id if caller is not None and not caller.server else None
     if creator is not None:
         await username_of(chat.directory, creator, caller)  # a token's new user exists

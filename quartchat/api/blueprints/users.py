@@ -15,13 +15,13 @@ from quart_schema import (
     validate_response,
 )
 
-from quartchat.api.errors import APIError
 from quartchat.api.listing import ListQuery, NextPageHeaders, list_page
 from quartchat.api.lookups import create_or_409, user_or_404
 from quartchat.api.schemas import ResourceId, Timestamp, bounded_text, errors
 from quartchat.rooms.chat import current_chat
 from quartchat.rooms.limits import limit_creations, limit_reads
 from quartchat.storage.models import User
+from quartchat.wire.errors import ChatError
 from quartchat.wire.payloads import format_timestamp
 
 blueprint = Blueprint("users", __name__)
@@ -100,10 +100,10 @@ async def post_token(user_id: str) -> TokenOut:
     tokens (no AUTH_SECRET: the app's backend mints them)."""
     tokens = current_chat().tokens
     if not tokens.enabled:
-        raise APIError(404, "AUTH_DISABLED", "the server has no AUTH_SECRET")
+        raise ChatError("AUTH_DISABLED", "the server has no AUTH_SECRET")
     if not tokens.can_issue:
         detail = "this server verifies tokens but has no AUTH_SECRET to sign them"
-        raise APIError(409, "CANNOT_ISSUE_TOKENS", detail)
+        raise ChatError("CANNOT_ISSUE_TOKENS", detail)
     await tokens.require_bearer(user_id)
     await user_or_404(user_id)
     return TokenOut(user_id=user_id, token=tokens.issue(user_id))

@@ -19,7 +19,6 @@ from quart import Blueprint, websocket
 from quart_cors import cors_exempt
 
 from quartchat.api.access import is_member
-from quartchat.api.errors import APIError
 from quartchat.api.lookups import username_of
 from quartchat.api.replay import Replay, read_replay
 from quartchat.config.closelog import socket_closed
@@ -28,11 +27,13 @@ from quartchat.rooms.auth import Identity
 from quartchat.rooms.chat import Chat, current_chat
 from quartchat.rooms.directory import PRIVATE
 from quartchat.rooms.hub import Subscriber
-from quartchat.rooms.limits import FrameBudget, address_key, current_limits
+from quartchat.rooms.limits import address_key, current_limits
 from quartchat.rooms.outbox import Outbox
 from quartchat.rooms.relay import REMOVED
 from quartchat.storage.faults import describe
 from quartchat.storage.store import Draft, Outcome, Stored
+from quartchat.wire.budget import FrameBudget
+from quartchat.wire.errors import ChatError
 from quartchat.wire.frames import CloseCode
 from quartchat.wire.framing import Frame
 from quartchat.wire.payloads import (
@@ -63,10 +64,10 @@ async def ws_room(room_id: str, user_id: str) -> None:
     chat = current_chat()
     if not chat.accepting_sockets:
         # Before the accept, so the client learns at once and reconnects elsewhere.
-        raise APIError(503, "UNAVAILABLE", "the server is restarting; connect again", 1.0)
+        raise ChatError("UNAVAILABLE", "the server is restarting; connect again", 1.0)
     origin = websocket.headers.get("Origin")
     if origin is not None and not chat.settings.origin_allowed(origin):
-        raise APIError(403, "ORIGIN_NOT_ALLOWED", f"origin {origin!r} may not open sockets")
+        raise ChatError("ORIGIN_NOT_ALLOWED", f"origin {origin!r} may not open sockets")
     limits = current_limits()
     address = address_key(websocket.remote_addr or "")  # an IPv6 client: its /64
     # Charged before anything else costs: every handshake is work, whatever its outcome.
@@ -90,7 +91,7 @@ async def ws_room(room_id: str, user_id: str) -> None:
     room_exists = privacy is not None
     try:
         username: str | None = await username_of(chat.directory, user_id, caller)
-    except APIError:
+    except ChatError:
         username = None
     if not room_exists or username is None:
         missing = f"room {room_id!r}" if not room_exists else f"user {user_id!r}"
@@ -200,7 +201,7 @@ async def _authenticate(chat: Chat, user_id: str, token: str | None) -> tuple[Id
         )
     try:
         caller = await chat.tokens.identify(token)
-    except APIError as error:
+    except ChatError as error:
         return None, error.detail
     if not caller.may_act_as(user_id):
         return None, "the token belongs to another user"
@@ -234,7 +235,7 @@ async def _replay_or_report(
         return await read_replay(
             chat.store, subscriber.room_id, args.get("since"), args.get("after")
         )
-    except APIError as error:
+    except ChatError as error:
         _send_error(chat, subscriber, error.code, error.detail)
     return None
 
@@ -288,7 +289,7 @@ async def _receive_frames(chat: Chat, subscriber: Subscriber) -> None:
             continue
         try:
             frame = parse_client_frame(raw, max_chars)
-        except APIError as error:
+        except ChatError as error:
             # Naming the message lets a client with several in flight tell which one.
             _send_error(chat, subscriber, error.code, error.detail, **_named(raw))
             continue
@@ -348,7 +349,7 @@ def _report_failure(
     if accepted.cancelled():
         return
     error = accepted.exception()
-    if isinstance(error, APIError):  # this message's own fault (DraftRejectedError)
+    if isinstance(error, ChatError):  # this message's own fault (DraftRejectedError)
         _send_error(chat, subscriber, error.code, error.detail, id=str(draft.id))
     elif error is not None:
         log.warning(

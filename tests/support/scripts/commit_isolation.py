@@ -5,6 +5,7 @@ import asyncio
 import sys
 import uuid
 
+from quartchat.api.errors import status_of
 from quartchat.storage import db
 from quartchat.storage.models import Message, Room, User
 from quartchat.storage.store import Draft, DraftRejectedError, MessageStore
@@ -36,7 +37,7 @@ async def main(url: str) -> None:
     for i, result in enumerate(results):
         if i in poison:
             assert isinstance(result, DraftRejectedError), result
-            assert result.code == "MESSAGE_REJECTED" and result.status == 422
+            assert result.code == "MESSAGE_REJECTED" and status_of(result) == 422
         else:
             assert not isinstance(result, BaseException), result
             assert result.message.content == f"m{i}", result
