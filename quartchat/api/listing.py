@@ -4,7 +4,7 @@ A page is a JSON array, oldest first, as it always was; when more follow, a `Lin
 header (RFC 8288) names the next page: `</users?limit=100&after=<last id>>; rel="next"`.
 The cursor is the id of the last item received, so a client may also build the next
 URL itself. Pages follow the (created_at, id) index, so page 1,000 costs what page 1
-does; searches (`q=`) follow indexes of their own, in name order (`search.py`).
+does; searches (`q=`) follow indexes of their own, in name order (`storage/search.py`).
 """
 
 from __future__ import annotations
