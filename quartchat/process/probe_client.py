@@ -39,7 +39,7 @@ class ProbeSocket:
     async def next_event(self) -> Event:
         """The next event the server sent; pings are answered while open (and returned)."""
         while not self._events:
-            data = await self._reader.read(READ_SIZE)
+            data = await self._read()
             if not data:
                 self.ended = True
             with contextlib.suppress(LocalProtocolError):  # data after the close
@@ -55,8 +55,18 @@ class ProbeSocket:
     async def wait_closed(self) -> None:
         """Read until the server ends the TCP connection."""
         while not self.ended:
-            if not await self._reader.read(READ_SIZE):
+            if not await self._read():
                 self.ended = True
+
+    async def _read(self) -> bytes:
+        """The next bytes from the server; b"" once it ended the connection, also when
+        it ended it by a reset. (A server that closes after its close frame while its
+        pinger's pings are in flight gets the probe's pong after it closed: the kernel
+        answers with a reset, and the stream reports BrokenPipeError on its next read.)"""
+        try:
+            return await self._reader.read(READ_SIZE)
+        except (BrokenPipeError, ConnectionResetError):
+            return b""
 
 
 def masked_frame(first_byte: int, payload: bytes) -> bytes:

@@ -31,3 +31,17 @@ async def test_a_connection_that_ends_before_an_event_says_so() -> None:
     with pytest.raises(ConnectionEndedError):
         await socket.next_event()
     assert socket.ended
+
+
+async def test_a_connection_reset_after_the_close_ends_it_too() -> None:
+    # The server closed after its close frame, and the kernel answered the probe's last
+    # write with a reset: the stream reports it on the next read.
+    reader = asyncio.StreamReader()
+    reader.set_exception(BrokenPipeError())
+    socket = ProbeSocket(reader, writer=None)  # type: ignore[arg-type]
+    await socket.wait_closed()
+    assert socket.ended
+    reset = asyncio.StreamReader()
+    reset.set_exception(ConnectionResetError())
+    with pytest.raises(ConnectionEndedError):
+        await ProbeSocket(reset, writer=None).next_event()  # type: ignore[arg-type]
