@@ -197,7 +197,10 @@ class Hub:
         """Queue an event for every socket of the room (but `exclude`) within
         EVENT_HOLD_SECONDS, together with the room's other events meanwhile.
         `presence` says what a user_joined / user_left event changes: an arrival and a
-        departure of one user held together are both dropped."""
+        departure of one user held together are both dropped, unless a socket joined
+        between them. That socket gets only the second (it joined after the first), and
+        may have read the user's presence meanwhile (`GET /rooms/{id}/presence`, as
+        quartchat.js does on opening): without the second it would keep a user who left."""
         room = self._rooms.get(room_id)
         if room is None:
             return
@@ -205,8 +208,10 @@ class Hub:
             user_id, arrived = presence
             earlier = room.presence_held.pop(user_id, None)
             if earlier is not None and earlier[1] != arrived:
-                room.held[earlier[0]] = (None, None)
-                return
+                first = earlier[0]
+                if not any(start > first for start in room.joined_at.values()):
+                    room.held[first] = (None, None)
+                    return
             room.presence_held[user_id] = (len(room.held), arrived)
         room.held.append((frame, exclude))
         if room.flush is None:

@@ -145,6 +145,21 @@ async def test_a_join_and_leave_held_together_cancel_out() -> None:
     assert drain(late) == []
 
 
+async def test_a_departure_reaches_a_socket_that_joined_after_the_arrival() -> None:
+    # Ann arrives, Bob joins (and may read Ann's presence over REST), Ann leaves, all
+    # within one hold: Bob must hear that Ann left, or he keeps her for good.
+    hub = Hub()
+    ann, bob = await subscriber("a", "ann"), await subscriber("a", "bob")
+    hub.join(ann)
+    hub.broadcast_event("a", presence_event("user_joined", "ann"), ann, ("ann", True))
+    hub.join(bob)
+    hub.broadcast_event("a", presence_event("user_joined", "bob"), bob, ("bob", True))
+    hub.leave(ann)
+    hub.broadcast_event("a", presence_event("user_left", "ann"), None, ("ann", False))
+    await held_events_flushed()
+    assert [(f["type"], f["user_id"]) for f in drain(bob)] == [("user_left", "ann")]
+
+
 async def test_only_cancelled_events_held_send_nothing() -> None:
     hub = Hub()
     watcher = await subscriber("a", "watcher")
