@@ -28,6 +28,7 @@ from quartchat.internals.shortcuts import (
     ShortcutMissingError,
 )
 from quartchat.process import probe
+from quartchat.process.lifecycle import lifecycle_of
 from quartchat.process.probe import FastPathBroken, SocketProbe, prove_sqlite_batch
 from quartchat.process.server import FAST_PATH_BROKEN, load_config
 from quartchat.rooms.chat import EXTENSION_KEY, Chat
@@ -250,6 +251,21 @@ def test_workers_are_not_restarted_after_a_broken_fast_path(tmp_path: Path) -> N
     assert refusal.returncode == FAST_PATH_BROKEN, refusal.log
     assert "starting another" not in refusal.log
     assert refusal.accepted == 0
+
+
+async def test_a_stop_during_the_probe_is_a_stop_not_a_broken_install(app: Quart) -> None:
+    # A SIGTERM during startup (a worker restarted just before a redeploy) refuses the
+    # probe's socket with 503, as every new socket; the server must stop, not report
+    # its install broken (exit 3 and a CRITICAL line naming the lock).
+    chat: Chat = app.extensions[EXTENSION_KEY]
+    config = load_config(None, chat.settings)
+    with pytest.raises(FastPathBroken, match="HTTP 503"):
+        chat.stop_intake()
+        await prove_in_process(app)
+    lifecycle = lifecycle_of(app)
+    lifecycle.prove_fast_paths(wrap_app(app, config.wsgi_max_body_size, "asgi"), config)
+    await lifecycle._prove_fast_paths()  # the startup step itself: no refusal
+    assert chat.fast_paths is None
 
 
 async def test_the_probe_passes_while_the_pinger_pings_every_socket(tmp_path: Path) -> None:
