@@ -7,17 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from tests.support import (
     RunningServer,
@@ -30,10 +27,10 @@ from tests.support import (
     unique_id,
 )
 from tests.support.redis_cluster import LocalRedisCluster, redis_cluster
+from tests.support.talkers import Talker, all_stored, until
 
 pytestmark = pytest.mark.timeout(180)
 
-SEND_INTERVAL = 0.1  # per socket: a person typing fast
 CONVERGED = 30.0  # seconds allowed after the primary is back for everything to agree
 
 
@@ -153,68 +150,10 @@ async def test_a_room_whose_slot_moves_keeps_crossing_instances(
                 assert {p["user_id"] for p in presence} == {alice["id"], bob["id"]}
 
 
-@dataclass
-class Talker:
-    """One socket: what it sent, what it was told."""
-
-    user_id: str
-    ws: ClientConnection
-    sent: list[str] = field(default_factory=list)
-    frames: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def acknowledged(self) -> set[str]:
-        """Ids of its own messages it saw stored (the echo is the acknowledgement)."""
-        mine = set(self.sent)
-        return {f["id"] for f in self.frames if f["type"] == "message" and f["id"] in mine}
-
-    @property
-    def seqs(self) -> list[int]:
-        return [f["seq"] for f in self.frames if f["type"] == "message"]
-
-    async def read(self) -> None:
-        try:
-            async for raw in self.ws:
-                self.frames.append(json.loads(raw))
-        except ConnectionClosed:
-            pass
-
-    async def send(self, stop: asyncio.Event) -> None:
-        n = 0
-        while not stop.is_set():
-            message_id = str(uuid.uuid4())
-            self.sent.append(message_id)
-            try:
-                await self.ws.send(json.dumps({"content": f"{self.user_id} {n}", "id": message_id}))
-            except ConnectionClosed:
-                return
-            n += 1
-            await asyncio.sleep(SEND_INTERVAL)
-
-
-async def until(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not await condition():
-        assert time.monotonic() - started < timeout, f"{what}: not within {timeout} s"
-        await asyncio.sleep(0.2)
-    return time.monotonic() - started
-
-
 async def health(server: RunningServer) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=server.http_url, timeout=5) as http:
         body: dict[str, Any] = (await http.get("/health")).json()
         return body
-
-
-async def all_stored(http: httpx.AsyncClient, room_id: str) -> list[dict[str, Any]]:
-    """Every stored message of the room, oldest first, a page of 500 at a time."""
-    url = f"/rooms/{room_id}/messages"
-    page = (await http.get(url, params={"since": "1970-01-01T00:00:00Z", "limit": 500})).json()
-    stored: list[dict[str, Any]] = []
-    while page:
-        stored += page
-        page = (await http.get(url, params={"after": page[-1]["id"], "limit": 500})).json()
-    return stored
 
 
 @pytest.fixture(name="own_cluster")
