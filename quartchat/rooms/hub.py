@@ -127,6 +127,9 @@ class _Room:
     # Subscribers that joined while events were held -> index of the first held event
     # they see (they were not in the room for the earlier ones).
     joined_at: dict[Subscriber, int] = field(default_factory=dict)
+    # The largest of those indices, kept as they join (a storm's departures would
+    # otherwise each scan every late joiner); -1 when none joined since the last flush.
+    last_join_at: int = -1
     flush: asyncio.TimerHandle | None = None
     hold: float = EVENT_HOLD_SECONDS
 
@@ -146,7 +149,7 @@ class Hub:
         room = self._rooms.setdefault(subscriber.room_id, _Room())
         room.subscribers.add(subscriber)
         if room.held:
-            room.joined_at[subscriber] = len(room.held)
+            room.joined_at[subscriber] = room.last_join_at = len(room.held)
         self._per_user[subscriber.user_id] += 1
         self._per_address[subscriber.address] += 1
         username, count = room.users.get(subscriber.user_id, (subscriber.username, 0))
@@ -209,7 +212,9 @@ class Hub:
             earlier = room.presence_held.pop(user_id, None)
             if earlier is not None and earlier[1] != arrived:
                 first = earlier[0]
-                if not any(start > first for start in room.joined_at.values()):
+                # (A late joiner that already left still counts: both events then go
+                # out, which is only less saving, never a wrong view.)
+                if room.last_join_at <= first:
                     room.held[first] = (None, None)
                     return
             room.presence_held[user_id] = (len(room.held), arrived)
@@ -224,6 +229,7 @@ class Hub:
         held, joined_at = _without_cancelled(room.held, room.joined_at)
         room.hold = BURST_HOLD_SECONDS if len(room.held) >= BURST_EVENTS else EVENT_HOLD_SECONDS
         room.held, room.joined_at, room.presence_held = [], {}, {}
+        room.last_join_at = -1
         if room.flush is not None:
             room.flush.cancel()
             room.flush = None
